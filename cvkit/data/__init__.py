@@ -1,0 +1,57 @@
+"""Datasets that work offline first, batched on-device augmentation and a device-resident loader.
+
+Search order for every dataset (shared/design/data.md): ``path=`` argument, ``$CVKIT_DATA``,
+a copy installed by a system package, a download into ``~/.cache/cvkit``, then a
+:class:`DatasetNotFoundError` naming everything tried.
+"""
+
+from cvkit.data.augment import Compose, RandomFlip, RandomTranslate, flip_and_translate
+from cvkit.data.cifar import load_cifar10, locate_cifar10
+from cvkit.data.digits import load_digits
+from cvkit.data.fashion_mnist import load_fashion_mnist, locate_fashion_mnist
+from cvkit.data.labeled import LabeledImages
+from cvkit.data.loader import DeviceLoader
+from cvkit.data.photos import PHOTOS, load_photo, photo_batch, resize, to_hwc_uint8
+from cvkit.data.shapes import (
+    CAPTION_VOCAB,
+    COLOUR_NAMES,
+    SHAPE_CLASSES,
+    ShapesDataset,
+    ShapesSample,
+    collate_detection,
+)
+from cvkit.data.sources import DatasetNotFoundError, cache_home, data_home, find_dataset
+
+from cvkit.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
+from cvkit.data.cifar import CLASSES as CIFAR10_CLASSES
+
+__all__ = [
+    "CAPTION_VOCAB",
+    "CIFAR10_CLASSES",
+    "COLOUR_NAMES",
+    "Compose",
+    "DatasetNotFoundError",
+    "DeviceLoader",
+    "FASHION_MNIST_CLASSES",
+    "LabeledImages",
+    "PHOTOS",
+    "RandomFlip",
+    "RandomTranslate",
+    "SHAPE_CLASSES",
+    "ShapesDataset",
+    "ShapesSample",
+    "cache_home",
+    "collate_detection",
+    "data_home",
+    "find_dataset",
+    "flip_and_translate",
+    "load_cifar10",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_photo",
+    "locate_cifar10",
+    "locate_fashion_mnist",
+    "photo_batch",
+    "resize",
+    "to_hwc_uint8",
+]

@@ -1,0 +1,259 @@
+"""Where the code runs: device choice, seeds, run profiles and an environment report.
+
+Every notebook starts with ``P = cvkit.runtime.use_profile(PROFILE, fast=FAST, full=FULL)``:
+``"auto"`` resolves to the full profile on a CUDA GPU and to the fast profile
+elsewhere, so the same notebook finishes in seconds in CI (2 CPU cores) and gives
+results worth looking at on a student's Colab T4.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import torch
+
+Profile = Literal["auto", "fast", "full"]
+PROFILES = ("auto", "fast", "full")
+DeviceKind = Literal["cuda", "mps", "cpu"]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """Return the device to compute on.
+
+    Args:
+        device: ``None`` or ``"auto"`` picks the best available in the order
+            cuda, mps, cpu; anything else is passed to ``torch.device`` and
+            checked for availability.
+
+    Returns:
+        torch.device: for example ``device(type='cuda', index=0)`` or ``device(type='cpu')``.
+
+    Raises:
+        ValueError: ``device`` names a device that is not available here (for
+            example ``"cuda"`` on a machine without a GPU); the message says
+            which devices are.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from exc
+    available = available_devices()
+    if dev.type not in available:
+        raise ValueError(
+            f"device {str(dev)!r} is not available on this machine (available: {', '.join(available)}); "
+            "pass device=None to pick the best one automatically"
+        )
+    return dev
+
+
+def available_devices() -> list[str]:
+    """Names of the device types usable here, best first (e.g. ``['cuda', 'cpu']``)."""
+    kinds = []
+    if torch.cuda.is_available():
+        kinds.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        kinds.append("mps")
+    kinds.append("cpu")
+    return kinds
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and every GPU) random generators.
+
+    Args:
+        seed: any integer in [0, 2**32).
+        deterministic: also ask torch for deterministic kernels (slower on GPU;
+            ``warn_only`` so an op without a deterministic version still runs).
+
+    Raises:
+        TypeError: ``seed`` is not an int.
+        ValueError: ``seed`` is negative or not below 2**32.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    torch.manual_seed(int(seed))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.backends.cudnn.is_available():
+            torch.backends.cudnn.benchmark = False
+
+
+def resolve_profile(profile: str = "auto", device: torch.device | str | None = None) -> Literal["fast", "full"]:
+    """Turn ``"auto"`` into ``"fast"`` or ``"full"``.
+
+    ``"auto"`` is ``"full"`` on a CUDA GPU and ``"fast"`` otherwise (CPU, Apple
+    MPS). The environment variable ``CVKIT_PROFILE`` (``fast`` or ``full``),
+    when set, overrides ``"auto"``.
+
+    Raises:
+        ValueError: ``profile`` is not one of ``"auto"``, ``"fast"``, ``"full"``.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if profile != "auto":
+        return profile  # type: ignore[return-value]
+    forced = os.environ.get("CVKIT_PROFILE", "").strip().lower()
+    if forced in ("fast", "full"):
+        return forced  # type: ignore[return-value]
+    if forced:
+        raise ValueError(f"$CVKIT_PROFILE must be 'fast' or 'full', got {forced!r}; unset it to choose by device")
+    return "full" if pick_device(device).type == "cuda" else "fast"
+
+
+@dataclass(frozen=True)
+class RunProfile:
+    """The settings a notebook runs with: its profile, device and sizes.
+
+    Sizes are read as attributes (``P.epochs``) or items (``P["epochs"]``).
+
+    Attributes:
+        profile: ``"fast"`` (CPU, under 90 s) or ``"full"`` (a GPU, minutes).
+        device: the torch device the notebook should compute on.
+        sizes: the chosen profile's settings (epochs, image counts, ...).
+        reason: one line saying why this profile was chosen.
+    """
+
+    profile: Literal["fast", "full"]
+    device: torch.device
+    sizes: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+    def __getattr__(self, name: str) -> Any:
+        sizes = object.__getattribute__(self, "sizes")
+        if name in sizes:
+            return sizes[name]
+        raise AttributeError(f"profile {self.profile!r} has no setting {name!r}; it has {sorted(sizes)}")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.sizes[name]
+
+    @property
+    def fast(self) -> bool:
+        """True in the fast (CPU/CI) profile."""
+        return self.profile == "fast"
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v!r}" for k, v in self.sizes.items())
+        return f"RunProfile({self.profile!r}, device={str(self.device)!r}, {sizes})"
+
+
+def use_profile(
+    profile: str = "auto",
+    *,
+    fast: Mapping[str, Any] | None = None,
+    full: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    seed: int | None = 0,
+    verbose: bool = True,
+) -> RunProfile:
+    """Resolve a notebook's ``PROFILE`` parameter and return its settings.
+
+    Args:
+        profile: ``"auto"``, ``"fast"`` or ``"full"`` (the notebook's ``PROFILE`` parameter).
+        fast: settings for the fast profile (e.g. ``dict(epochs=1, train_images=5000)``).
+        full: settings for the full profile; must have the same keys as ``fast``.
+        device: device to use (``None``: the best available, see :func:`pick_device`).
+        seed: seeds every generator with it (``None`` leaves them alone).
+        verbose: print one line saying which profile and device were chosen, and why.
+
+    Returns:
+        RunProfile with ``.profile``, ``.device`` and the chosen settings as attributes.
+
+    Raises:
+        ValueError: unknown profile, or ``fast`` and ``full`` have different keys.
+    """
+    fast = dict(fast or {})
+    full = dict(full or {})
+    if set(fast) != set(full):
+        raise ValueError(
+            f"fast and full profiles must set the same keys; only in fast: {sorted(set(fast) - set(full))}, "
+            f"only in full: {sorted(set(full) - set(fast))}"
+        )
+    dev = pick_device(device)
+    chosen = resolve_profile(profile, dev)
+    if profile != "auto":
+        reason = f"PROFILE={profile!r} was set"
+    elif os.environ.get("CVKIT_PROFILE"):
+        reason = f"$CVKIT_PROFILE={os.environ['CVKIT_PROFILE']!r}"
+    elif chosen == "full":
+        reason = "a CUDA GPU is available"
+    else:
+        reason = "no CUDA GPU: sized to finish in about a minute on 2 CPU cores; set PROFILE='full' to override"
+    if seed is not None:
+        seed_everything(seed)
+    run = RunProfile(chosen, dev, MappingProxyType(full if chosen == "full" else fast), reason)
+    if verbose:
+        print(f"profile: {chosen} on {describe_device(dev)} ({reason})")
+    return run
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
+    """A short human description, e.g. ``'cuda (Tesla T4, 15.0 GiB)'`` or ``'cpu (2 threads)'``."""
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    if dev.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def environment_report() -> dict[str, Any]:
+    """Versions and hardware as a flat dict (used by ``cvkit doctor`` and benchmark headers)."""
+    import torchvision  # imported here: a broken torchvision must not break ``import cvkit.runtime``
+
+    dev = pick_device()
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "device": describe_device(dev),
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if dev.type == "cuda":
+        report["cuda"] = torch.version.cuda
+        report["bf16_supported"] = torch.cuda.is_bf16_supported()
+    return report
+
+
+def in_notebook() -> bool:
+    """True when running inside an IPython kernel (Jupyter, Colab, papermill)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ in ("ZMQInteractiveShell", "Shell")
+
+
+def headless() -> bool:
+    """True when nobody can see or click a widget: outside a kernel, or under ``cvkit run``/CI.
+
+    ``cvkit run`` sets ``CVKIT_HEADLESS=1`` for the kernels it starts; ``CI=true`` counts too.
+    """
+    if os.environ.get("CVKIT_HEADLESS", "").lower() in ("1", "true", "yes"):
+        return True
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return True
+    return not in_notebook()

@@ -1,0 +1,44 @@
+"""Training utilities: the loop (:func:`fit`), evaluation, mixed precision, checkpoints and history.
+
+Typical use in a notebook::
+
+    from cvkit.data import DeviceLoader, load_fashion_mnist, flip_and_translate
+    from cvkit.train import fit
+
+    train = DeviceLoader.from_dataset(load_fashion_mnist("train"), 256, augment=flip_and_translate())
+    test = DeviceLoader.from_dataset(load_fashion_mnist("test"), 1024, shuffle=False)
+    history = fit(model, train, test, epochs=5, lr=3e-3, checkpoint_dir="checkpoints/lenet")
+    history.plot()
+"""
+
+from cvkit.train.checkpoint import load_checkpoint, save_checkpoint
+from cvkit.train.config import TrainConfig
+from cvkit.train.history import History
+from cvkit.train.loop import (
+    NonFiniteLossError,
+    StepOutput,
+    TrainingOutOfMemoryError,
+    classification_step,
+    evaluate,
+    fit,
+    predict,
+    to_device,
+)
+from cvkit.train.precision import Precision, choose_precision
+
+__all__ = [
+    "History",
+    "NonFiniteLossError",
+    "Precision",
+    "StepOutput",
+    "TrainConfig",
+    "TrainingOutOfMemoryError",
+    "choose_precision",
+    "classification_step",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+    "to_device",
+]
