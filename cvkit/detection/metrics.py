@@ -21,7 +21,10 @@ How the COCO benchmark (Lin et al., "Microsoft COCO", ECCV 2014; the ``pycocotoo
 A class without any ground-truth box is left out of the means (its AP is -1, COCO's and
 torchmetrics' mark for "undefined"); when no class has ground truth every result is -1.
 This module reproduces ``torchmetrics.detection.MeanAveragePrecision`` with its
-pycocotools backend (it is tested against it) for the "all areas" results.
+pycocotools backend (it is tested against it) for the "all areas" results. One caveat:
+torchmetrics' default thresholds are float32 copies of COCO's (0.8 becomes 0.800000012), so
+at an exact boundary (a recall of exactly 8/10) it can differ from pycocotools and from this
+module; pass ``iou_thresholds`` and ``rec_thresholds`` to it as Python floats to compare.
 """
 
 from __future__ import annotations
