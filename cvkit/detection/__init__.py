@@ -12,6 +12,7 @@ module                        what                                              
 :mod:`~.matching`             anchor-to-GT matching; DETR's Hungarian matching       ``Matcher``; ``scipy`` ``linear_sum_assignment``
 :mod:`~.set_loss`             DETR's set prediction (Hungarian) loss
 :mod:`~.metrics`              COCO AP, AP50, AP75                                     ``torchmetrics`` ``MeanAveragePrecision``
+:mod:`~.training`             batches, ``fit`` steps and AP evaluation for detectors
 ============================  =====================================================  ==========================================
 
 Boxes are ``xyxy`` in pixels everywhere; the focal loss lives in :mod:`cvkit.losses`.
@@ -37,9 +38,19 @@ from cvkit.detection.nms import batched_nms, nms
 from cvkit.detection.regions import crop_regions, segment_proposals, sliding_windows
 from cvkit.detection.roi import roi_align, roi_pool, rois_from_boxes
 from cvkit.detection.set_loss import SetLossWeights, set_prediction_loss
+from cvkit.detection.training import (
+    DetectionBatches,
+    detr_step,
+    evaluate_detector,
+    format_ap,
+    predict_detections,
+    rpn_proposals,
+    torchvision_detection_step,
+)
 
 __all__ = [
     "BACKGROUND",
+    "DetectionBatches",
     "IGNORE",
     "MatchCostWeights",
     "SetLossWeights",
@@ -54,8 +65,11 @@ __all__ = [
     "crop_regions",
     "decode_boxes",
     "denormalize_boxes",
+    "detr_step",
     "elementwise_box_iou",
     "encode_boxes",
+    "evaluate_detector",
+    "format_ap",
     "generalized_box_iou",
     "generalized_box_iou_loss",
     "grid_anchors",
@@ -66,10 +80,13 @@ __all__ = [
     "mean_average_precision",
     "nms",
     "normalize_boxes",
+    "predict_detections",
     "roi_align",
     "roi_pool",
     "rois_from_boxes",
+    "rpn_proposals",
     "segment_proposals",
     "set_prediction_loss",
     "sliding_windows",
+    "torchvision_detection_step",
 ]

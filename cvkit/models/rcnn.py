@@ -47,19 +47,21 @@ def _rcnn_parts(num_classes: int, image_size: int, widths: Sequence[int], anchor
         min_size=image_size, max_size=image_size,  # keep small images small (torchvision resizes to 800 by default)
         image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25],
         rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),)),
-        rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=200,
+        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
         rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
-        rpn_batch_size_per_image=128,
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+        rpn_batch_size_per_image=64,
+        # one bilinear sample per bin: RoIs here span a few feature cells, and the CPU backward of
+        # RoIAlign costs in proportion to the samples (it dominated the step time with 2 x 2)
+        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=1),
         box_head=TwoMLPHead(backbone.out_channels * 7 * 7, representation),
         box_predictor=FastRCNNPredictor(representation, num_classes),
-        box_batch_size_per_image=128, box_detections_per_img=30,
+        box_batch_size_per_image=32, box_detections_per_img=30,  # <= 6 objects per image: few RoIs suffice
     )
 
 
 def faster_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence[int] = (32, 64, 128),
                       anchor_sizes: Sequence[int] = (8, 16, 32), aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                      representation: int = 256) -> nn.Module:
+                      representation: int = 128) -> nn.Module:
     """torchvision Faster R-CNN with a small backbone, for ``image_size``-pixel images.
 
     Args:
@@ -81,7 +83,7 @@ def faster_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequen
 
 def mask_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence[int] = (32, 64, 128),
                     anchor_sizes: Sequence[int] = (8, 16, 32), aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                    representation: int = 256, mask_channels: int = 64) -> nn.Module:
+                    representation: int = 128, mask_channels: int = 64) -> nn.Module:
     """torchvision Mask R-CNN with a small backbone and a light mask head.
 
     Args:
@@ -99,7 +101,7 @@ def mask_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence
     parts = _rcnn_parts(num_classes, image_size, widths, anchor_sizes, aspect_ratios, representation)
     return MaskRCNN(
         num_classes=None,
-        mask_roi_pool=MultiScaleRoIAlign(["0"], output_size=14, sampling_ratio=2),
+        mask_roi_pool=MultiScaleRoIAlign(["0"], output_size=14, sampling_ratio=1),
         mask_head=MaskRCNNHeads(parts["backbone"].out_channels, (mask_channels, mask_channels), 1),
         mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes),
         **parts,
