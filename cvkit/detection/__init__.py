@@ -35,7 +35,7 @@ from cvkit.detection.boxes import (
 from cvkit.detection.matching import BACKGROUND, IGNORE, MatchCostWeights, hungarian_match, match_anchors, match_predictions, matching_cost
 from cvkit.detection.metrics import mean_average_precision
 from cvkit.detection.nms import batched_nms, nms
-from cvkit.detection.regions import crop_regions, segment_proposals, sliding_windows
+from cvkit.detection.regions import classify_regions, crop_regions, region_targets, segment_proposals, sliding_windows
 from cvkit.detection.roi import roi_align, roi_pool, rois_from_boxes
 from cvkit.detection.set_loss import SetLossWeights, set_prediction_loss
 from cvkit.detection.training import (
@@ -60,6 +60,7 @@ __all__ = [
     "box_convert",
     "box_iou",
     "cell_anchors",
+    "classify_regions",
     "check_boxes",
     "clip_boxes",
     "crop_regions",
@@ -81,6 +82,7 @@ __all__ = [
     "nms",
     "normalize_boxes",
     "predict_detections",
+    "region_targets",
     "roi_align",
     "roi_pool",
     "rois_from_boxes",

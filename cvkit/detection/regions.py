@@ -145,3 +145,94 @@ def crop_regions(images: torch.Tensor, boxes: torch.Tensor | Sequence[torch.Tens
         check_boxes(b, f"boxes[{i}]")
     out = (size, size) if isinstance(size, int) else tuple(size)
     return roi_align(images, [b.to(images) for b in per_image], output_size=out, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
+def region_targets(
+    regions: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    fg_iou: float = 0.5,
+    bg_iou: float = 0.3,
+    box_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """R-CNN's training labels for candidate regions of one image.
+
+    A region overlapping a ground-truth box with IoU >= ``fg_iou`` takes its class (shifted by
+    one: 0 is background) and learns the correction to it; below ``bg_iou`` it is background;
+    in between it is ignored (-1), as in R-CNN's fine-tuning (Girshick et al. 2014, Sec. 2.3).
+
+    Args:
+        regions: (N, 4) float candidate boxes, xyxy pixels.
+        gt_boxes: (M, 4) float, xyxy pixels; gt_labels: (M,) int64 in [0, K).
+        fg_iou, bg_iou: the thresholds.
+        box_weights: weights of :func:`cvkit.detection.encode_boxes`.
+
+    Returns:
+        ``(labels, deltas)``: (N,) int64 in {-1 (ignore), 0 (background), 1..K}, and (N, 4) float
+        box corrections (zeros where the label is not an object).
+    """
+    from cvkit.detection.box_coder import encode_boxes
+    from cvkit.detection.boxes import box_iou
+    from cvkit.detection.matching import match_anchors
+
+    matches = match_anchors(box_iou(gt_boxes, regions), fg_iou, bg_iou, allow_low_quality_matches=False)  # (N,)
+    positive = matches >= 0
+    labels = torch.where(positive, gt_labels[matches.clamp(min=0)] + 1 if len(gt_labels) else matches, torch.zeros_like(matches))
+    labels[matches == -2] = -1
+    deltas = torch.zeros(len(regions), 4)
+    if bool(positive.any()):
+        deltas[positive] = encode_boxes(gt_boxes[matches[positive]], regions[positive], box_weights)
+    return labels, deltas
+
+
+@torch.no_grad()
+def classify_regions(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    regions: torch.Tensor,
+    crop_size: int = 24,
+    score_threshold: float = 0.5,
+    nms_threshold: float = 0.3,
+    box_weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+    batch_size: int = 512,
+) -> dict[str, torch.Tensor]:
+    """Detect objects the R-CNN way: warp every region, classify it, refine its box, then per-class NMS.
+
+    Args:
+        model: a network mapping (B, 3, crop, crop) crops to ``{"logits": (B, K + 1), "deltas": (B, 4)}``
+            with class 0 = background (:class:`cvkit.models.region_cnn.RegionCNN`).
+        image: (3, H, W) float in [0, 1].
+        regions: (N, 4) candidate boxes (sliding windows or proposals), xyxy pixels.
+        crop_size: side of the warped crops.
+        score_threshold: drop detections whose class probability is below it.
+        nms_threshold: IoU threshold of the per-class NMS.
+        box_weights: weights the box corrections were encoded with.
+        batch_size: crops per forward pass.
+
+    Returns:
+        dict with ``boxes`` (D, 4) xyxy pixels (refined and clipped), ``scores`` (D,), ``labels`` (D,)
+        int64 in [0, K) (background removed), best first, and ``forward_passes``: N (one CNN run per region).
+    """
+    from cvkit.detection.box_coder import decode_boxes
+    from cvkit.detection.boxes import clip_boxes
+    from cvkit.detection.nms import batched_nms
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        logits, deltas = [], []
+        for start in range(0, len(regions), batch_size):
+            crops = crop_regions(image[None].to(device), regions[start : start + batch_size].to(device), crop_size)
+            out = model(crops)
+            logits.append(out["logits"].cpu())
+            deltas.append(out["deltas"].cpu())
+    finally:
+        model.train(was_training)
+    prob = torch.cat(logits).softmax(dim=1) if logits else torch.zeros(0, 2)  # (N, K + 1)
+    scores, labels = prob[:, 1:].max(dim=1)  # best object class per region
+    boxes = clip_boxes(decode_boxes(torch.cat(deltas), regions, box_weights), image.shape[-2:]) if len(regions) else torch.zeros(0, 4)
+    keep = scores >= score_threshold
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = batched_nms(boxes, scores, labels, nms_threshold)
+    return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "forward_passes": torch.tensor(len(regions))}

@@ -11,6 +11,7 @@ from cvkit.models import detr  # noqa: F401,E402
 from cvkit.models import fcn  # noqa: F401,E402
 from cvkit.models import mlp  # noqa: F401,E402
 from cvkit.models import rcnn  # noqa: F401,E402
+from cvkit.models import region_cnn  # noqa: F401,E402
 from cvkit.models import unet  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]
