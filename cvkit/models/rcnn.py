@@ -5,7 +5,7 @@ These are the real torchvision detectors (``torchvision.models.detection.FasterR
 post-processing), with a small CNN backbone instead of a ResNet-50-FPN and settings for
 64-pixel images, so they train on synthetic shapes in seconds on a CPU and minutes to good
 AP on a GPU. No pretrained weights are used (``weights=None`` throughout); for the
-COCO-pretrained models on real photos, see :func:`pretrained_coco_detector`.
+COCO-pretrained models on real photos, see :func:`cvkit.models.pretrained.pretrained_torchvision`.
 
 What each part does (Ren et al. 2015; He et al. 2017):
 
@@ -20,10 +20,7 @@ What each part does (Ren et al. 2015; He et al. 2017):
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
 from typing import Sequence
-from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
@@ -106,42 +103,6 @@ def mask_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence
         mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes),
         **parts,
     )
-
-
-def pretrained_coco_detector(kind: str = "fasterrcnn_resnet50_fpn"):
-    """Try to build a COCO-pretrained torchvision detector; ``None`` (and a one-line message) when its weights cannot be had.
-
-    Downloads the weights on first use where there is internet (Colab, Kaggle) and reuses
-    torch's cache afterwards; offline without a cached copy it prints why and returns ``None``,
-    so a notebook can skip the part that needs it.
-
-    Args:
-        kind: ``"fasterrcnn_resnet50_fpn"`` or ``"maskrcnn_resnet50_fpn"``.
-
-    Returns:
-        ``(model in eval mode, list of COCO category names)`` or ``None``.
-
-    Raises:
-        ValueError: an unknown ``kind``.
-    """
-    import torchvision.models.detection as tvd
-
-    builders = {
-        "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.DEFAULT),
-        "maskrcnn_resnet50_fpn": (tvd.maskrcnn_resnet50_fpn, tvd.MaskRCNN_ResNet50_FPN_Weights.DEFAULT),
-    }
-    if kind not in builders:
-        raise ValueError(f"kind must be one of {sorted(builders)}, got {kind!r}")
-    build, weights = builders[kind]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
-    try:
-        if not cached.is_file():  # fail fast offline, before building a 40M-parameter model for nothing
-            socket.create_connection((urlparse(weights.url).hostname, 443), timeout=5).close()
-        model = build(weights=weights)
-    except Exception as exc:  # no internet, a proxy, a truncated download: all mean "skip this part"
-        print(f"pretrained {kind} unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); skipping the pretrained part")
-        return None
-    return model.eval(), list(weights.meta["categories"])
 
 
 def _shapes_batch(batch_size: int) -> tuple:

@@ -7,6 +7,7 @@ module                      what                                                
 :mod:`~.transposed`         convolution matrix C, transposed convolution as C^T     ``F.conv2d``, ``F.conv_transpose2d``
 :mod:`~.metrics`            confusion matrix, per-class IoU, mIoU, Dice             ``torchmetrics`` ``MulticlassJaccardIndex``, ``DiceScore``
 :mod:`~.colormap`           class colour maps (kit, PASCAL VOC)
+:mod:`~.training`           the ``fit`` step, predictions and evaluation of segmenters
 ==========================  ======================================================  ===================================================
 
 The models (FCN, U-Net, Mask R-CNN on shapes) are in :mod:`cvkit.models` (``create_model("unet")``).
@@ -22,6 +23,7 @@ from cvkit.segmentation.metrics import (
     mean_iou,
     per_class_iou,
 )
+from cvkit.segmentation.training import evaluate_segmenter, predict_masks, segmentation_step
 from cvkit.segmentation.transposed import (
     SEED_CT,
     SEED_KERNEL,
@@ -51,10 +53,13 @@ __all__ = [
     "conv_transpose_via_matrix",
     "dice_from_confusion",
     "dice_score",
+    "evaluate_segmenter",
     "iou_from_confusion",
     "label_colormap",
     "max_unpool",
     "mean_iou",
     "nearest_unpool",
     "per_class_iou",
+    "predict_masks",
+    "segmentation_step",
 ]
