@@ -372,6 +372,40 @@ def test_map_keeps_the_best_max_detections_per_image_and_class(gen):
     assert D.mean_average_precision(preds, targets)["map"].item() != pytest.approx(expected, abs=1e-6)
 
 
+def test_mask_map_matches_torchmetrics_segm(gen):
+    from torchmetrics.detection import MeanAveragePrecision
+
+    from cvkit.data import ShapesDataset
+
+    shapes = ShapesDataset(n=12, image_size=48, seed=4)
+    preds, targets = [], []
+    for i in range(len(shapes)):
+        s = shapes[i]
+        shift = torch.randint(-2, 3, (2,), generator=gen).tolist()
+        masks = s.masks.roll(shifts=shift, dims=(1, 2))  # imperfect masks: shifted by up to 2 pixels
+        labels = torch.where(torch.rand(len(s.labels), generator=gen) < 0.2, (s.labels + 1) % 3, s.labels)
+        preds.append({"masks": masks, "scores": torch.rand(len(masks), generator=gen), "labels": labels, "boxes": s.boxes})
+        targets.append({"masks": s.masks, "labels": s.labels, "boxes": s.boxes})
+    metric = MeanAveragePrecision(iou_type="segm", backend="pycocotools", iou_thresholds=D.metrics.COCO_IOU_THRESHOLDS.tolist(),
+                                  rec_thresholds=D.metrics.COCO_RECALL_LEVELS.tolist())
+    metric.update([{k: v for k, v in p.items() if k != "boxes"} for p in preds], [{k: v for k, v in t.items() if k != "boxes"} for t in targets])
+    expected = metric.compute()
+    ours = D.mean_average_precision(preds, targets, iou_type="segm")
+    for key in ("map", "map_50", "map_75"):
+        assert ours[key].item() == pytest.approx(expected[key].item(), abs=1e-6), key
+    assert 0.05 < ours["map"].item() < 0.95
+    probabilities = [dict(p, masks=p["masks"][:, None].float() * 0.9) for p in preds]  # Mask R-CNN's (D, 1, H, W) format
+    assert D.mean_average_precision(probabilities, targets, iou_type="segm")["map"].item() == pytest.approx(ours["map"].item())
+
+
+def test_mask_iou_hand_computed():
+    a = torch.zeros(2, 4, 4, dtype=torch.bool)
+    a[0, :2, :2] = True  # 4 pixels
+    b = torch.zeros(1, 4, 4, dtype=torch.bool)
+    b[0, 1:3, 1:3] = True  # 4 pixels, 1 shared with a[0]
+    torch.testing.assert_close(D.mask_iou(a, b), torch.tensor([[1 / 7], [0.0]], dtype=torch.float64))
+
+
 def test_map_hand_computed_cases():
     gt = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]]), "labels": torch.tensor([1, 1])}
     perfect = {"boxes": gt["boxes"].clone(), "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 1])}

@@ -33,7 +33,7 @@ from cvkit.detection.boxes import (
     normalize_boxes,
 )
 from cvkit.detection.matching import BACKGROUND, IGNORE, MatchCostWeights, hungarian_match, match_anchors, match_predictions, matching_cost
-from cvkit.detection.metrics import mean_average_precision
+from cvkit.detection.metrics import mask_iou, mean_average_precision
 from cvkit.detection.nms import batched_nms, nms
 from cvkit.detection.regions import classify_regions, crop_regions, region_targets, segment_proposals, sliding_windows
 from cvkit.detection.roi import roi_align, roi_pool, rois_from_boxes
@@ -75,6 +75,7 @@ __all__ = [
     "generalized_box_iou_loss",
     "grid_anchors",
     "hungarian_match",
+    "mask_iou",
     "match_anchors",
     "match_predictions",
     "matching_cost",

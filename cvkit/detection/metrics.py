@@ -29,7 +29,7 @@ module; pass ``iou_thresholds`` and ``rec_thresholds`` to it as Python floats to
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +38,38 @@ from cvkit.detection.boxes import box_iou, check_boxes
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.50, 0.55, ..., 0.95 (exactly as pycocotools builds them)
 COCO_RECALL_LEVELS = np.linspace(0.0, 1.0, 101)  # 0, 0.01, ..., 1
+
+
+def mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of binary masks (what COCO's ``segm`` evaluation compares instead of boxes).
+
+    Args:
+        masks1: (N, H, W) bool (or 0/1) masks.
+        masks2: (M, H, W) bool masks of the same size.
+
+    Returns:
+        (N, M) float64 in [0, 1]; 0 where both masks are empty.
+
+    Raises:
+        ValueError: the masks' sizes differ.
+    """
+    if masks1.shape[-2:] != masks2.shape[-2:]:
+        raise ValueError(f"masks must have the same size, got {tuple(masks1.shape[-2:])} and {tuple(masks2.shape[-2:])}")
+    pixels = masks1.shape[-2] * masks1.shape[-1]
+    a = masks1.reshape(len(masks1), pixels).double()  # (N, H*W)
+    b = masks2.reshape(len(masks2), pixels).double()  # (M, H*W)
+    inter = a @ b.T  # (N, M) pixels in both
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def _instance_masks(entry: Mapping[str, torch.Tensor], where: str) -> torch.Tensor:
+    if "masks" not in entry:
+        raise ValueError(f"{where} needs 'masks' for iou_type='segm'")
+    m = entry["masks"]
+    if m.dim() == 4:  # (D, 1, H, W) probabilities, as Mask R-CNN returns them
+        m = m[:, 0]
+    return (m > 0.5) if m.is_floating_point() else m.bool()
 
 
 def _check_entries(entries: Sequence[Mapping[str, torch.Tensor]], what: str, needs_scores: bool) -> None:
@@ -56,19 +88,16 @@ def _check_entries(entries: Sequence[Mapping[str, torch.Tensor]], what: str, nee
             raise TypeError(f"{what}[{i}]['labels'] must be integer class ids, got {e['labels'].dtype}")
 
 
-def _match_image(
-    det_boxes: torch.Tensor, gt_boxes: torch.Tensor, iou_thresholds: np.ndarray
-) -> np.ndarray:
-    """Greedy COCO matching in one image and class; detections come sorted by score.
+def _match_image(ious: np.ndarray, iou_thresholds: np.ndarray) -> np.ndarray:
+    """Greedy COCO matching in one image and class; detections (rows of ``ious`` (D, G)) come sorted by score.
 
     Returns:
         (T, D) bool: detection d is a true positive at threshold t.
     """
-    num_t, num_d, num_g = len(iou_thresholds), det_boxes.shape[0], gt_boxes.shape[0]
+    num_t, (num_d, num_g) = len(iou_thresholds), ious.shape
     matched = np.zeros((num_t, num_d), dtype=bool)
     if num_d == 0 or num_g == 0:
         return matched
-    ious = box_iou(det_boxes.double(), gt_boxes.double()).cpu().numpy()  # (D, G), float64 like pycocotools
     for t, threshold in enumerate(iou_thresholds):
         gt_taken = np.zeros(num_g, dtype=bool)
         for d in range(num_d):
@@ -102,6 +131,7 @@ def mean_average_precision(
     targets: Sequence[Mapping[str, torch.Tensor]],
     iou_thresholds: Sequence[float] | None = None,
     max_detections: int = 100,
+    iou_type: Literal["bbox", "segm"] = "bbox",
 ) -> dict[str, torch.Tensor]:
     """COCO mAP over a set of images (see the module docstring for the algorithm).
 
@@ -111,6 +141,8 @@ def mean_average_precision(
         targets: one dict per image with ``boxes`` (G, 4) float xyxy pixels and ``labels`` (G,) int64.
         iou_thresholds: IoU thresholds to average over (default COCO's 0.50:0.05:0.95).
         max_detections: detections kept per image and class, best first (COCO: 100).
+        iou_type: ``"bbox"`` compares boxes; ``"segm"`` compares instance masks (``masks`` (D, H, W) bool,
+            or (D, 1, H, W) probabilities thresholded at 0.5, in predictions and targets).
 
     Returns:
         dict of float tensors: ``map`` (AP averaged over thresholds and classes), ``map_50`` and
@@ -128,6 +160,8 @@ def mean_average_precision(
         raise ValueError(f"got {len(predictions)} predictions for {len(targets)} images: give one dict per image in both")
     if max_detections < 1:
         raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"iou_type must be one of 'bbox', 'segm', got {iou_type!r}")
     thresholds = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(list(iou_thresholds), dtype=float)
     labels = [e["labels"].reshape(-1) for e in list(predictions) + list(targets)]
     classes = torch.unique(torch.cat([l.cpu().long() for l in labels])) if labels else torch.zeros(0, dtype=torch.int64)
@@ -135,15 +169,20 @@ def mean_average_precision(
 
     for k, c in enumerate(classes.tolist()):
         scores, hits, num_gt = [], [], 0
-        for pred, target in zip(predictions, targets):
-            gt = target["boxes"][target["labels"] == c]
-            keep = pred["labels"] == c
-            det, det_scores = pred["boxes"][keep], pred["scores"][keep].detach().cpu().double().numpy()
-            order = np.argsort(-det_scores, kind="mergesort")[:max_detections]  # best first, stable
-            det, det_scores = det[torch.as_tensor(order, dtype=torch.long)], det_scores[order]
-            hits.append(_match_image(det.detach().cpu(), gt.detach().cpu(), thresholds))  # (T, D)
-            scores.append(det_scores)
-            num_gt += gt.shape[0]
+        for i, (pred, target) in enumerate(zip(predictions, targets)):
+            is_gt, keep = target["labels"] == c, pred["labels"] == c
+            det_scores = pred["scores"][keep].detach().cpu().double().numpy()
+            order = torch.as_tensor(np.argsort(-det_scores, kind="mergesort")[:max_detections], dtype=torch.long)  # best first, stable
+            if iou_type == "bbox":
+                det, gt = pred["boxes"][keep][order].detach().cpu(), target["boxes"][is_gt].detach().cpu()
+                ious = box_iou(det.double(), gt.double())  # (D, G), float64 like pycocotools
+            else:
+                det = _instance_masks(pred, f"predictions[{i}]")[keep][order].cpu()
+                gt = _instance_masks(target, f"targets[{i}]")[is_gt].cpu()
+                ious = mask_iou(det, gt)
+            hits.append(_match_image(ious.numpy(), thresholds))  # (T, D)
+            scores.append(det_scores[order.numpy()])
+            num_gt += int(is_gt.sum())
         if num_gt == 0:
             continue  # AP undefined for a class nobody drew: left out of the means
         all_scores = np.concatenate(scores)

@@ -165,6 +165,9 @@ def plot_instances(
     if boxes is not None:
         draw_boxes(ax, boxes[keep].cpu(), cls[keep], scores[keep].cpu() if scores is not None else None,
                    class_names=class_names, linestyle="--", linewidth=1.0)
+    h, w = image.shape[-2:]
+    ax.set_xlim(-0.5, w - 0.5)  # contours and boxes on the border must not widen the view
+    ax.set_ylim(h - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
