@@ -13,5 +13,6 @@ from cvkit.models import mlp  # noqa: F401,E402
 from cvkit.models import restoration  # noqa: F401,E402
 from cvkit.models import vae  # noqa: F401,E402
 from cvkit.diffusion import unet as _diffusion_unet  # noqa: F401,E402
+from cvkit.sam import model as _sam_model  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]

@@ -2,6 +2,7 @@
 ``ipywidgets`` is imported only when a live explorer is shown, and headless runs draw a static figure.
 """
 
+from cvkit.widgets.click_segment import ClickToSegment, click_to_segment
 from cvkit.widgets.explorer import Choice, Slider, defaults, explore
 
-__all__ = ["Choice", "Slider", "defaults", "explore"]
+__all__ = ["Choice", "ClickToSegment", "Slider", "click_to_segment", "defaults", "explore"]
