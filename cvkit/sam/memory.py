@@ -133,7 +133,7 @@ def track_with_memory(
     frames: torch.Tensor,
     first_box: torch.Tensor,
     max_frames: int = 4,
-    temperature: float = 0.5,
+    temperature: float = 0.1,
 ) -> TrackResult:
     """Segment one object through a video from a box on the first frame, SAM 2 style.
 
@@ -145,7 +145,9 @@ def track_with_memory(
     Args:
         model: a trained :class:`SmallSAM`. frames: (T, 3, S, S) float in [0, 1], S = ``model.image_size``.
         first_box: (4,) xyxy pixels around the object in frame 0.
-        max_frames: recent frames kept in the bank (besides frame 0). temperature: attention temperature.
+        max_frames: recent frames kept in the bank (besides frame 0).
+        temperature: divides the cosine similarity of L2-normalised embeddings (0.1: sharp, a
+            near-nearest-neighbour lookup; 1: a blurry average over the memory).
 
     Returns:
         :class:`TrackResult`.
