@@ -130,6 +130,7 @@ def autograde(
     cell_timeout: float | None = None,
     progress: bool = True,
     keep_work: bool = False,
+    prepared: str | os.PathLike | None = None,
 ) -> AutogradeReport:
     """Grade every submission of ``assignment`` found in ``submissions``.
 
@@ -141,6 +142,7 @@ def autograde(
         cell_timeout: seconds per cell (default: the assignment's ``cell_timeout``).
         progress: print one line per graded student.
         keep_work: keep the scratch folders (``out/.work``) for debugging.
+        prepared: a folder made by :func:`prepare` to reuse (saves generating the assignment again).
 
     Returns:
         AutogradeReport; ``grades.csv``, ``report.md``, ``gradebook.db``, ``feedback/`` and
@@ -160,15 +162,12 @@ def autograde(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     work = out_dir / ".work"
-    template = work / "template"
-    generated = generate(assignment, template, log_file=work / "generate.log")
-    release_copy = work / "release"
-    copy_release(generated, release_copy, assignment)
+    template = Path(prepared) if prepared is not None else prepare(assignment, work / "template")
+    release_nb = template / "published" / assignment.notebook_file
     notices = []
-    drift = release_drift(release_copy, assignment.release_dir)
+    drift = release_drift(template / "published", assignment.release_dir)
     if drift:
         notices.append(f"the committed release differs from solutions/ ({drift[0]}); students may have a different version")
-    release_nb = release_copy / assignment.notebook_file
     tests = [(c.grade_id, c.points) for c in graded_cells(read_json(release_nb))]
     found = collect_submissions(submissions, assignment.name, {nbgrader_meta(c).get("grade_id") for c in read_json(release_nb)["cells"] if nbgrader_meta(c)})
     if not found:
@@ -187,6 +186,18 @@ def autograde(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def prepare(assignment: Assignment, folder: Path) -> Path:
+    """Generate the assignment in a scratch nbgrader course at ``folder`` (gradebook with the hidden tests).
+
+    Returns:
+        ``folder``, holding ``source/``, ``release/``, ``gradebook.db`` and ``published/`` (what
+        ``cvkit release`` would publish).
+    """
+    generated = generate(assignment, folder, log_file=folder.parent / f"{folder.name}-generate.log")
+    copy_release(generated, folder / "published", assignment)
+    return folder
 
 
 def _job(assignment: Assignment, sub: Submission, template: Path, release_nb: Path, work: Path, out_dir: Path, cell_timeout: float, threads: int) -> dict:
@@ -438,8 +449,3 @@ def _write_gradebook(template: Path, dest: Path, assignment: Assignment, results
                     grade.auto_score = r.scores[grade.name]
                     grade.needs_manual_grade = False
             gb.db.commit()
-
-
-def released_solution_text(source_cell: dict) -> str:
-    """A source solution cell as a student would submit it: the code between the markers, markers removed."""
-    return "\n".join(line for line in cell_source(source_cell).splitlines() if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))

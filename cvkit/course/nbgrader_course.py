@@ -27,8 +27,8 @@ COURSE_ID = "cvkit"
 IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
 
 
-class NbgraderError(RuntimeError):
-    """nbgrader failed; the message carries the end of its log."""
+class NbgraderError(ValueError):
+    """nbgrader rejected an assignment or a submission; the message carries the end of its log."""
 
 
 def prepare_environment() -> None:
