@@ -414,7 +414,7 @@ def _status(events: list[dict], repairs: list[str]) -> tuple[Status, list[str]]:
         kind = ev["kind"]
         where = f"cell {ev['grade_id']!r}" if ev.get("grade_id") else f"cell {ev['cell']}"
         notes.append(f"{where}: {ev['message']}")
-        new: Status = {"exit": "exited", "timeout": "timeout", "time_limit": "timeout", "memory": "crashed", "died": "crashed"}[kind]
+        new: Status = {"exit": "exited", "timeout": "timeout", "time_limit": "timeout", "memory": "crashed", "died": "crashed"}.get(kind, "graded")
         if _SEVERITY.index(new) > _SEVERITY.index(status):
             status = new
     return status, notes

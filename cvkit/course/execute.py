@@ -17,7 +17,7 @@
   flood the grader.
 
 Everything unusual is appended to :data:`EVENTS` (``kind``: ``"timeout"``, ``"exit"``,
-``"died"``, ``"memory"``, ``"time_limit"``), read by the worker that grades the submission.
+``"died"``, ``"memory"``, ``"time_limit"``, ``"output"``), read by the worker that grades the submission.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def _cvkit_autograde_setup():
 _cvkit_autograde_setup()
 del _cvkit_autograde_setup
 '''
+
+
+_TRUNCATED = "output truncated by the grader"
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -123,6 +126,8 @@ class GuardedExecute(Execute):
                 out = NotebookNode(output_type="stream", name="stdout", text=out.text)
             if out.output_type == "error" and out.get("ename") == "CellTimeoutError":
                 EVENTS.append({"kind": "timeout", "cell": index, "grade_id": _grade_id(cell), "message": f"interrupted after the per-cell limit of {self.timeout} s"})
+            if out.output_type == "stream" and _TRUNCATED in out.get("text", ""):
+                EVENTS.append({"kind": "output", "cell": index, "grade_id": _grade_id(cell), "message": "printed too much; output truncated"})
             if out.output_type == "error" and out.get("ename") == "SystemExit":
                 EVENTS.append({"kind": "exit", "cell": index, "grade_id": _grade_id(cell), "message": "called sys.exit(); the rest of that cell did not run"})
             outputs.append(out)
