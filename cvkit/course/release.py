@@ -112,22 +112,27 @@ def _notebook_difference(fresh: dict, committed: dict) -> str:
     return ""
 
 
-def protected_lines(source_notebook: dict) -> list[str]:
-    """Lines that only appear inside solution or hidden-test regions of the source (what must never be released).
+def protected_lines(source_notebook: dict, regions: tuple[str, ...] = ("SOLUTION", "HIDDEN TESTS")) -> list[str]:
+    """Lines that only appear inside the given marker regions of the source (what must never be released).
+
+    Args:
+        source_notebook: the source notebook as a dict.
+        regions: ``"SOLUTION"`` and/or ``"HIDDEN TESTS"``.
 
     A line that also appears outside those regions (given code, a signature) is not counted,
-    nor are blank lines, the stubs nbgrader writes, and lines of three characters or fewer.
+    nor are blank lines, comments, the stubs nbgrader writes, and lines of three characters or fewer.
     """
     inside: set[str] = set()
     outside: set[str] = set()
     for cell in source_notebook.get("cells", []):
         text = cell_source(cell)
-        spans = [(m.start(2), m.end(2)) for m in _REGION.finditer(text)]
-        for m in _REGION.finditer(text):
-            inside.update(line.strip() for line in m.group(2).splitlines())
+        matches = [m for m in _REGION.finditer(text)]
+        for m in matches:
+            if m.group(1) in regions:
+                inside.update(line.strip() for line in m.group(2).splitlines())
         rest = text
-        for start, end in reversed(spans):
-            rest = rest[:start] + rest[end:]
+        for m in reversed(matches):
+            rest = rest[: m.start(2)] + rest[m.end(2) :]
         outside.update(line.strip() for line in rest.splitlines())
     return sorted(line for line in inside - outside if len(line) > 3 and line not in _STUBS and not line.startswith("#"))
 
