@@ -45,10 +45,25 @@ def prepare_environment() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["CVKIT_HEADLESS"] = "1"
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences a jupyter_core deprecation warning
+    _cache_alembic_version()
     package_parent = str(Path(__file__).resolve().parents[2])
     current = os.environ.get("PYTHONPATH", "")
     if package_parent not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, current) if p)
+
+
+def _cache_alembic_version() -> None:
+    """Ask ``alembic heads`` once per process, not once per new gradebook.
+
+    ``nbgrader.api.Gradebook`` runs ``alembic heads`` in a subprocess (a second or more) every time it
+    creates a database; the answer depends only on the installed nbgrader, so it is cached.
+    """
+    import functools
+
+    import nbgrader.api
+
+    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
+        nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
 
 
 def nbgrader_config(course: Path, **extra):
