@@ -92,3 +92,38 @@ def test_main_job_stage_validates_every_assignment(course, tmp_path, monkeypatch
     assert any("pass on the untouched release" in p and p.endswith(": test_double") for p in rows["a0_bad"]["problems"])
     assert "| a0_bad | FAILED |" in markdown and "| a0_good |" in markdown
     assert (tmp_path / "out" / "a0_good" / "release" / "a0_good.ipynb").is_file()
+
+
+def test_a_stuck_kernel_and_a_slow_notebook_are_stopped(tmp_path):
+    """A cell that swallows the timeout's interrupt gets its kernel stopped; a notebook whose cells are each
+    under the per-cell limit but together over time_limit is stopped by the watchdog. Both are `timeout`."""
+    from cvkit.course.assignments import load_assignment
+    from cvkit.course.autograde import autograde
+    from cvkit.course.release import release
+    from cvkit.course.validate import reference_submission
+
+    (tmp_path / "notebooks").mkdir()
+    _assignment(tmp_path, "a0_good", bad=False)
+    nb_path = tmp_path / "solutions" / "a0_good" / "a0_good.ipynb"
+    nb = json.loads(nb_path.read_text())
+    nb["metadata"]["cvkit"] = {"cell_timeout": 3, "time_limit": 8}
+    nb_path.write_text(json.dumps(nb))
+    a = load_assignment("a0_good", tmp_path)
+    release(a)
+    good = reference_submission(nb, json.loads((tmp_path / "assignments" / "a0_good" / "a0_good.ipynb").read_text()))
+    stuck = json.loads(json.dumps(good))
+    stuck["cells"][1]["source"] = (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass  # swallows the grader's interrupt\n\n"
+        + stuck["cells"][1]["source"]
+    )
+    slow = json.loads(json.dumps(good))
+    nap = {"cell_type": "code", "metadata": {}, "source": "import time\ntime.sleep(2.5)", "outputs": [], "execution_count": None}
+    slow["cells"][1:1] = [dict(nap) for _ in range(5)]
+    for student, nb_ in (("sam_stuck", stuck), ("tim_slow", slow)):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        (tmp_path / "subs" / student / "a0_good.ipynb").write_text(json.dumps(nb_))
+    report = autograde(a, tmp_path / "subs", tmp_path / "out", jobs=2, progress=False)
+    rows = {r.student: r for r in report.results}
+    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message
+    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message
+    assert rows["sam_stuck"].total == rows["tim_slow"].total == 0

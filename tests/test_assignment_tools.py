@@ -12,7 +12,7 @@ from cvkit.course.assignments import AssignmentError, cell_source, load_assignme
 from cvkit.course.autograde import AutogradeReport, GradeResult, _status
 from cvkit.course.feedback import scrub_hidden_tests, strip_ansi
 from cvkit.course.release import release_leaks
-from cvkit.course.repair import UngradableError, parse_notebook, repair_submission
+from cvkit.course.repair import UngradableError, parse_notebook, repair_submission, review_flags
 from cvkit.course.submissions import collect_submissions, safe_student_id
 from cvkit.course.validate import REFERENCE, UNTOUCHED, judge, reference_submission, solution_text
 from cvkit.grading import GradingError, check_raises
@@ -276,3 +276,14 @@ def test_check_raises():
         check_raises(lambda: (_ for _ in ()).throw(GradingError("inner")), AssertionError)
     with pytest.raises(TypeError, match="callable"):
         check_raises(3, ValueError)
+
+
+def test_review_flags_name_cells_that_tamper_with_the_checks(submission):
+    assert review_flags(submission) == []
+    i = index(submission, "conv2d_loops")
+    submission["cells"][i]["source"] += "\nimport cvkit.grading\ncvkit.grading.check_tensor = lambda *a, **k: None"
+    submission["cells"].insert(i, {"cell_type": "code", "metadata": {}, "source": "torch.allclose = lambda *a, **k: True", "outputs": [], "execution_count": None})
+    flags = review_flags(submission)
+    assert len(flags) == 2 and "cell 'conv2d_loops'" in flags[1] and "torch.allclose =" in flags[0]
+    harmless = {"cell_type": "code", "metadata": {}, "source": "y = torch.zeros(3)\nif torch.cuda.is_available() == False:\n    pass", "outputs": [], "execution_count": None}
+    assert review_flags({"cells": [harmless]}) == []

@@ -177,7 +177,7 @@ def autograde(
         _job(assignment, s, template, release_nb, work, out_dir, cell_timeout or assignment.cell_timeout, max(1, (os.cpu_count() or 1) // jobs))
         for s in found
     ]
-    results = _run_all(jobs_spec, jobs, assignment.time_limit, progress, sum(p for _, p in tests))
+    results = _run_all(jobs_spec, jobs, assignment.time_limit, progress)
     _write_gradebook(template / "gradebook.db", out_dir / "gradebook.db", assignment, results)
     report = AutogradeReport(assignment.name, results, tests, str(out_dir), jobs, time.perf_counter() - tic, notices)
     write_csv(report, out_dir / "grades.csv")
@@ -217,7 +217,7 @@ def _job(assignment: Assignment, sub: Submission, template: Path, release_nb: Pa
     }
 
 
-def _run_all(specs: list[dict], jobs: int, time_limit: float, progress: bool, max_total: float) -> list[GradeResult]:
+def _run_all(specs: list[dict], jobs: int, time_limit: float, progress: bool) -> list[GradeResult]:
     """Run the workers, at most ``jobs`` at once; a worker that overstays is killed with its kernel."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     ctx = multiprocessing.get_context(method)
@@ -240,7 +240,7 @@ def _run_all(specs: list[dict], jobs: int, time_limit: float, progress: bool, ma
             if proc.is_alive():
                 _kill_worker(proc, spec)
             proc.join(5)
-            result = _read_result(spec, time.monotonic() - started, overdue, proc.exitcode, max_total)
+            result = _read_result(spec, time.monotonic() - started, overdue, proc.exitcode)
             results[student] = result
             del running[student]
             if progress:
@@ -263,7 +263,7 @@ def _kill_worker(proc, spec: dict) -> None:
         proc.kill()
 
 
-def _read_result(spec: dict, seconds: float, overdue: bool, exitcode, max_total: float) -> GradeResult:
+def _read_result(spec: dict, seconds: float, overdue: bool, exitcode) -> GradeResult:
     path = Path(spec["work"]) / "result.json"
     if path.exists():
         try:
@@ -275,7 +275,16 @@ def _read_result(spec: dict, seconds: float, overdue: bool, exitcode, max_total:
         status, message = "timeout", f"grading did not finish within the time limit plus {120:.0f} s and was stopped"
     else:
         status, message = "crashed", f"the grading process ended without a result (exit code {exitcode}); see {Path(spec['work']) / 'worker.log'}"
-    return GradeResult(spec["student"], status, max_total=max_total, message="; ".join(spec["notes"] + [message]), seconds=seconds, submitted=spec["notebook"] or "")
+    result = _empty_result(spec, status, message)
+    result.seconds = seconds
+    return result
+
+
+def _empty_result(spec: dict, status: Status, message: str) -> GradeResult:
+    """A row with 0 in every test cell, for a submission the grader could not finish."""
+    tests = graded_cells(read_json(spec["release"]))
+    return GradeResult(spec["student"], status, {c.grade_id: 0.0 for c in tests}, 0.0, sum(c.points for c in tests),
+                       message="; ".join(spec["notes"] + [message]), submitted=spec["notebook"] or "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +307,7 @@ def _worker_main(spec: dict) -> None:
         result = grade_submission(spec)
     except Exception as exc:  # noqa: BLE001 - whatever happens, the student gets a row
         traceback.print_exc()
-        result = GradeResult(spec["student"], "ungradable", message="; ".join(spec["notes"] + [f"grader error: {type(exc).__name__}: {exc}"]), submitted=spec["notebook"] or "")
+        result = _empty_result(spec, "ungradable", f"grader error: {type(exc).__name__}: {exc}")
     result.seconds = time.perf_counter() - tic
     (work / "result.json").write_text(json.dumps(asdict(result)))
     log.flush()
@@ -312,7 +321,7 @@ def grade_submission(spec: dict) -> GradeResult:
 
     from cvkit.course import execute
     from cvkit.course.feedback import scrub_hidden_tests
-    from cvkit.course.repair import UngradableError, parse_notebook, repair_submission
+    from cvkit.course.repair import UngradableError, parse_notebook, repair_submission, review_flags
 
     a, student = spec["assignment"], spec["student"]
     work, out = Path(spec["work"]), Path(spec["out"])
@@ -327,6 +336,7 @@ def grade_submission(spec: dict) -> GradeResult:
     try:
         submission = parse_notebook(Path(spec["notebook"]).read_text(encoding="utf-8", errors="replace"))
         repaired, repairs = repair_submission(submission, release)
+        notes += review_flags(repaired)
     except UngradableError as exc:
         base.message = "; ".join(notes + [str(exc)])
         return base
@@ -335,7 +345,10 @@ def grade_submission(spec: dict) -> GradeResult:
     course = work / "course"
     course.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(spec["template"]) / "gradebook.db", course / "gradebook.db")
-    (course / "source").symlink_to(Path(spec["template"]) / "source", target_is_directory=True)
+    try:
+        (course / "source").symlink_to(Path(spec["template"]) / "source", target_is_directory=True)
+    except OSError:  # no symlinks (Windows without developer mode): copy
+        shutil.copytree(Path(spec["template"]) / "source", course / "source")
     sub_dir = course / "submitted" / student / a
     sub_dir.mkdir(parents=True)
     (sub_dir / f"{a}.ipynb").write_text(json.dumps(repaired, indent=1))
@@ -414,7 +427,7 @@ def _status(events: list[dict], repairs: list[str]) -> tuple[Status, list[str]]:
         kind = ev["kind"]
         where = f"cell {ev['grade_id']!r}" if ev.get("grade_id") else f"cell {ev['cell']}"
         notes.append(f"{where}: {ev['message']}")
-        new: Status = {"exit": "exited", "timeout": "timeout", "time_limit": "timeout", "memory": "crashed", "died": "crashed"}.get(kind, "graded")
+        new: Status = {"exit": "exited", "timeout": "timeout", "time_limit": "timeout", "unresponsive": "timeout", "memory": "crashed", "died": "crashed"}.get(kind, "graded")
         if _SEVERITY.index(new) > _SEVERITY.index(status):
             status = new
     return status, notes

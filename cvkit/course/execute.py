@@ -10,14 +10,15 @@
   cell gets a ``KernelDied`` error, the cells after it a ``NotRun`` error (so their tests
   score 0 instead of counting as passed because they have no output), and grading goes on.
 * **Limits.** Each cell has nbgrader's per-cell timeout (interrupted, then the next cells
-  run). A watchdog thread kills the kernel when the whole submission passes ``time_limit``
-  seconds or the kernel's resident memory passes ``memory_limit_gb``.
+  run; a kernel that ignores the interrupt is stopped). A watchdog thread kills the kernel
+  when the whole submission passes ``time_limit`` seconds or the kernel's resident memory
+  passes ``memory_limit_gb``.
 * **Bounded output.** The kernel starts with :data:`KERNEL_STARTUP`, which stops printing
   after ``CVKIT_OUTPUT_LIMIT`` characters per cell, so an endless ``print`` loop cannot
   flood the grader.
 
 Everything unusual is appended to :data:`EVENTS` (``kind``: ``"timeout"``, ``"exit"``,
-``"died"``, ``"memory"``, ``"time_limit"``, ``"output"``), read by the worker that grades the submission.
+``"died"``, ``"memory"``, ``"time_limit"``, ``"unresponsive"``, ``"output"``), read by the worker that grades the submission.
 """
 
 from __future__ import annotations
@@ -105,16 +106,22 @@ class GuardedExecute(Execute):
         self._current = index
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
-        except Exception as exc:  # noqa: BLE001 - DeadKernelError and friends: record and go on
-            if "DeadKernel" not in type(exc).__name__ and "died" not in str(exc).lower():
+        except Exception as exc:  # noqa: BLE001 - a dead or stuck kernel: record it and go on
+            name = type(exc).__name__
+            if name == "CellTimeoutError":  # the interrupt was ignored: the kernel is stuck, stop it
+                self._kill_kernel()
+                reason = "unresponsive"
+            elif "DeadKernel" in name or "died" in str(exc).lower():
+                reason = self._killed or "died"
+            else:
                 raise
             self._dead_at = index
-            reason = self._killed or "died"
             text = {
                 "memory": f"the kernel used more than {self.memory_limit_gb:g} GiB of memory and was stopped",
                 "time_limit": f"the notebook ran past its time limit of {self.time_limit:g} s and was stopped",
+                "unresponsive": f"ran past the per-cell limit of {self.timeout} s and ignored the interrupt; the kernel was stopped",
             }.get(reason, "the kernel died while running this cell (os._exit, a crash, or the system ran out of memory)")
-            cell.outputs.append(_error("KernelDied", text))
+            cell.outputs.append(_error("KernelDied" if reason == "died" else "KernelStopped", text))
             EVENTS.append({"kind": reason, "cell": index, "grade_id": _grade_id(cell), "message": text})
         self._inspect(cell, index)
         return cell, resources
@@ -141,6 +148,14 @@ class GuardedExecute(Execute):
         cell.outputs = merged
 
     # -- watchdog ------------------------------------------------------------------------
+    def _kill_kernel(self) -> None:
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if pid is not None:
+            try:
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            except OSError:
+                pass
+
     def _start_watchdog(self) -> None:
         pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
         if pid is None:
@@ -172,10 +187,7 @@ class GuardedExecute(Execute):
                         reason = "memory"
                 if reason:
                     self._killed = reason
-                    try:
-                        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-                    except OSError:
-                        pass
+                    self._kill_kernel()
                     return
 
         self._watchdog = threading.Thread(target=watch, name="cvkit-watchdog", daemon=True)

@@ -31,6 +31,11 @@ from typing import Any
 
 from cvkit.course.assignments import cell_source, nbgrader_meta
 
+# Code a student has no reason to write: it reaches into the checks, the oracle or the gradebook.
+_SUSPICIOUS = re.compile(
+    r"\bcvkit\.grading\b|\bGradingError\b|\bcheck_(?:tensor|int|float|shape|type|raises)\s*=[^=]|gradebook"
+    r"|\b(?:torch|F|np|math|builtins)\.[A-Za-z_][\w.]*\s*=[^=]|\bsetattr\(\s*(?:torch|F|cvkit|builtins)\b|\bsys\.modules\b"
+)
 _DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 
 
@@ -229,3 +234,28 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
     metadata = {**metadata, "kernelspec": release.get("metadata", {}).get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})}
     notebook = {"cells": new_cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": max(5, int(release.get("nbformat_minor", 5)))}
     return notebook, notes
+
+
+def review_flags(notebook: dict) -> list[str]:
+    """Notes for the instructor about student code that tampers with the tests' machinery.
+
+    Tests run in the student's kernel, so code that reassigns ``torch.allclose`` or
+    ``cvkit.grading.check_tensor``, or opens the gradebook, could make failing answers pass.
+    Such cells are not changed or penalised here, only named, so a person can look.
+
+    Args:
+        notebook: a repaired submission (test and read-only cells are the release's own).
+
+    Returns:
+        One note per suspicious cell (empty for ordinary submissions).
+    """
+    flags = []
+    for i, cell in enumerate(notebook.get("cells", [])):
+        meta = nbgrader_meta(cell)
+        if cell.get("cell_type") != "code" or meta.get("locked"):
+            continue
+        match = _SUSPICIOUS.search(cell_source(cell))
+        if match:
+            where = f"cell {meta['grade_id']!r}" if meta.get("grade_id") else f"cell {i}"
+            flags.append(f"flagged for review: {where} touches the test machinery ({match.group(0).strip()!r})")
+    return flags
