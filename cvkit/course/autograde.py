@@ -302,6 +302,7 @@ def _worker_main(spec: dict) -> None:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
+    _fresh_event_loop()
     tic = time.perf_counter()
     try:
         result = grade_submission(spec)
@@ -312,6 +313,21 @@ def _worker_main(spec: dict) -> None:
     (work / "result.json").write_text(json.dumps(asdict(result)))
     log.flush()
     os._exit(0)  # skip atexit handlers inherited from the parent
+
+
+def _fresh_event_loop() -> None:
+    """A forked worker must not reuse the parent's asyncio loop (its epoll descriptor is shared)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        import jupyter_core.utils
+
+        jupyter_core.utils._loop.set(loop)
+        jupyter_core.utils._runner_map.clear()
+    except (ImportError, AttributeError):  # other jupyter_core versions keep no such state
+        pass
 
 
 def grade_submission(spec: dict) -> GradeResult:

@@ -99,6 +99,13 @@ def _as_type(cell: dict, cell_type: str) -> None:
         cell.pop("execution_count", None)
 
 
+def _by_kind(grade_ids: list[str], tracked: dict, tests_note: str, other_note: str) -> list[str]:
+    """One note for the test cells among ``grade_ids`` and one for the others (none when empty)."""
+    tests = [g for g in grade_ids if nbgrader_meta(tracked[g]).get("grade")]
+    others = [g for g in grade_ids if g not in tests]
+    return [f"{note}: {', '.join(ids)}" for note, ids in ((tests_note, tests), (other_note, others)) if ids]
+
+
 def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]:
     """Repair a parsed submission against the release notebook.
 
@@ -183,12 +190,7 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
             cell["source"] = cell_source(ref)
         else:
             _as_type(cell, ref["cell_type"])
-    edited_tests = [g for g in edited if nbgrader_meta(tracked[g]).get("grade")]
-    edited_other = [g for g in edited if g not in edited_tests]
-    if edited_tests:
-        notes.append(f"edited test cell(s) restored from the source: {', '.join(edited_tests)}")
-    if edited_other:
-        notes.append(f"edited read-only cell(s) restored: {', '.join(edited_other)}")
+    notes += _by_kind(edited, tracked, "edited test cell(s) restored from the source", "edited read-only cell(s) restored")
 
     # 5b. deleted test / read-only cells go back before the next release cell still present
     missing = [gid for gid in ids_in_order if gid not in present and nbgrader_meta(tracked[gid]).get("locked")]
@@ -208,12 +210,7 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         new_cells.append(cell)
     for gid in pending.get(None, []):
         new_cells.append(copy.deepcopy(tracked[gid]))
-    deleted_tests = [g for g in missing if nbgrader_meta(tracked[g]).get("grade")]
-    deleted_other = [g for g in missing if g not in deleted_tests]
-    if deleted_tests:
-        notes.append(f"deleted test cell(s) restored: {', '.join(deleted_tests)}")
-    if deleted_other:
-        notes.append(f"deleted read-only cell(s) restored: {', '.join(deleted_other)}")
+    notes += _by_kind(missing, tracked, "deleted test cell(s) restored", "deleted read-only cell(s) restored")
     lost = [g for g in ids_in_order if g not in present and nbgrader_meta(tracked[g]).get("solution")]
     if lost:
         notes.append(f"solution cell(s) not found: {', '.join(lost)} (the notebook's other cells still ran)")
