@@ -175,8 +175,11 @@ def format_reports(reports: list[ReleaseReport], check: bool, root: str | os.Pat
     out = []
     for r in reports:
         state = "ok" if r.ok else "PROBLEMS"
-        verb = "checked" if check else "released"
-        out.append(f"{r.name}: {verb} {len(r.files)} file(s) into {Path(root) / 'assignments' / r.name} [{state}]")
+        where = Path(root) / "assignments" / r.name
+        if check:
+            out.append(f"{r.name}: compared a fresh release ({len(r.files)} file(s)) with {where} [{state}]")
+        else:
+            out.append(f"{r.name}: released {len(r.files)} file(s) into {where} [{state}]")
         out += [f"  drift: {d}" for d in r.drift]
         out += [f"  leak: {d}" for d in r.leaks]
     return "\n".join(out)
