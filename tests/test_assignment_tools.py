@@ -287,3 +287,20 @@ def test_review_flags_name_cells_that_tamper_with_the_checks(submission):
     assert len(flags) == 2 and "cell 'conv2d_loops'" in flags[1] and "torch.allclose =" in flags[0]
     harmless = {"cell_type": "code", "metadata": {}, "source": "y = torch.zeros(3)\nif torch.cuda.is_available() == False:\n    pass", "outputs": [], "execution_count": None}
     assert review_flags({"cells": [harmless]}) == []
+
+
+def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
+    from cvkit.course.autograde import _replace_output_folder
+
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    (subs / "ann").mkdir()
+    for bad in (subs, tmp_path, subs.parent):
+        with pytest.raises(ValueError, match="would replace"):
+            _replace_output_folder(bad, subs, tmp_path)
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(ValueError, match="not the output of an earlier"):
+        _replace_output_folder(out, subs, tmp_path / "course")
+    (out / "grades.csv").write_text("student\n")
+    assert _replace_output_folder(out, subs, tmp_path / "course") == out and not out.exists()

@@ -158,9 +158,7 @@ def autograde(
     tic = time.perf_counter()
     prepare_environment()
     out_dir = Path(out) if out is not None else assignment.root / "build" / "autograde" / assignment.name
-    out_dir = out_dir.resolve()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    out_dir = _replace_output_folder(out_dir.resolve(), Path(submissions).resolve(), assignment.root.resolve())
     work = out_dir / ".work"
     template = Path(prepared) if prepared is not None else prepare(assignment, work / "template")
     release_nb = template / "published" / assignment.notebook_file
@@ -186,6 +184,22 @@ def autograde(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _replace_output_folder(out_dir: Path, submissions: Path, root: Path) -> Path:
+    """Empty ``out_dir`` for a new run, refusing to delete anything that is not an earlier run's output.
+
+    Raises:
+        ValueError: ``out_dir`` holds the submissions or the course, or is a non-empty folder without
+            ``grades.csv`` (the message suggests a fresh folder).
+    """
+    if out_dir == submissions or out_dir in submissions.parents or out_dir == root or out_dir in root.parents:
+        raise ValueError(f"--out {out_dir} would replace the submissions or the course; choose a new folder such as build/autograde/<a>")
+    if out_dir.exists():
+        if any(out_dir.iterdir()) and not ((out_dir / "grades.csv").exists() or (out_dir / ".work").exists()):
+            raise ValueError(f"--out {out_dir} exists and is not the output of an earlier cvkit autograde; choose an empty or new folder")
+        shutil.rmtree(out_dir)
+    return out_dir
 
 
 def prepare(assignment: Assignment, folder: Path) -> Path:
