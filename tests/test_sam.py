@@ -295,3 +295,25 @@ def test_click_to_segment_static_figure():
         seg.add_point(100, 5)
     with pytest.raises(TypeError, match="set_image"):
         ClickToSegment(object(), image)
+
+
+def test_click_to_segment_live_controls_update_the_prompts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cvkit.widgets import ClickToSegment
+
+    seg = ClickToSegment(SmallSamPredictor(SmallSAM(32, embed_dim=16, encoder_width=8)), torch.rand(3, 40, 40))
+    ui = seg.show(static=False)  # the ipywidgets version, built without a front end
+    _, mode, row, _ = ui.children
+    x, y, add, clear = row.children
+    x.value, y.value = 12, 20
+    add.click()
+    assert seg.points == [(12.0, 20.0)] and seg.labels == [1]
+    mode.value = "box corner"
+    add.click()
+    x.value, y.value = 30, 35
+    add.click()
+    assert seg.box == (12.0, 20.0, 30.0, 35.0)
+    clear.click()
+    assert seg.points == [] and seg.box is None
