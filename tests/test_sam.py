@@ -317,3 +317,29 @@ def test_click_to_segment_live_controls_update_the_prompts():
     assert seg.box == (12.0, 20.0, 30.0, 35.0)
     clear.click()
     assert seg.points == [] and seg.box is None
+
+
+def test_official_adapter_drives_a_tiny_transformers_sam():
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.sam.configuration_sam import SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
+
+    torch.manual_seed(0)
+    vision = SamVisionConfig(hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=128,
+                             patch_size=16, global_attn_indexes=[1], mlp_dim=64, window_size=4, num_pos_feats=8)
+    prompt = SamPromptEncoderConfig(hidden_size=16, image_size=128, patch_size=16, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16)
+    model = transformers.SamModel(transformers.SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)).eval()
+    processor = transformers.SamProcessor(image_processor=transformers.SamImageProcessor(size={"longest_edge": 128}, pad_size={"height": 128, "width": 128}))
+    pred = OfficialSamPredictor(hf_model=model, hf_processor=processor)
+    image = torch.rand(3, 60, 90)
+    pred.set_image(image)
+    out = pred.predict(points=[[30.0, 20.0]], labels=[1])
+    assert out.masks.shape == (3, 60, 90) and out.scores.shape == (3,)
+    # the same prompt through the processor and the model directly, as transformers' docs do it
+    from cvkit.data import to_hwc_uint8
+
+    inputs = processor(images=to_hwc_uint8(image), input_points=[[[[30.0, 20.0]]]], input_labels=[[[1]]], return_tensors="pt")
+    with torch.no_grad():
+        ref = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"].float(), input_labels=inputs["input_labels"])
+    torch.testing.assert_close(out.scores, ref.iou_scores[0, 0].sort(descending=True).values, atol=1e-5, rtol=1e-4)
+    assert pred.predict(box=[5, 5, 50, 40], multimask=False).masks.shape == (1, 60, 90)
