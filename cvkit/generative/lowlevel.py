@@ -176,7 +176,7 @@ def random_patches(images: torch.Tensor, n: int, size: int, generator: torch.Gen
     flips = torch.rand(n, generator=generator) < 0.5
     patches = [images[i, :, t : t + size, l : l + size] for i, t, l in zip(which.tolist(), tops.tolist(), lefts.tolist())]
     out = torch.stack(patches)
-    return torch.where(flips.view(-1, 1, 1, 1).to(out.device), out.flip(-1), out)
+    return torch.where(flips.view(-1, 1, 1, 1).to(out.device), out.flip(-1), out)  # flips (n, 1, 1, 1) broadcast
 
 
 def restoration_step(task: Task, **degrade_kwargs):

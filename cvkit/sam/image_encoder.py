@@ -38,7 +38,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, embed_dim: int = 64, width: int = 32, blocks: int = 3) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))  # (1, 3, 1, 1): centres [0, 1] pixels
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.GELU(),  # H/2
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * width), nn.GELU(),  # H/4

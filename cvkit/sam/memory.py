@@ -163,13 +163,13 @@ def track_with_memory(
             emb = model.encode(frames[t : t + 1].to(device))  # (1, D, h, w)
             d, h, w = emb.shape[1:]
             if t == 0:
-                out = model.decode(emb, boxes=first_box.view(1, 4).float().to(device), multimask=False)
+                out = model.decode(emb, boxes=first_box.view(1, 4).float().to(device), multimask=False)  # boxes (1, 4)
                 readout = None
             else:
                 keys, values = bank.tokens()
                 query = emb[0].flatten(1).T  # (h*w, D)
                 soft, _ = memory_readout(F.normalize(query, dim=1), F.normalize(keys, dim=1), values, temperature / math.sqrt(d))
-                readout = soft.view(h, w)
+                readout = soft.view(h, w)  # (h*w, 1) -> (h, w)
                 point, box = _prompt_from_readout(readout, s)
                 out = model.decode(emb, points=point.to(device), labels=torch.ones(1, 1, dtype=torch.long, device=device),
                                    boxes=box.to(device), multimask=False)
@@ -192,4 +192,4 @@ def _prompt_from_readout(readout: torch.Tensor, size: int) -> tuple[torch.Tensor
     point = (torch.tensor([idx % w, idx // w], dtype=torch.float32) + 0.5) * cell
     ys, xs = torch.nonzero(readout >= 0.5 * readout.max(), as_tuple=True)
     box = torch.stack([xs.min() * cell[0], ys.min() * cell[1], (xs.max() + 1) * cell[0], (ys.max() + 1) * cell[1]]).float()
-    return point.view(1, 1, 2), box.view(1, 4)
+    return point.view(1, 1, 2), box.view(1, 4)  # (B=1, N=1, xy), (B=1, xyxy)

@@ -58,7 +58,7 @@ def check_prompt(points, labels, box, height: int, width: int) -> tuple[torch.Te
     if points is None and box is None:
         raise ValueError("give a prompt: points (N, 2) with labels (N,), or a box (4,) xyxy")
     if points is not None:
-        points = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)
+        points = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
         labels = torch.ones(len(points), dtype=torch.long) if labels is None else torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         if labels.shape[0] != points.shape[0]:
             raise ValueError(f"got {points.shape[0]} points but {labels.shape[0]} labels")
@@ -67,7 +67,7 @@ def check_prompt(points, labels, box, height: int, width: int) -> tuple[torch.Te
         if bool((points < 0).any() | (points[:, 0] > width).any() | (points[:, 1] > height).any()):
             raise ValueError(f"points must lie inside the {width}x{height} image (x in [0, {width}], y in [0, {height}])")
     if box is not None:
-        box = torch.as_tensor(box, dtype=torch.float32).reshape(-1)
+        box = torch.as_tensor(box, dtype=torch.float32).reshape(-1)  # (4,)
         if box.shape != (4,) or not (box[0] < box[2] and box[1] < box[3]):
             raise ValueError(f"box must be (x1, y1, x2, y2) pixels with x1 < x2 and y1 < y2, got {box.tolist()}")
     return points, labels, box
@@ -123,7 +123,7 @@ class SmallSamPredictor:
         if points is not None:
             kwargs.update(points=(points.to(self.device) * scale)[None], labels=labels.to(self.device)[None])
         if box is not None:
-            kwargs.update(boxes=(box.to(self.device).view(2, 2) * scale).view(1, 4))
+            kwargs.update(boxes=(box.to(self.device).view(2, 2) * scale).view(1, 4))  # corners (2, xy) scaled, back to (1, 4)
         out = self.model.decode(self.embedding, multimask=multimask, **kwargs)
         logits = F.interpolate(out.masks, size=(h, w), mode="bilinear", align_corners=False)[0].cpu()  # (K, H, W)
         scores = out.iou[0].cpu()
