@@ -34,7 +34,7 @@ def draw_prompts(ax, points=None, labels=None, box=None) -> None:
     from matplotlib.patches import Rectangle
 
     if points is not None and len(points):
-        pts = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)
+        pts = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
         lab = torch.ones(len(pts)) if labels is None else torch.as_tensor(labels).reshape(-1)
         fg, bg = pts[lab == 1], pts[lab == 0]
         ax.scatter(fg[:, 0], fg[:, 1], marker="*", s=160, c="lime", edgecolors="black", linewidths=0.8, zorder=3)
@@ -243,7 +243,7 @@ def click_to_segment(predictor, image: torch.Tensor, points=None, labels=None, b
     """
     seg = ClickToSegment(predictor, image, multimask)
     if points is not None:
-        pts = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)
+        pts = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
         labs = torch.ones(len(pts), dtype=torch.long) if labels is None else torch.as_tensor(labels).reshape(-1)
         for (px, py), lab in zip(pts.tolist(), labs.tolist()):
             seg.add_point(px, py, int(lab))
