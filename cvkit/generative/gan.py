@@ -63,6 +63,7 @@ class GANHistory:
     def plot(self):
         """Losses and D's outputs per epoch; returns the matplotlib Figure."""
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
         epochs = self.column("epoch")
@@ -75,6 +76,8 @@ class GANHistory:
         b.axhline(0.5, color="grey", lw=0.8, ls="--")
         b.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="discriminator outputs")
         b.legend()
+        for ax in (a, b):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         return fig
 
