@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cvkit import segmentation as S
+from cvkit.convolution import conv_matrix
 from cvkit.models import create_model
 from cvkit.viz.annotations import PALETTE
 
@@ -48,7 +49,7 @@ def test_nearest_and_bed_of_nails(gen):
 # -- transposed convolution ------------------------------------------------------------------------
 
 def test_lecture_convolution_matrix_is_4x16_and_its_transpose_is_printed_ct():
-    c = S.conv_matrix(S.SEED_KERNEL, (4, 4))
+    c = conv_matrix((4, 4), S.SEED_KERNEL)
     assert c.shape == (4, 16)
     assert torch.equal(c.T, S.SEED_CT)
     x = torch.arange(16.0).reshape(4, 4)
@@ -60,10 +61,10 @@ def test_lecture_convolution_matrix_is_4x16_and_its_transpose_is_printed_ct():
 
 
 @pytest.mark.parametrize("size,k,stride,padding", [((5, 5), 3, 1, 0), ((6, 7), 3, 2, 1), ((4, 4), 2, 2, 0), ((7, 5), 3, 2, 0)])
-def test_conv_matrix_equals_conv2d(gen, size, k, stride, padding):
+def test_transpose_via_matrix_equals_conv_transpose2d(gen, size, k, stride, padding):
     kernel = torch.randn(k, k, generator=gen)
     x = torch.randn(*size, generator=gen)
-    c = S.conv_matrix(kernel, size, stride, padding)
+    c = conv_matrix(size, kernel, stride, padding)
     expected = F.conv2d(x[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
     torch.testing.assert_close((c @ x.reshape(-1)).reshape(expected.shape), expected, atol=1e-5, rtol=1e-5)
     y = torch.randn(expected.shape, generator=gen)

@@ -4,7 +4,7 @@
 module                      what                                                    library twin
 ==========================  ======================================================  ===================================================
 :mod:`~.unpool`             nearest, bed-of-nails and max unpooling                 ``F.interpolate``, ``F.max_unpool2d``
-:mod:`~.transposed`         convolution matrix C, transposed convolution as C^T     ``F.conv2d``, ``F.conv_transpose2d``
+:mod:`~.transposed`         transposed convolution, as C^T and by scatter-add       ``F.conv_transpose2d``
 :mod:`~.metrics`            confusion matrix, per-class IoU, mIoU, Dice             ``torchmetrics`` ``MulticlassJaccardIndex``, ``DiceScore``
 :mod:`~.colormap`           class colour maps (kit, PASCAL VOC)
 :mod:`~.training`           the ``fit`` step, predictions and evaluation of segmenters
@@ -29,8 +29,6 @@ from cvkit.segmentation.transposed import (
     SEED_KERNEL,
     bilinear_kernel,
     bilinear_upsample_args,
-    conv_matrix,
-    conv_output_size,
     conv_transpose2d,
     conv_transpose_via_matrix,
 )
@@ -47,8 +45,6 @@ __all__ = [
     "bilinear_upsample_args",
     "colorize",
     "confusion_matrix",
-    "conv_matrix",
-    "conv_output_size",
     "conv_transpose2d",
     "conv_transpose_via_matrix",
     "dice_from_confusion",

@@ -2,7 +2,7 @@ r"""Transposed convolution: learnable upsampling, understood through the convolu
 
 A convolution of an (H, W) input with a k x k kernel is a linear map, so it is a matrix
 multiplication :math:`y = C x` with x and y flattened: C has one row per output pixel
-holding the kernel at that pixel's window, zeros elsewhere (:func:`conv_matrix`). Lecture
+holding the kernel at that pixel's window, zeros elsewhere (:func:`cvkit.convolution.conv_matrix`). Lecture
 001's example: a 3 x 3 kernel on a 4 x 4 input gives C of shape 4 x 16.
 
 The **transposed convolution** multiplies by :math:`C^T` instead (16 x 4): it maps 4 values
@@ -23,6 +23,8 @@ from typing import Sequence
 
 import torch
 
+from cvkit.convolution import conv_matrix
+
 # lecture 001: the 3x3 kernel whose 4x16 convolution matrix C (on a 4x4 input) transposes to the printed 16x4 C^T
 SEED_KERNEL = torch.tensor([[1.0, 4, 1], [1, 4, 3], [3, 3, 1]])
 SEED_CT = torch.tensor(
@@ -33,41 +35,6 @@ SEED_CT = torch.tensor(
         [0, 0, 3, 0], [0, 0, 3, 3], [0, 0, 1, 3], [0, 0, 0, 1],
     ]
 )  # (16, 4), exactly as printed in the lecture
-
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a convolution: ``(size - kernel + 2 padding) // stride + 1``."""
-    return (size - kernel + 2 * padding) // stride + 1
-
-
-def conv_matrix(kernel: torch.Tensor, input_size: Sequence[int], stride: int = 1, padding: int = 0) -> torch.Tensor:
-    """The matrix C of a single-channel 2-D convolution (cross-correlation, as ``F.conv2d``).
-
-    Args:
-        kernel: (kh, kw) float.
-        input_size: ``(H, W)`` of the input.
-        stride, padding: as in ``F.conv2d`` (zero padding).
-
-    Returns:
-        (H_out * W_out, H * W) float: ``F.conv2d(x[None, None], kernel[None, None], stride=stride,
-        padding=padding).flatten() == C @ x.flatten()`` for every (H, W) input x.
-
-    Raises:
-        ValueError: the kernel is not 2-D, or does not fit in the padded input.
-    """
-    if not isinstance(kernel, torch.Tensor) or kernel.dim() != 2:
-        raise ValueError(f"kernel must be a (kh, kw) tensor, got {getattr(kernel, 'shape', type(kernel).__name__)}")
-    kh, kw = kernel.shape
-    h, w = input_size
-    ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-    if ho <= 0 or wo <= 0:
-        raise ValueError(f"a {kh}x{kw} kernel does not fit a {h}x{w} input with padding {padding}")
-    c = kernel.new_zeros(ho, wo, h + 2 * padding, w + 2 * padding)  # one padded "input image" per output pixel
-    for i in range(ho):
-        for j in range(wo):
-            c[i, j, i * stride : i * stride + kh, j * stride : j * stride + kw] = kernel
-    c = c[:, :, padding : padding + h, padding : padding + w]  # padded positions hold zeros: drop them
-    return c.reshape(ho * wo, h * w)  # (H_out * W_out, H * W)
 
 
 def conv_transpose2d(
@@ -124,10 +91,10 @@ def conv_transpose_via_matrix(y: torch.Tensor, kernel: torch.Tensor, input_size:
         stride, padding: of the convolution whose matrix is transposed.
 
     Returns:
-        (H, W) float: ``(conv_matrix(kernel, input_size, stride, padding).T @ y.flatten()).reshape(H, W)``,
+        (H, W) float: ``(conv_matrix(input_size, kernel, stride, padding).T @ y.flatten()).reshape(H, W)``,
         equal to ``F.conv_transpose2d`` with the same kernel, stride and padding (when the sizes are consistent).
     """
-    c = conv_matrix(kernel, input_size, stride, padding)  # (H_out * W_out, H * W)
+    c = conv_matrix(tuple(input_size), kernel, stride, padding)  # (H_out * W_out, H * W)
     if y.numel() != c.shape[0]:
         raise ValueError(f"y has {y.numel()} values but the convolution has {c.shape[0]} outputs")
     return (c.T @ y.reshape(-1)).reshape(tuple(input_size))  # (H * W,) -> (H, W)

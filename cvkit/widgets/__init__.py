@@ -3,6 +3,8 @@
 """
 
 from cvkit.widgets.anchors import explore_anchors
+from cvkit.widgets.click_segment import ClickToSegment, click_to_segment
+from cvkit.widgets.conv import conv_arithmetic_explorer
 from cvkit.widgets.explorer import Choice, Slider, defaults, explore
 
-__all__ = ["Choice", "Slider", "defaults", "explore", "explore_anchors"]
+__all__ = ["Choice", "ClickToSegment", "Slider", "click_to_segment", "conv_arithmetic_explorer", "defaults", "explore", "explore_anchors"]
