@@ -19,8 +19,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cvkit.detection.boxes import check_boxes
-from cvkit.detection.nms import nms
+from cvkit.detection.box_coder import decode_boxes, encode_boxes
+from cvkit.detection.boxes import box_iou, check_boxes, clip_boxes
+from cvkit.detection.matching import IGNORE, match_anchors
+from cvkit.detection.nms import batched_nms, nms
 
 
 def sliding_windows(
@@ -171,14 +173,12 @@ def region_targets(
         ``(labels, deltas)``: (N,) int64 in {-1 (ignore), 0 (background), 1..K}, and (N, 4) float
         box corrections (zeros where the label is not an object).
     """
-    from cvkit.detection.box_coder import encode_boxes
-    from cvkit.detection.boxes import box_iou
-    from cvkit.detection.matching import match_anchors
 
     matches = match_anchors(box_iou(gt_boxes, regions), fg_iou, bg_iou, allow_low_quality_matches=False)  # (N,)
     positive = matches >= 0
-    labels = torch.where(positive, gt_labels[matches.clamp(min=0)] + 1 if len(gt_labels) else matches, torch.zeros_like(matches))
-    labels[matches == -2] = -1
+    labels = torch.zeros(len(regions), dtype=torch.int64)  # background unless matched
+    labels[positive] = gt_labels[matches[positive]] + 1
+    labels[matches == IGNORE] = -1
     deltas = torch.zeros(len(regions), 4)
     if bool(positive.any()):
         deltas[positive] = encode_boxes(gt_boxes[matches[positive]], regions[positive], box_weights)
@@ -213,9 +213,6 @@ def classify_regions(
         dict with ``boxes`` (D, 4) xyxy pixels (refined and clipped), ``scores`` (D,), ``labels`` (D,)
         int64 in [0, K) (background removed), best first, and ``forward_passes``: N (one CNN run per region).
     """
-    from cvkit.detection.box_coder import decode_boxes
-    from cvkit.detection.boxes import clip_boxes
-    from cvkit.detection.nms import batched_nms
 
     device = next(model.parameters()).device
     was_training = model.training

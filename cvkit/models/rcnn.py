@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 import torch.nn as nn
 
 from cvkit.models.registry import register_model
