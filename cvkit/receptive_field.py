@@ -43,6 +43,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
+from cvkit.hooks import get_module, recording
+
 
 class ReceptiveFieldError(ValueError):
     """The analytic receptive field cannot be computed for this model (an unsupported operation, or tracing failed)."""
@@ -694,9 +696,7 @@ def empirical_receptive_field(
     if image is None and (mode == "gradient" or input_size is None):
         raise ValueError("give image=(C, H, W) (required for mode='gradient'), or input_size=(C, H, W) for mode='support'")
     net = linear_positive_copy(model) if mode == "support" else model
-    modules = dict(net.named_modules())
-    if layer not in modules:
-        raise KeyError(f"no module named {layer!r}; names look like {[n for n in modules if n][:6]}")
+    get_module(net, layer)  # KeyError with the valid names
     param = next(net.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
@@ -709,16 +709,14 @@ def empirical_receptive_field(
         x = torch.rand(1, *input_size, generator=torch.Generator().manual_seed(0), dtype=dtype).to(device) + 0.5
     x = x.clone().requires_grad_(True)
 
-    captured: dict[str, torch.Tensor] = {}
-    handle = modules[layer].register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
     was_training = net.training
     net.eval()
     try:
-        net(x)
+        with torch.enable_grad(), recording(net, [layer]) as store:
+            net(x)
     finally:
-        handle.remove()
         net.train(was_training)
-    out = captured["out"]
+    out = store[layer]
     if out.dim() != 4:
         raise ValueError(f"layer {layer!r} outputs shape {tuple(out.shape)}; pick a layer with a (B, C, H, W) output")
     h, w = out.shape[-2:]

@@ -2,7 +2,9 @@ r"""Model summary: per-layer output shape, parameters and multiply-accumulates (
 
 ``summary(model, (3, 224, 224))`` runs one forward pass on a zero image of batch size 1
 and returns a :class:`ModelSummary` table that prints as text, renders as Markdown in a
-notebook, and can be collapsed to the stages of a network with ``depth=1``.
+notebook, and can be collapsed to the stages of a network with ``depth=1``. A model built
+on the meta device (``with torch.device("meta"): model = ...``) is summarised without
+computing anything: only shapes flow, so even ResNet-152 takes a moment.
 
 What is counted as a MAC (one multiplication and one addition), per image:
 

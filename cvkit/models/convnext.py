@@ -43,7 +43,8 @@ class ConvNeXt(nn.Module):
         super().__init__()
         if len(depths) != len(dims):
             raise ValueError(f"depths and dims need one entry per stage, got {len(depths)} and {len(dims)}")
-        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        n = sum(depths)
+        rates = [drop_path * i / max(n - 1, 1) for i in range(n)]  # linear in depth, 0 at the first block
         layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(in_channels, dims[0], stem_stride, stem_stride), LayerNorm2d(dims[0], eps=1e-6))]
         k = 0
         for i, (depth, dim) in enumerate(zip(depths, dims)):

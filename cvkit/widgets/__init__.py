@@ -3,5 +3,7 @@
 """
 
 from cvkit.widgets.explorer import Choice, Slider, defaults, explore
+from cvkit.widgets.feature_maps import feature_map_explorer
+from cvkit.widgets.receptive_field import receptive_field_explorer
 
-__all__ = ["Choice", "Slider", "defaults", "explore"]
+__all__ = ["Choice", "Slider", "defaults", "explore", "feature_map_explorer", "receptive_field_explorer"]
