@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
-from cvkit.hooks import get_module, recording
+from cvkit.hooks import get_module
 
 
 class ReceptiveFieldError(ValueError):
@@ -660,6 +660,34 @@ def linear_positive_copy(model: nn.Module) -> nn.Module:
     return twin
 
 
+class _Reached(Exception):
+    """Raised by a hook to stop a forward pass once the wanted layer has run."""
+
+
+def _forward_until(net: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """Run ``net(x)`` in eval mode with gradients on, stopping right after ``layer``; returns its output."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(module, inputs, output):
+        store["out"] = output
+        raise _Reached
+
+    handle = get_module(net, layer).register_forward_hook(hook)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.enable_grad():
+            net(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+        net.train(was_training)
+    if "out" not in store:
+        raise ValueError(f"layer {layer!r} did not run in the forward pass")
+    return store["out"]
+
+
 def empirical_receptive_field(
     model: nn.Module,
     layer: str,
@@ -709,14 +737,7 @@ def empirical_receptive_field(
         x = torch.rand(1, *input_size, generator=torch.Generator().manual_seed(0), dtype=dtype).to(device) + 0.5
     x = x.clone().requires_grad_(True)
 
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.enable_grad(), recording(net, [layer]) as store:
-            net(x)
-    finally:
-        net.train(was_training)
-    out = store[layer]
+    out = _forward_until(net, x, layer)
     if out.dim() != 4:
         raise ValueError(f"layer {layer!r} outputs shape {tuple(out.shape)}; pick a layer with a (B, C, H, W) output")
     h, w = out.shape[-2:]
