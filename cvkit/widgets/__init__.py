@@ -2,8 +2,9 @@
 ``ipywidgets`` is imported only when a live explorer is shown, and headless runs draw a static figure.
 """
 
+from cvkit.widgets.conv import conv_arithmetic_explorer
 from cvkit.widgets.explorer import Choice, Slider, defaults, explore
 from cvkit.widgets.feature_maps import feature_map_explorer
 from cvkit.widgets.receptive_field import receptive_field_explorer
 
-__all__ = ["Choice", "Slider", "defaults", "explore", "feature_map_explorer", "receptive_field_explorer"]
+__all__ = ["Choice", "Slider", "conv_arithmetic_explorer", "defaults", "explore", "feature_map_explorer", "receptive_field_explorer"]
