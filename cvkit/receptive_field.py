@@ -572,7 +572,7 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)
             counts[base] = counts.get(base, 0) + 1
             name = base if counts[base] == 1 else f"{base}_{counts[base] - 1}"
         row = _row(name, _op_label(node, modules.get(node.target) if node.op == "call_module" else None), shape, g)
-        if node.op == "call_module" or _is_merge(node):
+        if node.op == "call_module" or _is_merge(node) or _is_window(node):
             rows.append(row)
         for scope in stack:
             last_in[scope] = _renamed(row, scope)
@@ -582,6 +582,11 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)
 def _renamed(row: ReceptiveField, name: str) -> ReceptiveField:
     """The same field under another name (a container takes its last layer's field)."""
     return ReceptiveField(name, row.op, row.output_shape, row.size, row.stride, row.padding, row.is_global, row.grid)
+
+
+def _is_window(node: fx.Node) -> bool:
+    """A functional convolution or pooling (``F.conv2d`` in a custom forward, or a bare ``nn.Conv2d`` traced)."""
+    return node.op == "call_function" and node.target in (F.conv2d, torch.conv2d, F.max_pool2d, torch.max_pool2d, F.avg_pool2d)
 
 
 def _is_merge(node: fx.Node) -> bool:

@@ -156,7 +156,7 @@ class ModelSummary:
         Raises:
             KeyError: no module of that name ran.
         """
-        for row in self._all_rows or self.rows:
+        for row in [*self.rows, *self._all_rows]:  # a collapsed row (subtree totals) first
             if row.name == name:
                 return row
         raise KeyError(f"no module named {name!r} ran in the forward pass; names look like {[r.name for r in self.rows[:3]]}")
@@ -198,9 +198,11 @@ class ModelSummary:
 
     def totals_line(self) -> str:
         """One line: parameters (M), MACs per image (G), input shape."""
+        macs = self.macs_per_image
+        macs_text = f"{macs / 1e9:.3f} G" if macs >= 1e8 else f"{macs / 1e6:.3f} M"
         return (
             f"{self.total_params / 1e6:.3f} M parameters ({self.trainable_params:,} trainable), "
-            f"{self.macs_per_image / 1e9:.3f} G MACs per image, input {tuple(self.input_shape)}"
+            f"{macs_text} MACs per image, input {tuple(self.input_shape)}"
         )
 
     def __str__(self) -> str:
