@@ -22,11 +22,12 @@ def draw_receptive_field(
     ax=None,
     colour: str = "yellow",
     title: str | None = None,
+    show_padding: bool = True,
 ):
     """Show the input pixels one unit of a layer sees, on the image itself.
 
     The analytic field is a solid box clipped to the image, with its full extent (reaching into
-    the zero padding) dashed; the unit's centre is a cross. With ``empirical``, the measured
+    the zero padding, drawn grey when ``show_padding``) dashed; the unit's centre is a cross. With ``empirical``, the measured
     input-gradient magnitude is overlaid (square-root scale, so the faint tails show).
 
     Args:
@@ -37,6 +38,7 @@ def draw_receptive_field(
         ax: a matplotlib axis (``None``: a new figure).
         colour: box colour.
         title: axis title (default: layer name, RF size and stride).
+        show_padding: when the field reaches past the image, zoom out to show all of it.
 
     Returns:
         the matplotlib axis.
@@ -67,9 +69,18 @@ def draw_receptive_field(
     ax.add_patch(Rectangle((cx1 - 0.5, cy1 - 0.5), cx2 - cx1, cy2 - cy1, fill=False, edgecolor=colour, linewidth=2))
     cy, cx = field.center(y, x)
     ax.plot([cx], [cy], marker="+", color=colour, markersize=10, mew=2)
-    ax.set_xlim(-0.5, w - 0.5)
-    ax.set_ylim(h - 0.5, -0.5)
-    ax.axis("off")
+    if show_padding and (x1 < 0 or y1 < 0 or x2 > w or y2 > h):  # zoom out: the zero padding the unit also sees, in grey
+        ax.set_xlim(min(x1, 0) - 2.5, max(x2, w) + 1.5)
+        ax.set_ylim(max(y2, h) + 1.5, min(y1, 0) - 2.5)
+        ax.set_facecolor("0.85")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    else:
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.axis("off")
     ax.set_title(title or f"{field.name}: RF {field.size[0]}, stride {field.stride[0]}", fontsize=9)
     return ax
 
