@@ -350,11 +350,11 @@ def _rule(node: fx.Node, inputs: list[fx.Node], geo: dict, modules: dict[str, nn
     src = geos[0]
     if all(g.constant for g in geos):
         return _union(geos)
-    if out is None:  # tuples (split, chunk) and getitem on them keep the geometry
-        if node.op == "call_function" and target is operator.getitem and not isinstance(node.meta.get("tensor_meta"), TensorMetadata):
-            return src
-        if src_shape is not None and isinstance(node.meta.get("tensor_meta"), (tuple, list)):
-            return _union(geos)
+    if node.op == "call_function" and target is operator.getitem and src_shape is None:
+        return src if out is not None else None  # an item of a tuple (split, chunk): same geometry
+    if out is None:
+        if isinstance(node.meta.get("tensor_meta"), (tuple, list)):
+            return _union(geos)  # a tuple of tensors (split, chunk along channels)
         return None  # e.g. x.shape, x.size(0): no spatial dependence
     nd_in = len(src_shape)
 
@@ -362,12 +362,11 @@ def _rule(node: fx.Node, inputs: list[fx.Node], geo: dict, modules: dict[str, nn
     if isinstance(module, nn.Linear) or name == "linear":
         return _on_last_dims(geos, src_shape, 1, out)
     if isinstance(module, nn.LayerNorm) or name == "layer_norm":
-        k = len(_pair(module.normalized_shape)) if module is not None and len(module.normalized_shape) == 2 else (
-            len(module.normalized_shape) if module is not None else len(_arg(node, 1, "normalized_shape")))
+        k = len(module.normalized_shape) if module is not None else len(_arg(node, 1, "normalized_shape"))
         return _on_last_dims(geos, src_shape, k, out)
     if isinstance(module, (nn.Softmax, nn.LogSoftmax)) or name in ("softmax", "log_softmax"):
         dim = module.dim if module is not None else _arg(node, 1, "dim")
-        if src.constant is False and dim is not None and dim % nd_in in _positive(src.dims, nd_in):
+        if not src.constant and dim is not None and dim % nd_in in _positive(src.dims, nd_in):
             return _to_constant(_union(geos), _spatial(src, src_shape))
         return _union(geos)
     if isinstance(module, nn.Flatten) or name in _RESHAPES:

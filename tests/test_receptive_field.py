@@ -42,6 +42,27 @@ def test_branches_take_the_union_of_paths():
     assert all(r.size == (9, 9) and r.padding == (4, 4) for r in t.rows if r.op in ("add", "cat"))
 
 
+def test_split_paths_and_the_plain_chain_formula_of_lecture_02():
+    class Split(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(4, 4, 3, padding=1)
+            self.d = nn.Conv2d(2, 2, 5, padding=2)
+
+        def forward(self, x):
+            a, b = torch.chunk(self.c(x), 2, dim=1)  # one half goes through a 5x5, the other does not
+            return torch.cat([a, self.d(b)], 1)
+
+    assert receptive_fields(Split(), (4, 16, 16)).rows[-1].size == (7, 7)
+    # a plain chain agrees with cvkit.convolution.receptive_field_chain (lecture 02)
+    from cvkit.convolution import receptive_field_chain
+
+    layers = [(7, 2), (3, 2), (3, 1), (3, 2), (5, 1, 2)]
+    chain = nn.Sequential(*[nn.Conv2d(1, 1, k, s, d * (k - 1) // 2, dilation=d) for k, s, d in ((*l, 1)[:3] for l in layers)])
+    rows = receptive_fields(chain, (1, 64, 64)).rows
+    assert [(r.size[0], r.stride[0], r.padding[0]) for r in rows] == [(c["size"], c["jump"], c["padding"]) for c in receptive_field_chain(layers)]
+
+
 def test_published_values_for_torchvision_models():
     # Araujo et al., Distill 2019, Table 1: AlexNet pool5 195, VGG-16 pool5 212 (stride 32, padding 90)
     with META:
