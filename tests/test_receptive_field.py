@@ -95,16 +95,13 @@ def test_our_vgg_and_alexnet_have_torchvisions_geometry():
 def _agrees(model, size, layer, units):
     field = receptive_fields(model, size)[layer]
     gh, gw = field.grid
-    # the first unit through the public "support" mode; the others reuse one linear positive twin of the model
-    # with a positive input (what "support" mode does inside), which saves copying a big model per unit
+    # one linear positive twin of the model and a positive input, as mode="support" makes them inside (the mode
+    # itself is used in the tests below); building the twin once saves copying a big model per unit
     twin = linear_positive_copy(model)
     positive = torch.rand(size, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.5
-    for i, unit in enumerate(units):
+    for unit in units:
         unit = (unit[0] % gh, unit[1] % gw)
-        if i == 0:
-            measured = empirical_receptive_field(model, layer, unit, input_size=size)
-        else:
-            measured = empirical_receptive_field(twin, layer, unit, image=positive, mode="gradient")
+        measured = empirical_receptive_field(twin, layer, unit, image=positive, mode="gradient")
         assert measured.box == field.box(*unit, clip=size[1:]), (layer, unit)
         x1, y1, x2, y2 = measured.box
         assert bool(measured.support[y1:y2, x1:x2].all())  # no holes inside the field
@@ -135,6 +132,9 @@ def test_global_gates_make_the_field_global():
     t = receptive_fields(model, (1, 28, 28))
     assert not t["layer1.0.conv2"].is_global and t["layer1.0"].is_global and t["layer1.0"].grid is None
     assert bool(empirical_receptive_field(model, "layer1.0", (0, 0), input_size=(1, 28, 28)).support.all())
+    # mode="support" on a local field: the support's box is the clipped analytic box
+    measured = empirical_receptive_field(model, "layer1.0.conv2", (2, 25), input_size=(1, 28, 28))
+    assert measured.box == t["layer1.0.conv2"].box(2, 25, clip=(28, 28)) == (22, 0, 28, 6)  # RF 7: columns 22-28, rows -1..5
     assert receptive_fields(create_model("sknet_mini"), (1, 28, 28))["layer1.0.conv2"].is_global  # SK's selection too
 
 

@@ -69,10 +69,11 @@ class DenseNet(nn.Module):
 
 
 @register_model("densenet121", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(growth_rate=4, init_features=8), reference="Huang et al. 2017")
-def densenet121(num_classes: int = 1000, growth_rate: int = 32, init_features: int = 64, in_channels: int = 3) -> DenseNet:
-    """DenseNet-121 (k = 32, blocks 6-12-24-16)."""
-    return DenseNet(growth_rate, (6, 12, 24, 16), init_features, num_classes=num_classes, in_channels=in_channels)
+                smoke_kwargs=dict(growth_rate=4, init_features=8, block_config=(2, 2, 2, 2)), reference="Huang et al. 2017")
+def densenet121(num_classes: int = 1000, growth_rate: int = 32, init_features: int = 64, in_channels: int = 3,
+                block_config: Sequence[int] = (6, 12, 24, 16)) -> DenseNet:
+    """DenseNet-121 (k = 32, blocks 6-12-24-16; other ``block_config`` give its shallower or deeper siblings)."""
+    return DenseNet(growth_rate, block_config, init_features, num_classes=num_classes, in_channels=in_channels)
 
 
 @register_model("densenet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Huang et al. 2017")
