@@ -2,3 +2,7 @@
 
 Image tensors are (B, C, H, W); token tensors are (B, N, D).
 """
+
+from cvkit.layers.conv_encoder import ConvEncoder
+
+__all__ = ["ConvEncoder"]

@@ -8,5 +8,7 @@ from cvkit.models.registry import ModelSpec, count_parameters, create_model, get
 
 # Model modules register themselves on import; keep one import per module, sorted.
 from cvkit.models import mlp  # noqa: F401,E402
+from cvkit.models import self_supervised  # noqa: F401,E402
+from cvkit.models import vision_language  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]

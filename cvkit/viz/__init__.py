@@ -7,15 +7,23 @@ restyle it; nothing here needs a notebook front end.
 from cvkit.viz.annotations import PALETTE, draw_boxes, overlay_mask, show_sample
 from cvkit.viz.curves import compare_histories, plot_history
 from cvkit.viz.images import normalize_for_display, show_images, to_display
+from cvkit.viz.representations import embed_2d, plot_embedding, plot_probe_accuracies
+from cvkit.viz.vision_language import overlay_heatmap, show_caption_attention, show_similarity_matrix
 
 __all__ = [
     "PALETTE",
     "compare_histories",
     "draw_boxes",
+    "embed_2d",
     "normalize_for_display",
+    "overlay_heatmap",
     "overlay_mask",
+    "plot_embedding",
     "plot_history",
+    "plot_probe_accuracies",
+    "show_caption_attention",
     "show_images",
     "show_sample",
+    "show_similarity_matrix",
     "to_display",
 ]
