@@ -7,7 +7,8 @@ One module per idea, each readable top to bottom:
 * :mod:`~cvkit.ssl.pretext`: rotation, relative position, jigsaw, inpainting, colourisation.
 * :mod:`~cvkit.ssl.simclr`, :mod:`~cvkit.ssl.moco`, :mod:`~cvkit.ssl.byol`, :mod:`~cvkit.ssl.dino`: the methods.
 * :mod:`~cvkit.ssl.vit`, :mod:`~cvkit.ssl.mae`, :mod:`~cvkit.ssl.beit`: masked image modelling.
-* :mod:`~cvkit.ssl.probe`: linear probe and k-NN evaluation; :mod:`~cvkit.ssl.train`: pre-training and the supervised baseline.
+* :mod:`~cvkit.ssl.probe`: linear probe and k-NN evaluation; :mod:`~cvkit.ssl.train`: pre-training and the supervised baseline;
+  :mod:`~cvkit.ssl.bench`: the lectures' comparison of methods against random-init and supervised baselines.
 
 Every method is an ``nn.Module`` with ``forward(*views) -> loss``, a ``num_views`` attribute and an
 ``encoder`` (the backbone a linear probe reads), so :func:`pretrain` trains any of them.
@@ -26,6 +27,7 @@ from cvkit.ssl.augment import (
     simclr_gallery,
     two_views,
 )
+from cvkit.ssl.bench import ProbeBench
 from cvkit.ssl.beit import BEiT, PatchKMeansTokenizer, blockwise_mask, blockwise_masks
 from cvkit.ssl.byol import BYOL
 from cvkit.ssl.dino import DINO, DINOHead, dino_loss, update_center
@@ -52,7 +54,7 @@ from cvkit.ssl.vit import ViTEncoder, sincos_position_embedding_2d
 
 __all__ = [
     "BEiT", "BYOL", "ColorJitter", "DINO", "DINOHead", "DensePretext", "GaussianNoise", "JigsawPuzzle", "MaskedAutoencoder",
-    "MoCo", "PatchKMeansTokenizer", "ProbeResult", "RandomCutout", "RandomGaussianBlur", "RandomGrayscale", "RandomResizedCrop",
+    "MoCo", "PatchKMeansTokenizer", "ProbeBench", "ProbeResult", "RandomCutout", "RandomGaussianBlur", "RandomGrayscale", "RandomResizedCrop",
     "RandomRotate90", "RelativePosition", "RotationPrediction", "SimCLR", "Sobel", "ViTEncoder", "blockwise_mask",
     "blockwise_masks", "byol_loss", "dino_loss", "ema_update_", "extract_features", "frozen_copy", "info_nce",
     "jigsaw_batch", "jigsaw_permutations", "knn_classify", "linear_probe", "mlp_head", "nt_xent", "patchify", "pretrain",

@@ -52,8 +52,9 @@ def blockwise_mask(
 
     Line by line as the algorithm, with these readings of its real-valued quantities:
 
-    * ``Rand(x, y)`` is uniform on [x, y]. When the remaining budget ``ratio * N - |M|`` is below
-      ``min_block``, the block size is that remainder (the range is empty otherwise).
+    * ``Rand(x, y)`` is uniform between x and y. When the remaining budget ``ratio * N - |M|`` is below
+      ``min_block``, the bounds of ``Rand(16, 0.4N - |M|)`` are swapped, so s lies between the remainder
+      and ``min_block`` (as Python's ``random.uniform``, used by BEiT's reference code, does).
     * The aspect ratio r is drawn log-uniformly on [min_aspect, 1 / min_aspect], so r and 1 / r
       are equally likely (BEiT's reference code does this; a uniform draw would favour tall blocks).
     * a and b are rounded to whole patches (at least 1); a block that does not fit the grid is
@@ -87,7 +88,7 @@ def blockwise_mask(
     if not 0 < min_aspect <= 1:
         raise ValueError(f"min_aspect must be in (0, 1], got {min_aspect}")
 
-    def rand(lo: float, hi: float) -> float:  # Rand(lo, hi): uniform on [lo, hi]
+    def rand(lo: float, hi: float) -> float:  # Rand(lo, hi): uniform between lo and hi (either order)
         return lo + (hi - lo) * float(torch.rand((), generator=generator))
 
     n = height * width
@@ -96,7 +97,7 @@ def blockwise_mask(
     blocks = []
     for _ in range(max_iterations):
         remaining = target - int(mask.sum())
-        s = rand(min_block, remaining) if remaining >= min_block else remaining  # block size
+        s = rand(min_block, remaining)  # block size
         r = math.exp(rand(math.log(min_aspect), -math.log(min_aspect)))  # aspect ratio of block
         a = max(1, round(math.sqrt(s * r)))  # rows
         b = max(1, round(math.sqrt(s / r)))  # columns

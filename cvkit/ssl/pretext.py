@@ -327,7 +327,7 @@ class DensePretext(nn.Module):
         hole_fraction: side of the inpainting hole over the image side.
 
     Shapes:
-        ``forward(images)``: (B, out_channels, H, W) in [0, 1] -> scalar loss; :meth:`predict` returns (input, prediction).
+        ``forward(images)``: (B, out_channels, H, W) in [0, 1] -> scalar loss; :meth:`predict` returns (input, prediction, weight).
 
     Raises:
         ValueError: an unknown task; TypeError: an encoder without ``forward_map``.
@@ -354,10 +354,10 @@ class DensePretext(nn.Module):
             return images.masked_fill(hole, 0.5), hole.to(images.dtype)
         return grayscale(images), torch.ones_like(images[:, :1])
 
-    def predict(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(corrupted input, reconstruction), both (B, ·, H, W) in [0, 1]."""
-        x, _ = self.make_input(images, generator)
-        return x, self.decoder(self.encoder.forward_map(x), tuple(images.shape[-2:]))
+    def predict(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(corrupted input, reconstruction, (B, 1, H, W) loss weight: 1 inside the hole / everywhere), images in [0, 1]."""
+        x, weight = self.make_input(images, generator)
+        return x, self.decoder(self.encoder.forward_map(x), tuple(images.shape[-2:])), weight
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x, weight = self.make_input(images, generator)

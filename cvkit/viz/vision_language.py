@@ -110,8 +110,8 @@ def show_similarity_matrix(similarity: torch.Tensor, images: torch.Tensor | None
         raise ValueError(f"{len(texts)} texts for {m} columns")
     thumbs = 1 if images is not None else 0
     fig = plt.figure(figsize=(size * (m + 1.2 * thumbs) + 1.5, size * n + 2.5))
-    grid = fig.add_gridspec(n, m + thumbs, width_ratios=[1.2] * thumbs + [m], wspace=0.02, hspace=0.05)
-    ax = fig.add_subplot(grid[:, thumbs:])
+    grid = fig.add_gridspec(n, 1 + thumbs, width_ratios=[1.2] * thumbs + [m], wspace=0.02, hspace=0.05)  # [thumbnails | matrix]
+    ax = fig.add_subplot(grid[:, thumbs])
     im = ax.imshow(sim, cmap="viridis", aspect="auto")
     if annotate:
         for i in range(n):

@@ -9,7 +9,17 @@
 """
 
 from cvkit.vl.captioning import ShowAttendTell, TransformerCaptioner, caption_loss, caption_step
-from cvkit.vl.clip import CLIP, ImageEncoder, TextEncoder, clip_loss, clip_step, dense_similarity, zero_shot_classifier, zero_shot_predict
+from cvkit.vl.clip import (
+    CLIP,
+    ImageEncoder,
+    TextEncoder,
+    clip_loss,
+    clip_step,
+    dense_similarity,
+    region_embeddings,
+    zero_shot_classifier,
+    zero_shot_predict,
+)
 from cvkit.vl.data import CaptionedImages, captioned_shapes
 from cvkit.vl.decoding import Decoded, beam_search, greedy_decode
 from cvkit.vl.metrics import caption_metrics
@@ -18,5 +28,5 @@ from cvkit.vl.tokenizer import CaptionTokenizer
 __all__ = [
     "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ImageEncoder", "ShowAttendTell", "TextEncoder",
     "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
-    "clip_step", "dense_similarity", "greedy_decode", "zero_shot_classifier", "zero_shot_predict",
+    "clip_step", "dense_similarity", "greedy_decode", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
 ]

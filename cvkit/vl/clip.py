@@ -232,3 +232,32 @@ def dense_similarity(model: CLIP, images: torch.Tensor, text_embeddings: torch.T
     if size is not None:
         maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
     return maps
+
+
+@torch.no_grad()
+def region_embeddings(model: CLIP, images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Embeddings of image regions: the dense features averaged inside each box (RoIAlign), L2-normalised.
+
+    With class-name embeddings from :func:`zero_shot_classifier`, this classifies boxes into any
+    vocabulary: the open-vocabulary detection recipe of ViLD and GLIP (a region's feature is compared
+    with words instead of a fixed classifier), with given boxes standing in for proposals.
+
+    Args:
+        model: a trained :class:`CLIP`.
+        images: (B, C, H, W).
+        boxes: B tensors (K_b, 4), ``xyxy`` in pixels.
+
+    Returns:
+        (sum K_b, E) float, unit rows, boxes in order.
+    """
+    from torchvision.ops import roi_align
+
+    was_training = model.training
+    model.eval()
+    try:
+        dense = model.image_encoder.forward_dense(images)  # (B, E, h, w)
+    finally:
+        model.train(was_training)
+    stride = images.shape[-1] / dense.shape[-1]
+    pooled = roi_align(dense, [b.to(dense) for b in boxes], output_size=2, spatial_scale=1 / stride, sampling_ratio=2, aligned=True)
+    return F.normalize(pooled.mean(dim=(2, 3)), dim=1)  # (K, E)

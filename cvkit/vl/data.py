@@ -19,12 +19,16 @@ class CaptionedImages:
         tokens: (N, T) int64 caption ids (``<bos> ... <eos> <pad>...``).
         captions: N strings.
         objects: per image, the ``(colour, shape)`` names of its objects, left to right.
+        boxes: per image, (K, 4) float32 ``xyxy`` pixel boxes of those objects, same order.
+        masks: per image, (K, H, W) bool visible pixels of those objects, same order.
     """
 
     images: torch.Tensor
     tokens: torch.Tensor
     captions: list[str]
     objects: list[list[tuple[str, str]]]
+    boxes: list[torch.Tensor]
+    masks: list[torch.Tensor]
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -55,4 +59,5 @@ def captioned_shapes(n: int, image_size: int = 48, seed: int = 0, min_shapes: in
     images = (torch.stack([s.image for s in samples]) * 255).round().to(torch.uint8)
     captions = [s.caption for s in samples]
     objects = [[(COLOUR_NAMES[c], SHAPE_CLASSES[l]) for c, l in zip(s.colours.tolist(), s.labels.tolist())] for s in samples]
-    return CaptionedImages(images, tokenizer.encode(captions, max_len), captions, objects)
+    return CaptionedImages(images, tokenizer.encode(captions, max_len), captions, objects, [s.boxes for s in samples],
+                           [s.masks for s in samples])
