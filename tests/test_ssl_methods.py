@@ -202,3 +202,21 @@ def test_pretrain_runs_the_kit_loop_and_lowers_the_loss():
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0] and losses[-1] < 0.8 * 1.3863  # well below chance, ln 4
     with pytest.raises(ValueError, match="batch_size"):
         pretrain(SimCLR(ConvEncoder(1, SMALL)), images[:10], batch_size=64, device="cpu")
+
+
+def test_colorization_predicts_chroma_and_keeps_the_luma():
+    from cvkit.ssl.augment import grayscale
+    from cvkit.ssl.pretext import DensePretext, chroma_to_rgb, rgb_to_chroma
+
+    x = torch.rand(3, 3, 16, 16)
+    y, uv = rgb_to_chroma(x)
+    torch.testing.assert_close(chroma_to_rgb(y, uv), x, atol=1e-5, rtol=0)
+    model = DensePretext(ConvEncoder(1, SMALL), out_channels=3, task="colorization").eval()
+    grey, rgb, _ = model.predict(x)
+    torch.testing.assert_close(grey, grayscale(x))
+    # the prediction only adds colour: away from clipping, its luma is the input's
+    inside = (rgb > 0.01) & (rgb < 0.99)
+    keep = inside.all(dim=1, keepdim=True)
+    torch.testing.assert_close(grayscale(rgb)[keep], grey[keep], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="out_channels must be 3"):
+        DensePretext(ConvEncoder(1, SMALL), out_channels=1, task="colorization")

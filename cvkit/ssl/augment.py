@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from cvkit.data.augment import BatchTransform, Compose, RandomFlip, _check_batch
 
 # ITU-R BT.601 luma weights, with the rounding torchvision's rgb_to_grayscale uses
-_LUMA = (0.2989, 0.587, 0.114)
+LUMA_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -66,7 +66,7 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
         return images
     if c != 3:
         raise ValueError(f"grayscale needs 1 or 3 channels, got {c}")
-    w = torch.tensor(_LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    w = torch.tensor(LUMA_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images * w).sum(dim=1, keepdim=True)  # (B, 1, H, W)
 
 
@@ -540,7 +540,7 @@ def simclr_gallery(size: int) -> dict[str, BatchTransform]:
 
 
 __all__: Sequence[str] = (
-    "ColorJitter", "GaussianNoise", "RandomCutout", "RandomGaussianBlur", "RandomGrayscale", "RandomResizedCrop",
+    "LUMA_WEIGHTS", "ColorJitter", "GaussianNoise", "RandomCutout", "RandomGaussianBlur", "RandomGrayscale", "RandomResizedCrop",
     "RandomRotate90", "Sobel", "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
     "gaussian_blur", "grayscale", "hsv_to_rgb", "resized_crop", "rgb_to_hsv", "rotate90", "simclr_augmentation",
     "simclr_gallery", "sobel", "two_views",
