@@ -15,12 +15,10 @@ or the other modality.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-Reduction = Literal["mean", "sum", "none"]
+from cvkit.losses import Reduction, _reduce
 
 
 def _check_temperature(temperature: float | torch.Tensor) -> None:
@@ -36,16 +34,6 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> Non
             raise ValueError(f"{name} must be a (B, D) tensor of embeddings, got {got}")
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape (B, D), got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
 
 
 def info_nce(
