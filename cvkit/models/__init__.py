@@ -7,8 +7,14 @@ Importing this package imports every model module, so the registry is complete.
 from cvkit.models.registry import ModelSpec, count_parameters, create_model, get_spec, list_models, register_model
 
 # Model modules register themselves on import; keep one import per module, sorted.
+from cvkit.models import autoencoder  # noqa: F401,E402
+from cvkit.models import dcgan  # noqa: F401,E402
 from cvkit.models import mlp  # noqa: F401,E402
+from cvkit.models import restoration  # noqa: F401,E402
 from cvkit.models import self_supervised  # noqa: F401,E402
+from cvkit.models import vae  # noqa: F401,E402
 from cvkit.models import vision_language  # noqa: F401,E402
+from cvkit.diffusion import unet as _diffusion_unet  # noqa: F401,E402
+from cvkit.sam import model as _sam_model  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]
