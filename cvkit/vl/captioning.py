@@ -142,6 +142,7 @@ class TransformerCaptioner(nn.Module):
         decoder_layers: transformer decoder layers.
         max_len: longest token sequence (learned position embeddings).
         dropout: inside the transformer layers.
+        image_size: side of the input images in pixels (fixes the number of region position embeddings).
 
     Shapes:
         ``forward(images (B, C, H, W), tokens (B, T) int64)`` -> ``(log-probabilities (B, T, V), None)``.
