@@ -304,7 +304,7 @@ class UpsamplingDecoder(nn.Module):
         ValueError: an unknown ``output_range``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...] = (32, 16, 8),
+    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...] = (16, 8, 4),
                  output_range: Literal["unit", "signed"] = "unit") -> None:
         super().__init__()
         if output_range not in ("unit", "signed"):
@@ -359,6 +359,8 @@ class DensePretext(nn.Module):
         out_channels: channels of the images (1 for Fashion-MNIST, 3 for colour).
         task: ``"inpainting"`` or ``"colorization"``.
         hole_fraction: side of the inpainting hole over the image side.
+        decoder_widths: channels of the decoder's x2 upsampling stages (as many are used as the encoder has
+            stride-2 stages; small, because pixels are cheap to predict and the encoder is what we keep).
 
     Shapes:
         ``forward(images)``: (B, out_channels, H, W) in [0, 1] -> scalar loss; :meth:`predict` returns
@@ -371,7 +373,7 @@ class DensePretext(nn.Module):
     num_views = 1
 
     def __init__(self, encoder: nn.Module, out_channels: int, task: Literal["inpainting", "colorization"] = "inpainting",
-                 hole_fraction: float = 0.5) -> None:
+                 hole_fraction: float = 0.5, decoder_widths: tuple[int, ...] = (16, 8, 4)) -> None:
         super().__init__()
         if task not in ("inpainting", "colorization"):
             raise ValueError(f"task must be 'inpainting' or 'colorization', got {task!r}")
@@ -380,7 +382,7 @@ class DensePretext(nn.Module):
         if not hasattr(encoder, "forward_map"):
             raise TypeError(f"the encoder ({type(encoder).__name__}) needs forward_map(x) -> (B, D, h, w), as ConvEncoder has")
         self.encoder = encoder
-        widths = (32, 16, 8)[: _stages(encoder)]
+        widths = tuple(decoder_widths)[: _stages(encoder)]
         if task == "inpainting":
             self.decoder = UpsamplingDecoder(feature_dim_of(encoder), out_channels, widths, "unit")
         else:
