@@ -18,6 +18,7 @@ the same loop as the contrastive methods (``num_views = 1``); ``encoder`` is wha
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Literal
 
@@ -188,7 +189,7 @@ def jigsaw_permutations(num_permutations: int = 64, grid: int = 3, seed: int = 0
     """
     if grid not in (2, 3):
         raise ValueError(f"grid must be 2 or 3 (all permutations are enumerated), got {grid}")
-    everything = torch.tensor(list(itertools.permutations(range(grid * grid))), dtype=torch.int8)  # (n!, n)
+    everything = _all_permutations(grid * grid)  # (n!, n)
     if not 1 <= num_permutations <= everything.shape[0]:
         raise ValueError(f"num_permutations must be in [1, {everything.shape[0]}], got {num_permutations}")
     g = torch.Generator().manual_seed(seed)
@@ -199,6 +200,12 @@ def jigsaw_permutations(num_permutations: int = 64, grid: int = 3, seed: int = 0
         total[chosen[-1]] = -1  # never pick twice
         chosen.append(int(total.argmax()))
     return everything[chosen].long()
+
+
+@functools.lru_cache(maxsize=2)
+def _all_permutations(n: int) -> torch.Tensor:
+    """Every permutation of range(n) as an (n!, n) int8 tensor (362,880 rows for 9 tiles; built once)."""
+    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int8)
 
 
 def jigsaw_batch(images: torch.Tensor, permutations: torch.Tensor, tile: int | None = None, generator: torch.Generator | None = None
