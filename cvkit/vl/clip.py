@@ -65,6 +65,7 @@ class ImageEncoder(nn.Module):
         self.proj = nn.Conv2d(self.backbone.feature_dim, embed_dim, kernel_size=1)  # a Linear applied at every region
 
     def forward_dense(self, images: torch.Tensor) -> torch.Tensor:
+        """Projected region features in the joint space, (B, E, h, w) (not normalised)."""
         check_images(images)
         return self.proj(self.backbone.forward_map(images))  # (B, E, h, w)
 
