@@ -5,17 +5,43 @@ restyle it; nothing here needs a notebook front end.
 """
 
 from cvkit.viz.annotations import PALETTE, draw_boxes, overlay_mask, show_sample
+from cvkit.viz.attention import (
+    attention_maps,
+    attention_rollout,
+    cls_attention,
+    mean_attention_distance,
+    overlay_attention,
+    plot_attention_distance,
+    record_attention,
+    show_attention_heads,
+    show_attention_rollout,
+    vit_token_layout,
+)
 from cvkit.viz.curves import compare_histories, plot_history
 from cvkit.viz.images import normalize_for_display, show_images, to_display
+from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows
 
 __all__ = [
     "PALETTE",
+    "attention_maps",
+    "attention_rollout",
+    "cls_attention",
     "compare_histories",
     "draw_boxes",
+    "group_ids",
+    "mean_attention_distance",
     "normalize_for_display",
+    "overlay_attention",
     "overlay_mask",
+    "plot_attention_distance",
     "plot_history",
+    "record_attention",
+    "show_attention_heads",
+    "show_attention_rollout",
+    "show_block_grid",
     "show_images",
     "show_sample",
+    "show_shifted_windows",
     "to_display",
+    "vit_token_layout",
 ]
