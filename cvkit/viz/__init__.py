@@ -17,8 +17,10 @@ from cvkit.viz.attention import (
     show_attention_rollout,
     vit_token_layout,
 )
+from cvkit.viz.conv import draw_conv_arithmetic, draw_receptive_field_growth, show_filtered
 from cvkit.viz.curves import compare_histories, plot_history
 from cvkit.viz.images import normalize_for_display, show_images, to_display
+from cvkit.viz.optimization import plot_landscape
 from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "attention_rollout",
     "cls_attention",
     "compare_histories",
+    "draw_conv_arithmetic",
+    "draw_receptive_field_growth",
     "draw_boxes",
     "group_ids",
     "mean_attention_distance",
@@ -35,10 +39,12 @@ __all__ = [
     "overlay_mask",
     "plot_attention_distance",
     "plot_history",
+    "plot_landscape",
     "record_attention",
     "show_attention_heads",
     "show_attention_rollout",
     "show_block_grid",
+    "show_filtered",
     "show_images",
     "show_sample",
     "show_shifted_windows",
