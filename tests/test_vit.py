@@ -38,7 +38,7 @@ def test_distilled_vit_averages_two_heads():
     x = torch.rand(2, 1, 28, 28)
     cls_logits, dist_logits = model.forward_heads(x)
     assert model.num_prefix_tokens == 2
-    assert model.forward_tokens(x).shape == (2, 2 + 49, 96)
+    assert model.forward_tokens(x).shape == (2, 2 + 49, 64)
     assert torch.allclose(model(x), (cls_logits + dist_logits) / 2)
     assert not torch.allclose(cls_logits, dist_logits)
 
@@ -119,8 +119,8 @@ def test_swin_t_matches_the_paper_size_and_stage_shapes():
     with torch.device("meta"):
         model = create_model("swin_t")
     assert sum(p.numel() for p in model.parameters()) == 28_288_354  # torchvision's swin_t; paper: 28 M
-    small = create_model("swin_tiny_patch2_28")
-    outs = small.forward_stages(torch.rand(2, 1, 28, 28))
-    assert [tuple(o.shape) for o in outs] == [(2, 196, 48), (2, 49, 96)]
+    small = create_model("swin_tiny_patch4_32")
+    outs = small.forward_stages(torch.rand(2, 3, 32, 32))
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 32), (2, 16, 64)]
     with pytest.raises(ValueError, match="halve"):
         SwinConfig(img_size=28, patch_size=2, depths=(2, 2, 2), num_heads=(1, 1, 1))

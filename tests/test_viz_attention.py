@@ -24,6 +24,7 @@ from cvkit.viz import (
     show_block_grid,
     show_shifted_windows,
     vit_token_layout,
+    window_attention_map,
 )
 
 
@@ -121,6 +122,18 @@ def test_pictures_draw(pair):
 
 
 def test_swin_window_attention_is_recorded():
-    model = create_model("swin_tiny_patch2_28", depths=(2, 2))
-    maps = attention_maps(model, torch.rand(1, 1, 28, 28))
-    assert [tuple(m.shape) for m in maps] == [(4, 2, 49, 49)] * 2 + [(1, 4, 49, 49)] * 2  # (B*nW, h, M*M, M*M)
+    model = create_model("swin_tiny_patch4_32")
+    maps = attention_maps(model, torch.rand(1, 3, 32, 32))
+    assert [tuple(m.shape) for m in maps] == [(4, 2, 16, 16)] * 2 + [(1, 4, 16, 16)] * 2  # (B*nW, h, M*M, M*M)
+    assert (maps[1][1:].masked_select(~shifted_window_mask((8, 8), 4, 2)[1:, None]) == 0).all()  # shifted block obeys its mask
+
+
+def test_window_attention_map_undoes_the_shift():
+    # 4x4 grid, M=2, s=1: query (0, 0) rolls to (3, 3), the last slot of window 3; make it attend to the slot of (1, 0)
+    attn = torch.zeros(4, 1, 4, 4)
+    attn[3, 0, 3, 2] = 1.0  # window 3 slot 2 = rolled (3, 2) = original (0, 3)
+    canvas = window_attention_map(attn, (4, 4), 2, (0, 0), shift_size=1)
+    assert canvas.shape == (1, 4, 4)
+    assert canvas[0, 0, 3] == 1.0 and canvas.sum() == 1.0
+    plain = window_attention_map(torch.ones(4, 2, 4, 4) / 4, (4, 4), 2, (3, 2))
+    assert plain[:, 2:, 2:].sum() == 2 * 4 * 0.25 and plain[:, :2].sum() == 0

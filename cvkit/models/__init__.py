@@ -7,6 +7,6 @@ Importing this package imports every model module, so the registry is complete.
 from cvkit.models.registry import ModelSpec, count_parameters, create_model, get_spec, list_models, register_model
 
 # Model modules register themselves on import; keep one import per module, sorted.
-from cvkit.models import deit, mlp, swin, vit  # noqa: F401,E402
+from cvkit.models import convnet, deit, mlp, swin, vit  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]

@@ -186,12 +186,12 @@ SMOKE = dict(embed_dim=16, depths=(2, 1), num_heads=(1, 2), drop_path=0.1)
 
 
 @register_model(
-    "swin_tiny_patch2_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
+    "swin_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
     smoke_kwargs=SMOKE, reference="Liu et al. 2021 (Swin)",
 )
-def swin_tiny_patch2_28(**overrides) -> SwinTransformer:
-    """A two-stage Swin for 28 x 28 grey images: 14 x 14 tokens of 2 x 2 pixels in 7 x 7 windows, then 7 x 7 after merging."""
-    cfg = SwinConfig(img_size=28, patch_size=2, in_chans=1, num_classes=10, embed_dim=48, depths=(2, 2), num_heads=(2, 4), window_size=7, mlp_ratio=2.0, drop_path=0.1)
+def swin_tiny_patch4_32(**overrides) -> SwinTransformer:
+    """A two-stage Swin for 32 x 32 colour images: 8 x 8 tokens of 4 x 4 pixels in 4 x 4 windows (shifted by 2), then 4 x 4 tokens after merging."""
+    cfg = SwinConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, mlp_ratio=2.0, drop_path=0.1)
     return SwinTransformer(cfg, **overrides)
 
 

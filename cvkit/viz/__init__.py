@@ -15,13 +15,14 @@ from cvkit.viz.attention import (
     record_attention,
     show_attention_heads,
     show_attention_rollout,
+    show_position_similarity,
     vit_token_layout,
 )
 from cvkit.viz.conv import draw_conv_arithmetic, draw_receptive_field_growth, show_filtered
 from cvkit.viz.curves import compare_histories, plot_history
 from cvkit.viz.images import normalize_for_display, show_images, to_display
 from cvkit.viz.optimization import plot_landscape
-from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows
+from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows, window_attention_map
 
 __all__ = [
     "PALETTE",
@@ -46,8 +47,10 @@ __all__ = [
     "show_block_grid",
     "show_filtered",
     "show_images",
+    "show_position_similarity",
     "show_sample",
     "show_shifted_windows",
     "to_display",
     "vit_token_layout",
+    "window_attention_map",
 ]

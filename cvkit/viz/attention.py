@@ -327,3 +327,38 @@ def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean
     if heads <= 12:
         ax.legend(fontsize=6, ncol=2, loc="lower right")
     return ax
+
+
+def show_position_similarity(pos_embed: torch.Tensor, grid_size: tuple[int, int], title: str | None = None, size: float = 0.6):
+    """Cosine similarity of every patch's position embedding with all others, one small map per patch (ViT Fig. 7, centre).
+
+    Args:
+        pos_embed: (gh*gw, D) position embeddings of the patches (drop the prefix tokens first).
+        grid_size: (gh, gw).
+        title: figure title.
+        size: inches per small map.
+
+    Returns:
+        matplotlib Figure with a gh x gw grid of (gh, gw) maps: the map at (r, c) shows how similar
+        patch (r, c)'s embedding is to every other patch's (yellow: similar).
+
+    Raises:
+        ValueError: ``pos_embed`` does not have gh*gw rows.
+    """
+    import matplotlib.pyplot as plt
+
+    gh, gw = grid_size
+    if pos_embed.dim() != 2 or pos_embed.shape[0] != gh * gw:
+        raise ValueError(f"pos_embed must be ({gh * gw}, D) for a {gh}x{gw} grid (drop class tokens first), got {tuple(pos_embed.shape)}")
+    e = F.normalize(pos_embed.detach().float().cpu(), dim=1)
+    sim = (e @ e.T).reshape(gh, gw, gh, gw)  # (gh, gw, gh, gw)
+    fig, axes = plt.subplots(gh, gw, figsize=(size * gw, size * gh + (0.4 if title else 0)), squeeze=False)
+    for r in range(gh):
+        for c in range(gw):
+            axes[r, c].imshow(sim[r, c].numpy(), cmap="viridis", vmin=-1, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig

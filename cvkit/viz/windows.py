@@ -167,3 +167,40 @@ def show_block_grid(grid_size: tuple[int, int] = (8, 8), size: int = 4, image: t
         ax.scatter(xs + 0.5, ys + 0.5, s=22, c="white", edgecolors="black", linewidths=0.8)
     fig.tight_layout()
     return fig
+
+
+def window_attention_map(
+    attention: torch.Tensor, grid_size: tuple[int, int], window_size: int, query: tuple[int, int], image: int = 0, shift_size: int = 0
+) -> torch.Tensor:
+    """Where one token looks inside its (shifted) window, placed back on the full token grid.
+
+    Args:
+        attention: (B * nW, h, M*M, M*M) weights of one window-attention layer (from
+            :func:`cvkit.viz.attention_maps` on a Swin).
+        grid_size: (H, W) tokens of that layer.
+        window_size: M.
+        query: (row, col) of the query token on the un-shifted grid.
+        image: which image of the batch.
+        shift_size: s of that block (0 for W-MSA); the cyclic shift is undone.
+
+    Returns:
+        (h, H, W) float: the query's attention over every token (zero outside its window).
+
+    Raises:
+        ValueError: shapes that do not fit the grid and window, or a query outside the grid.
+    """
+    h, w = grid_size
+    m, s = window_size, shift_size
+    n_windows = (h // m) * (w // m)
+    if attention.dim() != 4 or attention.shape[-1] != m * m or attention.shape[0] % n_windows:
+        raise ValueError(f"attention {tuple(attention.shape)} does not fit {n_windows} windows of {m}x{m} on a {h}x{w} grid")
+    r, c = query
+    if not (0 <= r < h and 0 <= c < w):
+        raise ValueError(f"query {query} is outside the {h}x{w} grid")
+    rr, cc = (r - s) % h, (c - s) % w  # where the query sits after the roll by (-s, -s)
+    window = (rr // m) * (w // m) + cc // m
+    row = attention[image * n_windows + window, :, (rr % m) * m + cc % m]  # (h, M*M)
+    canvas = torch.zeros(row.shape[0], h, w)
+    top, left = (rr // m) * m, (cc // m) * m
+    canvas[:, top : top + m, left : left + m] = row.float().cpu().view(-1, m, m)
+    return torch.roll(canvas, shifts=(s, s), dims=(1, 2))  # back to image coordinates
