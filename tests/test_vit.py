@@ -38,7 +38,7 @@ def test_distilled_vit_averages_two_heads():
     x = torch.rand(2, 1, 28, 28)
     cls_logits, dist_logits = model.forward_heads(x)
     assert model.num_prefix_tokens == 2
-    assert model.forward_tokens(x).shape == (2, 2 + 49, 64)
+    assert model.forward_tokens(x).shape == (2, 2 + 49, 48)
     assert torch.allclose(model(x), (cls_logits + dist_logits) / 2)
     assert not torch.allclose(cls_logits, dist_logits)
 
@@ -124,3 +124,12 @@ def test_swin_t_matches_the_paper_size_and_stage_shapes():
     assert [tuple(o.shape) for o in outs] == [(2, 64, 32), (2, 16, 64)]
     with pytest.raises(ValueError, match="halve"):
         SwinConfig(img_size=28, patch_size=2, depths=(2, 2, 2), num_heads=(1, 1, 1))
+
+
+def test_convnet_baseline_is_the_size_of_the_small_vit():
+    cnn, vit = create_model("convnet_small_28"), create_model("vit_tiny_patch4_28")
+    n_cnn, n_vit = (sum(p.numel() for p in m.parameters()) for m in (cnn, vit))
+    assert 0.8 < n_cnn / n_vit < 1.2
+    assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        cnn(torch.rand(2, 3, 28, 28))

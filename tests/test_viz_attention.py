@@ -114,7 +114,7 @@ def test_pictures_draw(pair):
     assert len(fig.axes) >= 3
     rolled = cls_attention(attention_rollout(maps), (4, 4))
     show_attention_rollout(x, rolled, titles=["a", "b"], last_layer=heads.mean(1))
-    ax = plot_attention_distance(mean_attention_distance(maps, (4, 4), 8), receptive=32)
+    ax = plot_attention_distance(mean_attention_distance(maps, (4, 4), 8), lines={"image size": 32})
     assert len(ax.collections) == 2  # one scatter per head
     fig = show_shifted_windows((8, 8), 4)
     assert len(fig.axes) == 3 + shifted_window_mask((8, 8), 4, 2).shape[0]

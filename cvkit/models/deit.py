@@ -120,4 +120,4 @@ def distillation_step(teacher: nn.Module, kind: Distillation = "hard", alpha: fl
 )
 def deit_tiny_distilled_patch4_28(**overrides) -> VisionTransformer:
     """The Fashion-MNIST ViT of ``vit_tiny_patch4_28`` with DeiT's distillation token and head."""
-    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, distilled=True, **SMALL), **overrides)
+    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, distilled=True, **SMALL), **overrides)

@@ -17,7 +17,7 @@ Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers" (attention ro
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -298,14 +298,16 @@ def show_attention_rollout(images: torch.Tensor, maps: torch.Tensor, titles: Seq
     return fig
 
 
-def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean attention distance", receptive: float | None = None):
+def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean attention distance", lines: Mapping[str, float] | None = None):
     """Scatter of every head's mean attention distance against its layer (ViT Fig. 7).
 
     Args:
         distances: (L, h) pixels, from :func:`mean_attention_distance`.
         ax: axis to draw on (default: a new figure).
         title: axis title.
-        receptive: optional image size in pixels, drawn as a dashed line for scale.
+        lines: reference distances drawn as labelled horizontal lines, e.g. ``{"image size": 28,
+            "uniform attention": d}`` with ``d`` the distance of uniform attention (pass
+            ``[torch.full((1, 1, N, N), 1 / N)]`` to :func:`mean_attention_distance`).
 
     Returns:
         the matplotlib axis.
@@ -313,19 +315,24 @@ def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.2))
+        _, ax = plt.subplots(figsize=(5.5, 3.2))
     d = distances.detach().cpu().numpy()
     layers, heads = d.shape
     for head in range(heads):
-        ax.scatter(np.arange(1, layers + 1), d[:, head], s=14, alpha=0.8, label=f"head {head}" if heads <= 12 else None)
-    if receptive is not None:
-        ax.axhline(receptive, ls="--", c="grey", lw=0.8)
+        ax.scatter(np.arange(1, layers + 1), d[:, head], s=14, alpha=0.8, label=f"head {head}")
+    top = d.max()
+    for (name, value), style in zip((lines or {}).items(), ("--", ":", "-.")):
+        ax.axhline(value, ls=style, c="grey", lw=0.9)
+        ax.text(0.6, value, name, fontsize=7, color="grey", va="bottom", ha="left")
+        top = max(top, value)
+    ax.set_ylim(0, top * 1.05)
     ax.set_xlabel("layer (network depth)")
     ax.set_ylabel("mean attention distance (pixels)")
     ax.set_title(title, fontsize=10)
     ax.set_xticks(range(1, layers + 1))
-    if heads <= 12:
-        ax.legend(fontsize=6, ncol=2, loc="lower right")
+    ax.set_xlim(0.5, layers + 0.5)
+    ax.legend(fontsize=6, ncol=1 if heads <= 6 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.figure.tight_layout()
     return ax
 
 
@@ -340,7 +347,9 @@ def show_position_similarity(pos_embed: torch.Tensor, grid_size: tuple[int, int]
 
     Returns:
         matplotlib Figure with a gh x gw grid of (gh, gw) maps: the map at (r, c) shows how similar
-        patch (r, c)'s embedding is to every other patch's (yellow: similar).
+        patch (r, c)'s embedding is to every other patch's (yellow: most similar). Colours are scaled per
+        map (min to max), so a structure shows even when all similarities are high, as for sinusoids
+        whose long wavelengths barely change across a small grid.
 
     Raises:
         ValueError: ``pos_embed`` does not have gh*gw rows.
@@ -355,7 +364,7 @@ def show_position_similarity(pos_embed: torch.Tensor, grid_size: tuple[int, int]
     fig, axes = plt.subplots(gh, gw, figsize=(size * gw, size * gh + (0.4 if title else 0)), squeeze=False)
     for r in range(gh):
         for c in range(gw):
-            axes[r, c].imshow(sim[r, c].numpy(), cmap="viridis", vmin=-1, vmax=1)
+            axes[r, c].imshow(sim[r, c].numpy(), cmap="viridis")
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
     if title:
