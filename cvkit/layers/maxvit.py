@@ -26,7 +26,7 @@ import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
 from cvkit.layers.transformer import Mlp
-from cvkit.layers.window import WindowAttention, _check_grid, grid_to_tokens, tokens_to_grid, window_partition, window_reverse
+from cvkit.layers.window import WindowAttention, _check_grid, _check_groups, grid_to_tokens, tokens_to_grid, window_partition, window_reverse
 
 Partition = Literal["block", "grid"]
 PARTITIONS = ("block", "grid")
@@ -84,12 +84,7 @@ def grid_reverse(groups: torch.Tensor, grid_cells: int, grid_size: tuple[int, in
     """
     h, w = grid_size
     g = grid_cells
-    if h % g or w % g:
-        raise ValueError(f"grid_size {grid_size} must be divisible by grid_cells {g}")
-    n_groups = (h // g) * (w // g)
-    if groups.dim() != 3 or groups.shape[1] != g * g or groups.shape[0] % n_groups:
-        raise ValueError(f"expected groups (B*{n_groups}, {g * g}, C) for a {h}x{w} grid, got {tuple(groups.shape)}")
-    b, c = groups.shape[0] // n_groups, groups.shape[2]
+    b, c = _check_groups(groups, g, grid_size, "groups", "grid_cells")
     x = groups.reshape(b, h // g, w // g, g, g, c)  # (B, H/G, W/G, G, G, C)
     x = x.permute(0, 3, 1, 4, 2, 5)  # (B, G, H/G, G, W/G, C)
     return x.reshape(b, h, w, c)  # (B, H, W, C)

@@ -75,12 +75,7 @@ def window_reverse(windows: torch.Tensor, window_size: int, grid_size: tuple[int
     """
     h, w = grid_size
     m = window_size
-    if h % m or w % m:
-        raise ValueError(f"grid_size {grid_size} must be divisible by window_size {m}")
-    n_windows = (h // m) * (w // m)
-    if windows.dim() != 3 or windows.shape[1] != m * m or windows.shape[0] % n_windows:
-        raise ValueError(f"expected windows (B*{n_windows}, {m * m}, D) for a {h}x{w} grid, got {tuple(windows.shape)}")
-    b, d = windows.shape[0] // n_windows, windows.shape[2]
+    b, d = _check_groups(windows, m, grid_size, "windows", "window_size")
     x = windows.reshape(b, h // m, w // m, m, m, d)  # (B, H/M, W/M, M, M, D)
     x = x.permute(0, 1, 3, 2, 4, 5)  # (B, H/M, M, W/M, M, D)
     return x.reshape(b, h, w, d)  # (B, H, W, D)
@@ -268,6 +263,17 @@ class SwinBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"input_resolution={self.input_resolution}, window_size={self.window_size}, shift_size={self.shift_size}"
+
+
+def _check_groups(groups: torch.Tensor, size: int, grid_size: tuple[int, int], what: str, name: str) -> tuple[int, int]:
+    """Check (B * G, size*size, D) token groups against an (H, W) grid; return (B, D)."""
+    h, w = grid_size
+    if h % size or w % size:
+        raise ValueError(f"grid_size {grid_size} must be divisible by {name} {size}")
+    n_groups = (h // size) * (w // size)
+    if groups.dim() != 3 or groups.shape[1] != size * size or groups.shape[0] % n_groups:
+        raise ValueError(f"expected {what} (B*{n_groups}, {size * size}, D) for a {h}x{w} grid, got {tuple(groups.shape)}")
+    return groups.shape[0] // n_groups, groups.shape[2]
 
 
 def _check_grid(grid: torch.Tensor, size: int, name: str) -> tuple[int, int, int, int]:
