@@ -78,7 +78,7 @@ def distillation_loss(
 def distillation_step(teacher: nn.Module, kind: Distillation = "hard", alpha: float = 0.5, tau: float = 3.0):
     """A training step for :func:`cvkit.train.fit` that distils ``teacher`` into a distilled ViT.
 
-    The teacher runs in eval mode without gradients. Accuracy is counted with the averaged heads
+    The teacher runs in eval mode without gradients, moved to the device of the batches on first use. Accuracy is counted with the averaged heads
     (DeiT's test-time rule). In evaluation (``model.training`` is False) the step returns the plain
     cross-entropy of the averaged logits, so validation losses compare with other models'.
 
@@ -104,6 +104,8 @@ def distillation_step(teacher: nn.Module, kind: Distillation = "hard", alpha: fl
             raise ValueError("the student has no distillation token: build it with distilled=True")
         averaged = (cls_logits + dist_logits) / 2
         if model.training:
+            if next(teacher.parameters()).device != images.device:
+                teacher.to(images.device)  # follow the data (fit moves the student and the batches, not the teacher)
             with torch.no_grad():
                 teacher_logits = teacher(images)
             loss = distillation_loss(cls_logits, dist_logits, labels, teacher_logits, kind, alpha, tau)
