@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from cvkit.ssl.beit import blockwise_mask, blockwise_masks
-from cvkit.ssl.mae import MaskedAutoencoder, patchify, random_masking, unpatchify
-from cvkit.ssl.vit import ViTEncoder, sincos_position_embedding_2d
+from cvkit.layers import patchify
+from cvkit.ssl.mae import MaskedAutoencoder, random_masking
+from cvkit.ssl.vit import ViTEncoder
 
 
 @pytest.mark.parametrize("n", [16, 64, 196])
@@ -40,25 +41,6 @@ def test_random_masking_differs_per_sample_and_rejects_bad_ratio():
     assert len({tuple(m.tolist()) for m in mask}) == 16
     with pytest.raises(ValueError, match="mask_ratio"):
         random_masking(torch.zeros(1, 4, 2), 1.0)
-
-
-def test_patchify_matches_unfold_and_round_trips():
-    x = torch.rand(2, 3, 8, 12)
-    p = patchify(x, 4)
-    assert p.shape == (2, 6, 48)
-    unfolded = F.unfold(x, kernel_size=4, stride=4).transpose(1, 2)  # (B, N, C*p*p), channel-major
-    torch.testing.assert_close(p.view(2, 6, 4, 4, 3).permute(0, 1, 4, 2, 3).reshape(2, 6, 48), unfolded)
-    torch.testing.assert_close(unpatchify(p, 4, 3, 8, 12), x)
-    with pytest.raises(ValueError, match="divisible"):
-        patchify(torch.zeros(1, 1, 7, 8), 4)
-
-
-def test_sincos_position_embedding_matches_the_1d_formula():
-    pe = sincos_position_embedding_2d(3, 5, 8)  # (15, 8): [sin(y w), cos(y w), sin(x w), cos(x w)], w = 1, 0.01
-    row, col = 2, 4
-    w = torch.tensor([1.0, 1 / 100.0])
-    expected = torch.cat([torch.sin(row * w), torch.cos(row * w), torch.sin(col * w), torch.cos(col * w)])
-    torch.testing.assert_close(pe[row * 5 + col], expected)
 
 
 def test_mae_encoder_sees_only_visible_tokens_and_loss_only_counts_masked_patches():

@@ -202,3 +202,12 @@ def test_clip_image_embedding_is_the_mean_of_its_dense_features():
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
     assert model.scale().item() == 100.0  # clamped as in CLIP
+
+
+def test_transformer_captioner_reports_cross_attention_per_word():
+    torch.manual_seed(0)
+    model = TransformerCaptioner(len(CaptionTokenizer()), widths=(8, 16, 32), dim=32, heads=2, image_size=32).eval()
+    out = greedy_decode(model, torch.rand(2, 3, 32, 32), max_len=5)
+    assert out.attention.shape == (2, out.tokens.shape[1], 16)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, out.tokens.shape[1]))
+    assert not model.decoder[-1].cross_attn.keep_attention  # recording is switched off again

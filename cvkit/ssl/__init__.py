@@ -33,7 +33,7 @@ from cvkit.ssl.byol import BYOL
 from cvkit.ssl.dino import DINO, DINOHead, dino_loss, update_center
 from cvkit.ssl.heads import mlp_head
 from cvkit.ssl.losses import byol_loss, info_nce, nt_xent
-from cvkit.ssl.mae import MaskedAutoencoder, patchify, random_masking, unpatchify
+from cvkit.ssl.mae import MaskedAutoencoder, random_masking
 from cvkit.ssl.moco import MoCo
 from cvkit.ssl.momentum import ema_update_, frozen_copy
 from cvkit.ssl.pretext import (
@@ -50,14 +50,14 @@ from cvkit.ssl.pretext import (
 from cvkit.ssl.probe import ProbeResult, extract_features, knn_classify, linear_probe
 from cvkit.ssl.simclr import SimCLR
 from cvkit.ssl.train import pretrain, probe_table, train_supervised
-from cvkit.ssl.vit import ViTEncoder, sincos_position_embedding_2d
+from cvkit.ssl.vit import ViTEncoder
 
 __all__ = [
     "BEiT", "BYOL", "ColorJitter", "DINO", "DINOHead", "DensePretext", "GaussianNoise", "JigsawPuzzle", "MaskedAutoencoder",
     "MoCo", "PatchKMeansTokenizer", "ProbeBench", "ProbeResult", "RandomCutout", "RandomGaussianBlur", "RandomGrayscale", "RandomResizedCrop",
     "RandomRotate90", "RelativePosition", "RotationPrediction", "SimCLR", "Sobel", "ViTEncoder", "blockwise_mask",
     "blockwise_masks", "byol_loss", "dino_loss", "ema_update_", "extract_features", "frozen_copy", "info_nce",
-    "jigsaw_batch", "jigsaw_permutations", "knn_classify", "linear_probe", "mlp_head", "nt_xent", "patchify", "pretrain",
+    "jigsaw_batch", "jigsaw_permutations", "knn_classify", "linear_probe", "mlp_head", "nt_xent", "pretrain",
     "probe_table", "random_masking", "relative_position_batch", "rotation_batch", "simclr_augmentation", "simclr_gallery",
-    "sincos_position_embedding_2d", "square_hole", "train_supervised", "two_views", "unpatchify", "update_center",
+    "square_hole", "train_supervised", "two_views", "update_center",
 ]

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.ssl.mae import patchify, unpatchify
+from cvkit.layers.patch_embed import patchify, unpatchify
 from cvkit.ssl.vit import ViTEncoder
 
 
@@ -124,7 +124,7 @@ class PatchKMeansTokenizer(nn.Module):
     with :meth:`fit`; it is an ``nn.Module`` only so the codebook moves with ``.to(device)``.
 
     Args:
-        codebook: (V, p * p * C) float, one centroid per row.
+        codebook: (V, C * p * p) float, one centroid per row (patches flattened as :func:`cvkit.layers.patchify` does).
         patch_size: p.
 
     Shapes:
@@ -134,7 +134,7 @@ class PatchKMeansTokenizer(nn.Module):
     def __init__(self, codebook: torch.Tensor, patch_size: int) -> None:
         super().__init__()
         if codebook.dim() != 2:
-            raise ValueError(f"codebook must be (V, p*p*C), got {tuple(codebook.shape)}")
+            raise ValueError(f"codebook must be (V, C*p*p), got {tuple(codebook.shape)}")
         self.register_buffer("codebook", codebook.float())
         self.patch_size = patch_size
 
@@ -173,7 +173,7 @@ class PatchKMeansTokenizer(nn.Module):
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
         """Images made of each token's centroid, (B, C, H, W): what the tokenizer "sees"."""
-        return unpatchify(self.codebook[tokens], self.patch_size, channels, height, width)
+        return unpatchify(self.codebook[tokens], self.patch_size, (height, width), channels)
 
 
 class BEiT(nn.Module):

@@ -18,45 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cvkit.ssl.vit import ViTEncoder, sincos_position_embedding_2d
-
-
-def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Cut images into flattened non-overlapping patches, row-major (MAE's ``patchify``).
-
-    Args:
-        images: (B, C, H, W) with H and W divisible by ``patch_size``.
-        patch_size: p.
-
-    Returns:
-        (B, N, p * p * C), N = (H / p)(W / p); each patch flattened as (p, p, C).
-
-    Raises:
-        ValueError: sizes not divisible by ``patch_size``.
-    """
-    b, c, h, w = images.shape
-    p = patch_size
-    if h % p or w % p:
-        raise ValueError(f"image size {h}x{w} is not divisible by patch_size {p}")
-    x = images.reshape(b, c, h // p, p, w // p, p)  # (B, C, gh, p, gw, p)
-    x = x.permute(0, 2, 4, 3, 5, 1)  # (B, gh, gw, p, p, C)
-    return x.reshape(b, (h // p) * (w // p), p * p * c)  # (B, N, p*p*C)
-
-
-def unpatchify(patches: torch.Tensor, patch_size: int, channels: int, height: int, width: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: (B, N, p * p * C) -> (B, C, H, W).
-
-    Raises:
-        ValueError: the patch count or width does not match the requested image.
-    """
-    b, n, d = patches.shape
-    p = patch_size
-    gh, gw = height // p, width // p
-    if n != gh * gw or d != p * p * channels:
-        raise ValueError(f"patches {tuple(patches.shape)} do not make a {channels}x{height}x{width} image with patch_size {p}")
-    x = patches.reshape(b, gh, gw, p, p, channels)  # (B, gh, gw, p, p, C)
-    x = x.permute(0, 5, 1, 3, 2, 4)  # (B, C, gh, p, gw, p)
-    return x.reshape(b, channels, height, width)
+from cvkit.layers.patch_embed import patchify, unpatchify
+from cvkit.layers.position import sincos_position_embedding_2d
+from cvkit.layers.transformer import TransformerBlock
+from cvkit.ssl.vit import ViTEncoder
 
 
 def random_masking(tokens: torch.Tensor, mask_ratio: float = 0.75, generator: torch.Generator | None = None
@@ -130,11 +95,9 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_embed = nn.Linear(encoder.feature_dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         nn.init.normal_(self.mask_token, std=0.02)
-        self.register_buffer("decoder_pos_embed", sincos_position_embedding_2d(encoder.grid, encoder.grid, decoder_dim)[None], persistent=False)
-        layer = nn.TransformerEncoderLayer(decoder_dim, decoder_heads, 4 * decoder_dim, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerEncoder(layer, decoder_depth, enable_nested_tensor=False)
-        self.decoder_norm = nn.LayerNorm(decoder_dim)
+        self.register_buffer("decoder_pos_embed", sincos_position_embedding_2d(encoder.grid, decoder_dim)[None], persistent=False)
+        self.decoder = nn.ModuleList([TransformerBlock(decoder_dim, decoder_heads, 4.0) for _ in range(decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.Linear(decoder_dim, p * p * c)
 
     def forward_encoder(self, images: torch.Tensor, generator: torch.Generator | None = None
@@ -145,18 +108,20 @@ class MaskedAutoencoder(nn.Module):
         return self.encoder.forward_tokens(kept), mask, ids_restore
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        """Predict every patch's pixels: (B, K, D) visible latents -> (B, N, p * p * C)."""
+        """Predict every patch's pixels: (B, K, D) visible latents -> (B, N, C * p * p)."""
         x = self.decoder_embed(latent)  # (B, K, Dd)
         b, k, dd = x.shape
         n = ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(b, n - k, dd)], dim=1)  # (B, N, Dd): visible, then mask tokens
         x = x.gather(1, ids_restore[..., None].expand(-1, -1, dd))  # unshuffle to patch order
-        x = self.decoder_norm(self.decoder(x + self.decoder_pos_embed))
-        return self.decoder_pred(x)  # (B, N, p*p*C)
+        x = x + self.decoder_pos_embed
+        for block in self.decoder:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))  # (B, N, C*p*p)
 
     def reconstruction_loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error per patch, averaged over the masked patches only (MAE sec. 3, "Reconstruction target")."""
-        target = patchify(images, self.encoder.patch_size)  # (B, N, p*p*C)
+        target = patchify(images, self.encoder.patch_size)  # (B, N, C*p*p)
         if self.norm_pix_loss:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)
@@ -182,7 +147,7 @@ class MaskedAutoencoder(nn.Module):
         b, c, h, w = images.shape
         p = self.encoder.patch_size
         latent, mask, ids_restore = self.forward_encoder(images, generator)
-        pred = self.forward_decoder(latent, ids_restore)  # (B, N, p*p*C)
+        pred = self.forward_decoder(latent, ids_restore)  # (B, N, C*p*p)
         if self.norm_pix_loss:
             target = patchify(images, p)
             pred = pred * (target.var(dim=-1, keepdim=True) + 1e-6).sqrt() + target.mean(dim=-1, keepdim=True)
@@ -190,7 +155,7 @@ class MaskedAutoencoder(nn.Module):
         m = mask[..., None].to(patches.dtype)  # (B, N, 1)
         masked = patches * (1 - m) + 0.5 * m
         pasted = patches * (1 - m) + pred * m
-        to_img = lambda t: unpatchify(t, p, c, h, w).clamp(0, 1)  # noqa: E731
+        to_img = lambda t: unpatchify(t, p, (h, w), c).clamp(0, 1)  # noqa: E731
         return {"masked": to_img(masked), "prediction": to_img(pred), "pasted": to_img(pasted), "mask": mask}
 
     def extra_repr(self) -> str:

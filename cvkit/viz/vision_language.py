@@ -1,4 +1,4 @@
-"""Pictures for the vision-language lecture: attention over the image per word, heat maps, CLIP's similarity matrix."""
+"""Pictures for the vision-language lecture: attention over the image per word and CLIP's similarity matrix."""
 
 from __future__ import annotations
 
@@ -7,35 +7,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from cvkit.viz.attention import overlay_attention
 from cvkit.viz.images import to_display
-
-
-def overlay_heatmap(ax, image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6, cmap: str = "jet", title: str | None = None) -> None:
-    """Draw ``image`` with ``heat`` upsampled (bilinear) to its size and blended on top.
-
-    Args:
-        ax: a matplotlib axis.
-        image: (C, H, W) float in [0, 1].
-        heat: (h, w) float, any range (rescaled to [0, 1] for display).
-        alpha: opacity of the heat map.
-        cmap: matplotlib colour map of the heat map.
-        title: axis title.
-
-    Raises:
-        ValueError: ``heat`` is not 2-D.
-    """
-    if heat.dim() != 2:
-        raise ValueError(f"heat must be (h, w), got {tuple(heat.shape)}")
-    h, w = image.shape[-2:]
-    up = F.interpolate(heat.detach().float().cpu()[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-    up = (up - up.min()) / (up.max() - up.min()).clamp_min(1e-8)
-    ax.imshow(to_display(image), cmap="gray")
-    ax.imshow(up.numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
-    ax.axis("off")
-    if title is not None:
-        ax.set_title(title, fontsize=9)
 
 
 def show_caption_attention(image: torch.Tensor, words: Sequence[str], attention: torch.Tensor, ncols: int = 6, size: float = 1.8,
@@ -75,7 +49,7 @@ def show_caption_attention(image: torch.Tensor, words: Sequence[str], attention:
     for ax in flat:
         ax.axis("off")
     for i, word in enumerate(words):
-        overlay_heatmap(flat[i + 1], image, att[i], title=word)
+        overlay_attention(flat[i + 1], image, att[i], title=word)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvkit.layers.conv_encoder import ConvEncoder
+from cvkit.layers.transformer import TransformerBlock
 from cvkit.train import StepOutput
 from cvkit.vl._checks import check_images, check_token_ids
 
@@ -138,14 +139,15 @@ class TransformerCaptioner(nn.Module):
         in_channels, widths: of the ConvEncoder.
         dim: token width of the transformer (divisible by ``heads``).
         heads: attention heads.
-        encoder_layers: transformer encoder layers over the image regions (0: CNN features only).
-        decoder_layers: transformer decoder layers.
+        encoder_layers: self-attention blocks over the image regions (0: CNN features only).
+        decoder_layers: decoder blocks (masked self-attention over the words, cross-attention to the regions, MLP).
         max_len: longest token sequence (learned position embeddings).
-        dropout: inside the transformer layers.
+        dropout: inside the transformer blocks (after attention and in the MLP).
         image_size: side of the input images in pixels (fixes the number of region position embeddings).
 
     Shapes:
-        ``forward(images (B, C, H, W), tokens (B, T) int64)`` -> ``(log-probabilities (B, T, V), None)``.
+        ``forward(images (B, C, H, W), tokens (B, T) int64)`` -> ``(log-probabilities (B, T, V), None)``;
+        :meth:`step` also returns the last layer's cross-attention of the new word, (B, L).
 
     Raises:
         ValueError: images or tokens of the wrong shape, or T > ``max_len``.
@@ -160,12 +162,11 @@ class TransformerCaptioner(nn.Module):
         grid = -(-image_size // self.encoder.stride)
         self.project = nn.Linear(self.encoder.feature_dim, dim)
         self.region_pos = nn.Parameter(torch.randn(1, grid * grid, dim) * 0.02)  # learned, one per region
-        layer = dict(d_model=dim, nhead=heads, dim_feedforward=4 * dim, dropout=dropout, activation="gelu", batch_first=True, norm_first=True)
-        self.context = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), encoder_layers, enable_nested_tensor=False) if encoder_layers else nn.Identity()
+        self.context = nn.ModuleList([TransformerBlock(dim, heads, 4.0, drop=dropout) for _ in range(encoder_layers)])
         self.embed = nn.Embedding(vocab_size, dim)
         self.word_pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer), decoder_layers)
-        self.norm = nn.LayerNorm(dim)
+        self.decoder = nn.ModuleList([TransformerBlock(dim, heads, 4.0, drop=dropout, cross_attention=True) for _ in range(decoder_layers)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.out = nn.Linear(dim, vocab_size)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -174,7 +175,10 @@ class TransformerCaptioner(nn.Module):
         regions = self.encoder.forward_map(images).flatten(2).transpose(1, 2)  # (B, L, D)
         if regions.shape[1] != self.region_pos.shape[1]:
             raise ValueError(f"images give {regions.shape[1]} regions, the model was built for {self.region_pos.shape[1]}; set image_size")
-        return self.context(self.project(regions) + self.region_pos)  # (B, L, dim)
+        x = self.project(regions) + self.region_pos  # (B, L, dim)
+        for block in self.context:  # self-attention among the regions
+            x = block(x)
+        return x
 
     def decode(self, tokens: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (B, T, V) of the next word at every position, with a causal mask."""
@@ -182,18 +186,27 @@ class TransformerCaptioner(nn.Module):
         if t > self.max_len:
             raise ValueError(f"sequences longer than max_len={self.max_len} (got {t}); build the model with a larger max_len")
         x = self.embed(tokens) + self.word_pos[:, :t]  # (B, T, dim)
-        causal = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device)  # (T, T), -inf above the diagonal
-        y = self.decoder(x, memory, tgt_mask=causal, tgt_is_causal=True)
-        return self.out(self.norm(y)).log_softmax(dim=-1)
+        for block in self.decoder:  # masked self-attention over the words, cross-attention to the regions
+            x = block(x, memory, is_causal=True)
+        return self.out(self.norm(x)).log_softmax(dim=-1)
 
     def init_state(self, memory: torch.Tensor) -> State:
         """The words generated so far (none yet)."""
         return {"tokens": torch.zeros(memory.shape[0], 0, dtype=torch.long, device=memory.device)}
 
-    def step(self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor) -> tuple[torch.Tensor, State, None]:
-        """Append ``prev_tokens`` and rerun the decoder on the prefix (short captions: no key-value cache)."""
+    def step(self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """Append ``prev_tokens`` and rerun the decoder on the prefix (short captions: no key-value cache).
+
+        The attention returned for the new word is the last decoder layer's cross-attention, averaged over heads, (B, L).
+        """
         tokens = torch.cat([state["tokens"], prev_tokens[:, None]], dim=1)  # (B, t)
-        return self.decode(tokens, memory)[:, -1], {"tokens": tokens}, None
+        cross = self.decoder[-1].cross_attn
+        cross.keep_attention = True  # record the weights (B, h, t, L) during this pass
+        try:
+            log_probs = self.decode(tokens, memory)[:, -1]
+        finally:
+            cross.keep_attention = False
+        return log_probs, {"tokens": tokens}, cross.attention[:, :, -1].mean(dim=1)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, None]:
         memory = self.encode(images)

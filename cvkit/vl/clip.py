@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvkit.layers.conv_encoder import ConvEncoder
+from cvkit.layers.transformer import TransformerBlock
 from cvkit.train import StepOutput
 from cvkit.vl._checks import check_images, check_token_ids
 from cvkit.vl.tokenizer import CaptionTokenizer
@@ -89,9 +90,8 @@ class TextEncoder(nn.Module):
         self.vocab_size, self.max_len, self.eos_id = vocab_size, max_len, eos_id
         self.embed = nn.Embedding(vocab_size, width)
         self.pos = nn.Parameter(torch.randn(1, max_len, width) * 0.01)
-        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
-        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
+        self.blocks = nn.ModuleList([TransformerBlock(width, heads, 4.0) for _ in range(layers)])
+        self.norm = nn.LayerNorm(width, eps=1e-6)
         self.proj = nn.Linear(width, embed_dim, bias=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -102,8 +102,9 @@ class TextEncoder(nn.Module):
         is_eos = tokens == self.eos_id
         if not bool(is_eos.any(dim=1).all()):
             raise ValueError("every caption needs an <eos> token (encode it with CaptionTokenizer.encode)")
-        causal = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device)  # CLIP's text model is causal
-        x = self.transformer(self.embed(tokens) + self.pos[:, :t], mask=causal, is_causal=True)  # (B, T, W)
+        x = self.embed(tokens) + self.pos[:, :t]  # (B, T, W)
+        for block in self.blocks:
+            x = block(x, is_causal=True)  # CLIP's text model is causal: token t sees tokens <= t
         x = self.norm(x)
         eos = is_eos.float().argmax(dim=1)  # (B,) position of the first <eos>
         return self.proj(x[torch.arange(b, device=tokens.device), eos])  # (B, E)
