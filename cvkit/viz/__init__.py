@@ -6,6 +6,19 @@ restyle it; nothing here needs a notebook front end.
 
 from cvkit.viz.activations import plot_activations
 from cvkit.viz.annotations import PALETTE, draw_boxes, overlay_mask, show_sample
+from cvkit.viz.attention import (
+    attention_maps,
+    attention_rollout,
+    cls_attention,
+    mean_attention_distance,
+    overlay_attention,
+    plot_attention_distance,
+    record_attention,
+    show_attention_heads,
+    show_attention_rollout,
+    show_position_similarity,
+    vit_token_layout,
+)
 from cvkit.viz.conv import draw_conv_arithmetic, draw_receptive_field_growth, show_filtered
 from cvkit.viz.curves import compare_histories, plot_history
 from cvkit.viz.features import show_feature_maps, show_filters, show_stage_features
@@ -13,27 +26,50 @@ from cvkit.viz.heatmaps import overlay_heatmap, show_heatmaps
 from cvkit.viz.images import normalize_for_display, show_images, to_display
 from cvkit.viz.optimization import plot_landscape
 from cvkit.viz.receptive_field import draw_receptive_field, plot_receptive_field_growth
+from cvkit.viz.representations import embed_2d, plot_embedding, plot_probe_accuracies
+from cvkit.viz.vision_language import show_caption_attention, show_similarity_matrix
+from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows, window_attention_map
 
 __all__ = [
     "PALETTE",
+    "attention_maps",
+    "attention_rollout",
+    "cls_attention",
     "compare_histories",
     "draw_conv_arithmetic",
     "draw_receptive_field_growth",
     "draw_boxes",
     "draw_receptive_field",
+    "embed_2d",
+    "group_ids",
+    "mean_attention_distance",
     "normalize_for_display",
+    "overlay_attention",
     "overlay_heatmap",
     "overlay_mask",
     "plot_activations",
+    "plot_attention_distance",
+    "plot_embedding",
     "plot_history",
     "plot_landscape",
+    "plot_probe_accuracies",
     "plot_receptive_field_growth",
+    "record_attention",
+    "show_attention_heads",
+    "show_attention_rollout",
+    "show_block_grid",
+    "show_caption_attention",
     "show_feature_maps",
     "show_filtered",
     "show_filters",
     "show_heatmaps",
     "show_images",
+    "show_position_similarity",
     "show_sample",
+    "show_shifted_windows",
+    "show_similarity_matrix",
     "show_stage_features",
     "to_display",
+    "vit_token_layout",
+    "window_attention_map",
 ]
