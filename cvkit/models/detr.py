@@ -27,12 +27,15 @@ import torch
 import torch.nn as nn
 
 from cvkit.detection.boxes import box_convert, denormalize_boxes
+from cvkit.layers.position import sincos_position_embedding_1d
 from cvkit.models.registry import register_model
 from cvkit.models.small_backbone import SmallBackbone
 
 
 def sine_position_encoding(height: int, width: int, dim: int, temperature: float = 10000.0, device=None) -> torch.Tensor:
-    r"""DETR's 2-D sine positional encoding (the Transformer's sinusoids, half the channels for y, half for x).
+    r"""DETR's 2-D sine positional encoding: the Transformer's sinusoids of the row (first half of the channels)
+    and of the column (second half), with positions normalised to (0, 2 pi] (:mod:`cvkit.layers.position`
+    uses integer positions instead, as MAE does).
 
     Args:
         height, width: of the feature map.
@@ -48,16 +51,13 @@ def sine_position_encoding(height: int, width: int, dim: int, temperature: float
     """
     if dim % 4:
         raise ValueError(f"dim must be divisible by 4, got {dim}")
-    y = torch.arange(1, height + 1, dtype=torch.float32, device=device) / height * 2 * math.pi  # (H,)
-    x = torch.arange(1, width + 1, dtype=torch.float32, device=device) / width * 2 * math.pi  # (W,)
     half = dim // 2
-    freqs = temperature ** (2 * (torch.arange(half // 2, dtype=torch.float32, device=device)) / half)  # (half/2,)
-    def encode(p: torch.Tensor) -> torch.Tensor:
-        angles = p[:, None] / freqs[None, :]  # (L, half/2)
-        return torch.stack([angles.sin(), angles.cos()], dim=-1).reshape(p.shape[0], half)  # (L, half) interleaved
-    ey, ex = encode(y), encode(x)  # (H, half), (W, half)
-    pos = torch.cat([ey[:, None, :].expand(height, width, half), ex[None, :, :].expand(height, width, half)], dim=-1)  # (H, W, dim)
-    return pos.reshape(height * width, dim)
+    y = torch.arange(1, height + 1, dtype=torch.float64) / height * 2 * math.pi  # (H,) rows normalised to (0, 2 pi]
+    x = torch.arange(1, width + 1, dtype=torch.float64) / width * 2 * math.pi  # (W,)
+    ey = sincos_position_embedding_1d(y, half, temperature)  # (H, D/2): sin, cos interleaved
+    ex = sincos_position_embedding_1d(x, half, temperature)  # (W, D/2)
+    pos = torch.cat([ey[:, None, :].expand(height, width, half), ex[None, :, :].expand(height, width, half)], dim=-1)  # (H, W, D)
+    return pos.reshape(height * width, dim).to(device)
 
 
 class EncoderLayer(nn.Module):

@@ -1,53 +1,40 @@
-"""torchvision's pretrained detection and segmentation models, where their weights can be had.
+"""Pretrained torchvision weights when they can be had: a download where there is internet, ``None`` otherwise.
 
-Lectures 08-09 end with the real thing on a real photo: a COCO-trained Faster R-CNN, Mask R-CNN
-or FCN. Their weights download from download.pytorch.org on first use (Colab, Kaggle) and are
-cached by torch afterwards; without internet :func:`pretrained_torchvision` prints one line and
-returns ``None``, so the notebook skips that part instead of failing.
+Notebooks must run offline (CI, a laptop on a train), so every use of pretrained weights goes
+through :func:`try_pretrained`, which prints one line and returns ``None`` instead of failing.
 """
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
-import torch
-
-PRETRAINED = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "fcn_resnet50")
+import torch.nn as nn
 
 
-def pretrained_torchvision(kind: str = "fasterrcnn_resnet50_fpn"):
-    """Build a pretrained torchvision model, or return ``None`` (with a one-line message) when its weights cannot be had.
+def try_pretrained(name: str, weights: str = "DEFAULT") -> tuple[nn.Module, Any] | None:
+    """Build ``torchvision.models.<name>(weights=...)`` in eval mode, or say why not and return ``None``.
 
     Args:
-        kind: ``"fasterrcnn_resnet50_fpn"`` or ``"maskrcnn_resnet50_fpn"`` (COCO, 91 category ids),
-            or ``"fcn_resnet50"`` (semantic segmentation, the 20 PASCAL VOC classes + background,
-            trained on a COCO subset).
+        name: a torchvision classification model (``"resnet50"``, ``"vgg16"``, ...).
+        weights: the weights enum member name (``"DEFAULT"``, ``"IMAGENET1K_V1"``, ...).
 
     Returns:
-        ``(model in eval mode, category names indexed by label)`` or ``None``.
+        ``(model, weights)`` with the weights enum (``weights.meta["categories"]`` are the class names,
+        ``weights.transforms()`` the preprocessing), or ``None`` when the weights cannot be loaded
+        (no internet and no cached copy); one line is printed either way.
 
     Raises:
-        ValueError: an unknown ``kind``.
+        ValueError: ``name`` is not a torchvision model.
     """
-    import torchvision.models.detection as tvd
-    import torchvision.models.segmentation as tvs
+    import torchvision
 
-    builders = {
-        "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.DEFAULT),
-        "maskrcnn_resnet50_fpn": (tvd.maskrcnn_resnet50_fpn, tvd.MaskRCNN_ResNet50_FPN_Weights.DEFAULT),
-        "fcn_resnet50": (tvs.fcn_resnet50, tvs.FCN_ResNet50_Weights.DEFAULT),
-    }
-    if kind not in builders:
-        raise ValueError(f"kind must be one of {PRETRAINED}, got {kind!r}")
-    build, weights = builders[kind]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    if name not in torchvision.models.list_models():
+        raise ValueError(f"unknown torchvision model {name!r}; see torchvision.models.list_models()")
     try:
-        if not cached.is_file():  # fail fast offline, before building a 40M-parameter model for nothing
-            socket.create_connection((urlparse(weights.url).hostname, 443), timeout=5).close()
-        model = build(weights=weights)
-    except Exception as exc:  # no internet, a proxy, a truncated download: all mean "skip this part"
-        print(f"pretrained {kind} unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); skipping the pretrained part")
+        enum = torchvision.models.get_model_weights(name)[weights]
+        model = torchvision.models.get_model(name, weights=enum).eval()
+    except Exception as exc:  # noqa: BLE001 - offline, firewalled, corrupt cache: all mean "skip"
+        print(f"pretrained {name} weights unavailable ({type(exc).__name__}: {str(exc)[:80]}); skipping this part")
         return None
-    return model.eval(), list(weights.meta["categories"])
+    print(f"loaded pretrained {name} ({enum})")
+    return model, enum

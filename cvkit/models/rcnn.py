@@ -5,7 +5,7 @@ These are the real torchvision detectors (``torchvision.models.detection.FasterR
 post-processing), with a small CNN backbone instead of a ResNet-50-FPN and settings for
 64-pixel images, so they train on synthetic shapes in seconds on a CPU and minutes to good
 AP on a GPU. No pretrained weights are used (``weights=None`` throughout); for the
-COCO-pretrained models on real photos, see :func:`cvkit.models.pretrained.pretrained_torchvision`.
+COCO-pretrained models on real photos, see :func:`cvkit.models.pretrained.try_pretrained`.
 
 What each part does (Ren et al. 2015; He et al. 2017):
 
