@@ -302,5 +302,13 @@ def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
     (out / "thesis.tex").write_text("precious")
     with pytest.raises(ValueError, match="not the output of an earlier"):
         _replace_output_folder(out, subs, tmp_path / "course")
-    (out / "grades.csv").write_text("student\n")
+    (out / "thesis.tex").unlink()
+    (out / ".work").mkdir()  # an interrupted run's scratch space only: removed
     assert _replace_output_folder(out, subs, tmp_path / "course") == out and not out.exists()
+    for edited in ("student,total\nann,29 (regraded by hand)\n", "student,total\nann,30\n"):  # two earlier runs
+        out.mkdir()
+        (out / "grades.csv").write_text(edited)
+        assert _replace_output_folder(out, subs, tmp_path / "course") == out and not out.exists()
+    kept = sorted(tmp_path.glob("out.previous-*"))
+    assert len(kept) == 2, "each earlier run's grades are moved aside, never deleted"
+    assert {(k / "grades.csv").read_text() for k in kept} == {"student,total\nann,29 (regraded by hand)\n", "student,total\nann,30\n"}

@@ -51,7 +51,7 @@ def register(sub) -> None:
     ag.add_argument("assignment", metavar="A", help="assignment name, e.g. a1_convolution")
     ag.add_argument("submissions", metavar="SUBMISSIONS", help="folder of <student>/<a>.ipynb or <student>_<a>.ipynb")
     ag.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (default 1; use the number of CPU cores)")
-    ag.add_argument("--out", default=None, help="output folder, replaced (default build/autograde/<a>)")
+    ag.add_argument("--out", default=None, help="output folder (default build/autograde/<a>); an earlier run there is moved to <out>.previous-<time>")
     ag.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)")
     ag.add_argument("--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging")
     ag.set_defaults(handler=_autograde)

@@ -137,7 +137,8 @@ def autograde(
     Args:
         assignment: from :func:`cvkit.course.assignments.load_assignment`.
         submissions: folder of ``<student>/<a>.ipynb`` or ``<student>_<a>.ipynb`` files.
-        out: output folder (default ``build/autograde/<a>`` under the course root); replaced.
+        out: output folder (default ``build/autograde/<a>`` under the course root); an earlier run's
+            output there is moved aside to ``<out>.previous-<time>``, never deleted.
         jobs: submissions graded at once (each in its own process and kernel).
         cell_timeout: seconds per cell (default: the assignment's ``cell_timeout``).
         progress: print one line per graded student.
@@ -187,7 +188,11 @@ def autograde(
 
 
 def _replace_output_folder(out_dir: Path, submissions: Path, root: Path) -> Path:
-    """Empty ``out_dir`` for a new run, refusing to delete anything that is not an earlier run's output.
+    """Make ``out_dir`` ready for a new run without losing an earlier run's grades.
+
+    An earlier run's output (it has ``grades.csv``) is moved aside to
+    ``<out_dir>.previous-<YYYYmmdd-HHMMSS>``, never deleted: an instructor may have edited its grades.
+    A folder holding only an interrupted run's scratch space (``.work``) is removed.
 
     Raises:
         ValueError: ``out_dir`` holds the submissions or the course, or is a non-empty folder without
@@ -196,9 +201,20 @@ def _replace_output_folder(out_dir: Path, submissions: Path, root: Path) -> Path
     if out_dir == submissions or out_dir in submissions.parents or out_dir == root or out_dir in root.parents:
         raise ValueError(f"--out {out_dir} would replace the submissions or the course; choose a new folder such as build/autograde/<a>")
     if out_dir.exists():
-        if any(out_dir.iterdir()) and not ((out_dir / "grades.csv").exists() or (out_dir / ".work").exists()):
+        entries = {p.name for p in out_dir.iterdir()}
+        if "grades.csv" in entries:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            kept = out_dir.with_name(f"{out_dir.name}.previous-{stamp}")
+            suffix = 1
+            while kept.exists():
+                kept = out_dir.with_name(f"{out_dir.name}.previous-{stamp}-{suffix}")
+                suffix += 1
+            out_dir.rename(kept)
+            print(f"the earlier grades in {out_dir} were moved to {kept}")
+        elif entries <= {".work"}:
+            shutil.rmtree(out_dir)
+        else:
             raise ValueError(f"--out {out_dir} exists and is not the output of an earlier cvkit autograde; choose an empty or new folder")
-        shutil.rmtree(out_dir)
     return out_dir
 
 
