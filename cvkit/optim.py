@@ -15,7 +15,7 @@ gradients: the first, at :math:`w`, gives the ascent step
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -83,3 +83,44 @@ class SAM(torch.optim.Optimizer):
             closure()
         self.second_step()
         return loss
+
+
+def trace_optimizer(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    start: Sequence[float],
+    make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    steps: int = 100,
+) -> torch.Tensor:
+    """Run an optimiser on a function of a few variables and record the path (for landscape plots).
+
+    Args:
+        loss_fn: ``loss_fn(w) -> scalar`` for ``w`` a (P,) float64 tensor.
+        start: the starting point (P values).
+        make_optimizer: ``make_optimizer([w]) -> optimizer`` (e.g. ``lambda p: torch.optim.Adam(p, lr=0.05)``);
+            a :class:`SAM` instance is driven through its closure.
+        steps: number of updates.
+
+    Returns:
+        (steps + 1, P) float64 tensor: the start and the point after each update.
+
+    Raises:
+        ValueError: ``steps`` < 1, or ``loss_fn`` does not return a scalar.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    w = torch.tensor(list(start), dtype=torch.float64, requires_grad=True)
+    optimizer = make_optimizer([w])
+    path = [w.detach().clone()]
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(w)
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        optimizer.step(closure)
+        path.append(w.detach().clone())
+    return torch.stack(path)

@@ -1,0 +1,92 @@
+"""The notebook runner and the cvkit command: honest pass/fail, reports, clear errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cvkit.course.notebooks import NotebookError, check_notebook, run_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_notebook(path: Path, *cells: str, parameters: bool = True) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if parameters:
+        p = nbformat.v4.new_code_cell('PROFILE = "auto"')
+        p.metadata["tags"] = ["parameters"]
+        nb.cells.append(p)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """One runner call over four notebooks (kernels are slow to start: share them across tests)."""
+    d = tmp_path_factory.mktemp("nbs")
+    make_notebook(d / "a_good.ipynb", "import cvkit\nx = 21 * 2", "assert PROFILE == 'fast', PROFILE\nprint('done', x)")
+    make_notebook(d / "b_raises.ipynb", "raise RuntimeError('broken on purpose')", "print('never')")
+    make_notebook(d / "c_exit.ipynb", "import sys\nsys.exit(0)", "print('never reached')")
+    make_notebook(d / "d_headless.ipynb", "import os\nassert os.environ['CVKIT_HEADLESS'] == '1'")
+    out = d / "out"
+    report = run_notebooks(sorted(d.glob("*.ipynb")), out, profile="fast", jobs=2, progress=False)
+    return report, out
+
+
+def test_statuses(batch):
+    report, _ = batch
+    status = {r.name: r.status for r in report.results}
+    assert status == {"a_good.ipynb": "passed", "b_raises.ipynb": "failed", "c_exit.ipynb": "failed", "d_headless.ipynb": "passed"}
+    assert not report.ok
+    messages = {r.name: r.message for r in report.results}
+    assert "RuntimeError" in messages["b_raises.ipynb"] and "broken on purpose" in messages["b_raises.ipynb"]
+    assert "sys.exit" in messages["c_exit.ipynb"]  # papermill alone would call this a success
+
+
+def test_report_written(batch):
+    report, out = batch
+    data = json.loads((out / "report.json").read_text())
+    assert data["ok"] is False and data["profile"] == "fast" and data["jobs"] == 2
+    assert [n["name"] for n in data["notebooks"]] == ["a_good.ipynb", "b_raises.ipynb", "c_exit.ipynb", "d_headless.ipynb"]
+    assert all({"status", "seconds", "device", "profile"} <= set(n) for n in data["notebooks"])
+    md = (out / "report.md").read_text()
+    assert "| a_good.ipynb | passed |" in md and "| c_exit.ipynb | failed |" in md
+    executed = nbformat.read(out / "a_good.ipynb", 4)
+    assert any("done 42" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_missing_parameters_cell_and_missing_path(tmp_path):
+    bare = make_notebook(tmp_path / "bare.ipynb", "print(1)", parameters=False)
+    with pytest.raises(NotebookError, match="no cell tagged 'parameters'"):
+        check_notebook(bare)
+    with pytest.raises(NotebookError, match="no such notebook"):
+        run_notebooks([tmp_path / "nope.ipynb"], tmp_path / "out")
+
+
+def _cvkit(*args, cwd=ROOT):
+    env = {"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(Path.home())}
+    return subprocess.run([sys.executable, "-m", "cvkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_run_exit_codes(tmp_path):
+    good = make_notebook(tmp_path / "good.ipynb", "print('ok')")
+    bad = make_notebook(tmp_path / "bad.ipynb", "1 / 0")
+    r = _cvkit("run", str(good), "--profile", "fast", "--out", str(tmp_path / "o1"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "o1" / "report.md").is_file()
+    r = _cvkit("run", str(good), str(bad), "--profile", "fast", "--out", str(tmp_path / "o2"))
+    assert r.returncode == 1 and "ZeroDivisionError" in r.stdout
+    r = _cvkit("run", str(tmp_path / "missing.ipynb"))
+    assert r.returncode == 2 and "no such notebook" in r.stderr
+
+
+def test_cli_doctor_reports_datasets():
+    r = _cvkit("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Fashion-MNIST" in r.stdout and "offline from" in r.stdout
+    assert "torchvision.ops.nms runs" in r.stdout
