@@ -9,8 +9,8 @@ traffic of activations. Two 16-bit formats exist:
   multiplied by a large factor before ``backward`` and the gradients divided by it before
   the step (a ``GradScaler``; Micikevicius et al., "Mixed Precision Training", ICLR 2018).
   It is the fast format of older GPUs such as Colab's T4 (compute capability 7.5), which
-  *emulates* bf16 slowly -- ``torch.cuda.is_bf16_supported()`` says True there, so we ask
-  for the compute capability instead.
+  *emulates* bf16 slowly -- plain ``torch.cuda.is_bf16_supported()`` says True there, so we
+  ask with ``including_emulation=False``.
 """
 
 from __future__ import annotations
@@ -56,14 +56,10 @@ class Precision:
 def has_native_bf16(device: torch.device) -> bool:
     """Whether ``device`` is a GPU with bf16 tensor cores (CUDA compute capability >= 8.0, or ROCm).
 
-    ``torch.cuda.is_bf16_supported()`` also returns True where bf16 is only emulated (the
-    T4), where it is several times slower than fp16; this function does not.
+    Plain ``torch.cuda.is_bf16_supported()`` also answers True where bf16 is only emulated
+    (the T4), where it is several times slower than fp16; we ask without emulation.
     """
-    if device.type != "cuda":
-        return False
-    if torch.version.hip:
-        return True
-    return torch.cuda.get_device_capability(device) >= (8, 0)
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def choose_precision(requested: str, device: torch.device) -> Precision:
@@ -94,8 +90,8 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
     if requested == "bf16":
         if device.type == "cuda" and not has_native_bf16(device):
             raise ValueError(
-                f"{torch.cuda.get_device_name(device)} has no bf16 tensor cores (compute capability "
-                f"{torch.cuda.get_device_capability(device)} < (8, 0)); use precision='fp16' or 'auto'"
+                f"{torch.cuda.get_device_name(device)} has no bf16 tensor cores (they came with compute "
+                "capability 8.0, Ampere); use precision='fp16' or 'auto'"
             )
         return Precision("bf16", torch.bfloat16, False)
     if requested == "fp16":
