@@ -71,8 +71,10 @@ PROFILES = {
 PEAK_TFLOPS = {
     "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},
     "H100 PCIe": {"bf16": 756.0, "fp16": 756.0, "fp32": 378.0},
+    "H100 NVL": {"bf16": 835.0, "fp16": 835.0, "fp32": 418.0},
     "H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},  # SXM
     "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0},
+    "L40S": {"bf16": 362.0, "fp16": 362.0, "fp32": 183.0},
     "L4": {"bf16": 121.0, "fp16": 121.0, "fp32": 60.0},
     "T4": {"fp16": 65.0, "fp32": 8.1},
     "V100": {"fp16": 125.0, "fp32": 15.7},
@@ -289,7 +291,7 @@ def peak_tflops(device: torch.device, precision: str) -> float | None:
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    for key, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" is listed before "H100"
+    for key, peaks in PEAK_TFLOPS.items():  # the longer names ("H100 PCIe", "L40S") come first
         if key in name:
             return peaks.get(precision)
     return None
@@ -379,7 +381,7 @@ def main(argv=None) -> None:
 
     print()
     print(f"summary over {args.repeats} run(s) each (median; images/s over the training passes, evaluation excluded)")
-    peak = peak_tflops(device, plan.precision.name)
+    precisions = {"textbook": "fp32", "cvkit": plan.precision.name}
     medians = {}
     for key, rs in runs.items():
         ips = statistics.median(r.images_per_second for r in rs)
@@ -388,7 +390,8 @@ def main(argv=None) -> None:
         reached = [r.seconds_to_target for r in rs if r.seconds_to_target is not None]
         ttt = f"{statistics.median(reached):.1f} s ({len(reached)}/{len(rs)} runs)" if reached else "not reached"
         tflops = flops * ips / 1e12
-        use = f" = {tflops / peak:.1%} of the {peak:.0f} TFLOP/s {plan.precision.name} peak" if peak and key == "cvkit" else ""
+        peak = peak_tflops(device, precisions[key])
+        use = f" = {tflops / peak:.2%} of the {peak:g} TFLOP/s {precisions[key]} peak" if peak else ""
         print(f"  {rs[0].name:<16} {ips:8.0f} img/s  final test accuracy {acc:.4f}  time to {settings['target']:.0%}: {ttt}  "
               f"achieved {tflops:.3f} TFLOP/s{use}")
     if len(medians) == 2:
