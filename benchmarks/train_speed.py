@@ -349,6 +349,7 @@ def main(argv=None) -> None:
     )
     steps = math.ceil(len(train_data) / settings["batch_size"])
     plan = plan_speed(cfg, device, cfg.epochs * steps)
+    cfg = cfg.updated(compile=plan.compile)  # decided for the whole run, so the short warm-up compiles the same way
     seed_everything(args.seed)
     initial = small_resnet(settings["width"])
     flops = training_flops_per_image(initial)

@@ -3,6 +3,9 @@
     cvkit                      run the whole course (the main job) into build/course/
     cvkit doctor               versions, device, datasets available offline
     cvkit run [PATHS ...]      execute notebooks with papermill, write a report
+    cvkit release [A ...]      generate assignments/<a>/ from solutions/<a>/ (nbgrader)
+    cvkit validate [A ...]     reference solution -> full marks, untouched release -> 0
+    cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 from typing import Sequence
 
 from cvkit import __version__
+from cvkit.course.assignment_commands import register as _register_assignment_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Further subcommands (the assignment tools) append a ``register(subparsers)`` function here.
-_EXTENSIONS: list = []
+# Further subcommands append a ``register(subparsers)`` function here.
+_EXTENSIONS: list = [_register_assignment_commands]
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:

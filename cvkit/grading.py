@@ -148,3 +148,29 @@ def check_module_output(module: Any, inputs: torch.Tensor, expected_shape: Seque
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise _fail(f"{name} output", "contains NaN or inf", hint)
     return out
+
+
+def check_raises(func: Any, expected: type[BaseException] | tuple[type[BaseException], ...], name: str = "call", hint: str | None = None) -> BaseException:
+    """Call ``func()`` and fail unless it raises ``expected`` (a subclass counts); returns the exception.
+
+    ``GradingError`` from a nested check is never accepted as the expected exception, so a test of
+    the form ``check_raises(lambda: check_x(...), AssertionError)`` cannot be satisfied by accident.
+
+    Example::
+
+        check_raises(lambda: conv_output_size(3, 5), ValueError, "conv_output_size(3, 5)",
+                     hint="a 5-wide kernel does not fit in a 3-wide input: raise ValueError")
+    """
+    if not callable(func):
+        raise TypeError(f"check_raises needs a callable such as lambda: f(x), got {type(func).__name__}")
+    want = expected if isinstance(expected, tuple) else (expected,)
+    names = " or ".join(t.__name__ for t in want)
+    try:
+        func()
+    except GradingError:
+        raise
+    except want as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - any other exception is the student's mistake to report
+        raise _fail(name, f"expected {names}, got {type(exc).__name__}: {exc}", hint) from exc
+    raise _fail(name, f"expected {names} to be raised, but it returned normally", hint)

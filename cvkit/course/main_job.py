@@ -55,3 +55,12 @@ def run_course(profile: str = "auto", jobs: int = 1, out: str | os.PathLike = "b
     (out_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n")
     print(f"\ncourse run {'OK' if ok else 'FAILED'} in {data['seconds']} s; report: {out_dir / 'report.md'}")
     return ok
+
+
+def _register_default_stages() -> None:
+    from cvkit.course.assignment_stage import assignments_stage
+
+    STAGES.setdefault("assignments", assignments_stage)
+
+
+_register_default_stages()

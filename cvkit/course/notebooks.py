@@ -321,6 +321,10 @@ def _safe_run(path: Path, out_dir, profile: str, cell_timeout, threads) -> Noteb
 
 def _prepare_kernel_env(threads: int | None) -> None:
     """Environment inherited by the kernel: headless widgets, cvkit importable, thread count."""
+    import logging
+
+    # papermill warns that it cannot infer types of FAST = dict(...) parameters; they are injected as written
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     os.environ["CVKIT_HEADLESS"] = "1"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning on stderr
     package_parent = str(Path(__file__).resolve().parents[2])

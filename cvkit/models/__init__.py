@@ -7,6 +7,31 @@ Importing this package imports every model module, so the registry is complete.
 from cvkit.models.registry import ModelSpec, count_parameters, create_model, get_spec, list_models, register_model
 
 # Model modules register themselves on import; keep one import per module, sorted.
+from cvkit.models import alexnet  # noqa: F401,E402
+from cvkit.models import autoencoder  # noqa: F401,E402
+from cvkit.models import convnet  # noqa: F401,E402
+from cvkit.models import convnext  # noqa: F401,E402
+from cvkit.models import dcgan  # noqa: F401,E402
+from cvkit.models import deit  # noqa: F401,E402
+from cvkit.models import densenet  # noqa: F401,E402
+from cvkit.models import detr  # noqa: F401,E402
+from cvkit.models import fcn  # noqa: F401,E402
+from cvkit.models import googlenet  # noqa: F401,E402
+from cvkit.models import lenet  # noqa: F401,E402
 from cvkit.models import mlp  # noqa: F401,E402
+from cvkit.models import rcnn  # noqa: F401,E402
+from cvkit.models import region_cnn  # noqa: F401,E402
+from cvkit.models import replknet  # noqa: F401,E402
+from cvkit.models import resnet  # noqa: F401,E402
+from cvkit.models import restoration  # noqa: F401,E402
+from cvkit.models import self_supervised  # noqa: F401,E402
+from cvkit.models import swin  # noqa: F401,E402
+from cvkit.models import unet  # noqa: F401,E402
+from cvkit.models import vae  # noqa: F401,E402
+from cvkit.models import vgg  # noqa: F401,E402
+from cvkit.models import vision_language  # noqa: F401,E402
+from cvkit.models import vit  # noqa: F401,E402
+from cvkit.diffusion import unet as _diffusion_unet  # noqa: F401,E402
+from cvkit.sam import model as _sam_model  # noqa: F401,E402
 
 __all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "register_model"]

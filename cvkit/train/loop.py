@@ -405,9 +405,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     total = cfg.epochs * steps_per_epoch
     if cfg.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(cfg.warmup_fraction, 1e-3), cycle_momentum=False
-        )
+        pct_start = max(cfg.warmup_fraction, 1e-3)
+        if math.isclose(pct_start * total, 1.0):
+            # OneCycleLR's warm-up ends at step pct_start * total - 1; a warm-up of exactly one step
+            # would end at step 0 and divide by zero, so such tiny runs warm up for 1.5 steps instead
+            pct_start = 1.5 / total
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start, cycle_momentum=False)
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return None

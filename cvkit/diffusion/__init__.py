@@ -1,0 +1,42 @@
+"""Denoising diffusion, one concept per module (lecture 12).
+
+* :mod:`~cvkit.diffusion.schedules`: linear and cosine beta schedules, :class:`NoiseSchedule`.
+* :mod:`~cvkit.diffusion.forward`: the closed-form forward process :func:`q_sample`.
+* :mod:`~cvkit.diffusion.loss`: the epsilon-prediction loss and a training step for :func:`cvkit.train.fit`.
+* :mod:`~cvkit.diffusion.samplers`: DDPM and DDIM steps and the sampling loop.
+* :mod:`~cvkit.diffusion.guidance`: classifier-free guidance.
+* :mod:`~cvkit.diffusion.unet`: a small time-conditioned U-Net.
+
+Images are (B, C, H, W) scaled to [-1, 1] (``x * 2 - 1``); timesteps are 0-based int64 in [0, T).
+"""
+
+from cvkit.diffusion.forward import gather, predict_x0, q_sample
+from cvkit.diffusion.guidance import guided_epsilon
+from cvkit.diffusion.loss import NULL_LABEL, diffusion_loss, diffusion_step, drop_labels
+from cvkit.diffusion.samplers import SampleResult, ddim_step, ddpm_step, inference_timesteps, sample
+from cvkit.diffusion.schedules import SCHEDULES, NoiseSchedule, cosine_alpha_bar, cosine_betas, linear_betas, make_schedule
+from cvkit.diffusion.unet import DiffusionUNet, timestep_embedding
+
+__all__ = [
+    "DiffusionUNet",
+    "NULL_LABEL",
+    "NoiseSchedule",
+    "SCHEDULES",
+    "SampleResult",
+    "cosine_alpha_bar",
+    "cosine_betas",
+    "ddim_step",
+    "ddpm_step",
+    "diffusion_loss",
+    "diffusion_step",
+    "drop_labels",
+    "gather",
+    "guided_epsilon",
+    "inference_timesteps",
+    "linear_betas",
+    "make_schedule",
+    "predict_x0",
+    "q_sample",
+    "sample",
+    "timestep_embedding",
+]

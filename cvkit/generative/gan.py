@@ -1,0 +1,166 @@
+r"""Training a GAN: two networks, two optimizers, one minimax game (Goodfellow et al. 2014).
+
+.. math::  \min_G \max_D\ \mathbb E_x[\log D(x)] + \mathbb E_z[\log(1 - D(G(z)))]   \quad\text{(eq. 1)}
+
+Each step of :func:`train_gan`, read top to bottom:
+
+1. **Discriminator**: push :math:`D(x) \to 1` on a real batch and :math:`D(G(z)) \to 0` on a fake
+   one (the fakes are detached: this step must not change G).
+2. **Generator**: push :math:`D(G(z)) \to 1`. This is the *non-saturating* loss
+   :math:`-\log D(G(z))` the paper recommends (sec. 3): early on D rejects fakes easily, and
+   :math:`\log(1 - D(G(z)))` would give G almost no gradient.
+
+Adam with lr 2e-4 and beta1 = 0.5 follows DCGAN (Radford et al. 2016, sec. 4). ``fit`` does not
+apply: it runs one optimizer on one loss.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cvkit.runtime import pick_device, seed_everything
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """:math:`-\\log D(x) - \\log(1 - D(G(z)))`, averaged: binary cross-entropy with targets 1 (real) and 0 (fake).
+
+    Args:
+        real_logits, fake_logits: (B,) discriminator logits. Returns: scalar.
+    """
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss :math:`-\\log D(G(z))` (Goodfellow et al. 2014, sec. 3), averaged.
+
+    Args:
+        fake_logits: (B,) discriminator logits on generated images. Returns: scalar.
+    """
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+@dataclass
+class GANHistory:
+    """Per-epoch means: ``d_loss``, ``g_loss``, ``d_real`` (mean D(x), a probability) and ``d_fake`` (mean D(G(z))).
+
+    ``rows`` is a list of dicts, one per epoch, with those keys plus ``epoch`` and ``seconds``.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+
+    def column(self, key: str) -> list[float]:
+        """One metric over the epochs."""
+        return [r[key] for r in self.rows]
+
+    def plot(self):
+        """Losses and D's outputs per epoch; returns the matplotlib Figure."""
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
+        epochs = self.column("epoch")
+        a.plot(epochs, self.column("d_loss"), "o-", label="discriminator")
+        a.plot(epochs, self.column("g_loss"), "o-", label="generator")
+        a.set(xlabel="epoch", ylabel="loss", title="GAN losses")
+        a.legend()
+        b.plot(epochs, self.column("d_real"), "o-", label="D(real)")
+        b.plot(epochs, self.column("d_fake"), "o-", label="D(G(z))")
+        b.axhline(0.5, color="grey", lw=0.8, ls="--")
+        b.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="discriminator outputs")
+        b.legend()
+        for ax in (a, b):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+        return fig
+
+
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    loader: Iterable,
+    *,
+    epochs: int = 1,
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    max_steps_per_epoch: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    callback: Callable[[int, GANHistory], None] | None = None,
+    verbose: bool = True,
+) -> GANHistory:
+    """Train a GAN with alternating discriminator and generator steps (see the module docstring).
+
+    Args:
+        generator: maps (B, latent_dim) noise to images in [-1, 1]; must have a ``latent_dim`` attribute.
+        discriminator: maps images to (B,) logits.
+        loader: batches ``(images (B, C, H, W) in [-1, 1], labels)`` (labels ignored), e.g. a
+            :class:`cvkit.data.DeviceLoader` with ``mean=[0.5], std=[0.5]``.
+        epochs: passes over ``loader``. lr, betas: Adam settings for both networks.
+        max_steps_per_epoch: stop each epoch early (for quick runs).
+        device: where to train (``None``: :func:`cvkit.runtime.pick_device`).
+        seed: seeds every generator before training.
+        callback: ``callback(epoch, history)`` after each epoch (e.g. to save a sample grid).
+        verbose: print one line per epoch.
+
+    Returns:
+        :class:`GANHistory`.
+
+    Raises:
+        ValueError: ``generator`` has no ``latent_dim``, or the loader yields no batch.
+    """
+    latent_dim = getattr(generator, "latent_dim", None)
+    if not isinstance(latent_dim, int):
+        raise ValueError("the generator needs an int attribute latent_dim (the size of z)")
+    seed_everything(seed)
+    device = pick_device(device)
+    generator.to(device).train()
+    discriminator.to(device).train()
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
+    history = GANHistory()
+    for epoch in range(1, epochs + 1):
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch - 1)
+        tic = time.perf_counter()
+        sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake, summed over steps (no host sync)
+        steps = 0
+        for i, batch in enumerate(loader):
+            if max_steps_per_epoch is not None and i >= max_steps_per_epoch:
+                break
+            real = batch[0].to(device)
+            z = torch.randn(real.shape[0], latent_dim, device=device)
+            fake = generator(z)
+
+            # 1. discriminator step: real -> 1, fake -> 0 (fake detached: G is not updated here)
+            real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+            d_loss = discriminator_loss(real_logits, fake_logits)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+
+            # 2. generator step: make D call the same fakes real (non-saturating loss)
+            g_loss = generator_loss(discriminator(fake))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+
+            sums += torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits).mean().detach(), torch.sigmoid(fake_logits).mean().detach()])
+            steps += 1
+        if steps == 0:
+            raise ValueError("the loader produced no batches")
+        d_loss_m, g_loss_m, d_real, d_fake = (sums / steps).tolist()
+        row = dict(epoch=epoch, d_loss=d_loss_m, g_loss=g_loss_m, d_real=d_real, d_fake=d_fake, seconds=time.perf_counter() - tic)
+        history.rows.append(row)
+        if verbose:
+            print(f"epoch {epoch}/{epochs}: D loss {d_loss_m:.3f}, G loss {g_loss_m:.3f}, D(real) {d_real:.2f}, D(fake) {d_fake:.2f}, {row['seconds']:.1f} s")
+        if callback is not None:
+            callback(epoch, history)
+    return history

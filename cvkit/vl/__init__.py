@@ -1,0 +1,32 @@
+"""Vision and language (lecture 10): captioning with attention or transformers, and a small CLIP.
+
+* :mod:`~cvkit.vl.tokenizer`: caption words to ids and back.
+* :mod:`~cvkit.vl.data`: synthetic shapes as (image, caption) pairs.
+* :mod:`~cvkit.vl.captioning`: encoder-decoder, Show-Attend-Tell and transformer captioners.
+* :mod:`~cvkit.vl.decoding`: greedy decoding and beam search.
+* :mod:`~cvkit.vl.metrics`: BLEU (torchmetrics) and exact match.
+* :mod:`~cvkit.vl.clip`: CLIP's encoders, loss, zero-shot classification and dense similarity.
+"""
+
+from cvkit.vl.captioning import ShowAttendTell, TransformerCaptioner, caption_loss, caption_step
+from cvkit.vl.clip import (
+    CLIP,
+    ImageEncoder,
+    TextEncoder,
+    clip_loss,
+    clip_step,
+    dense_similarity,
+    region_embeddings,
+    zero_shot_classifier,
+    zero_shot_predict,
+)
+from cvkit.vl.data import CaptionedImages, captioned_shapes
+from cvkit.vl.decoding import Decoded, beam_search, greedy_decode
+from cvkit.vl.metrics import caption_metrics
+from cvkit.vl.tokenizer import CaptionTokenizer
+
+__all__ = [
+    "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ImageEncoder", "ShowAttendTell", "TextEncoder",
+    "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
+    "clip_step", "dense_similarity", "greedy_decode", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
+]

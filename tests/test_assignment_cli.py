@@ -1,0 +1,129 @@
+"""The ``cvkit release`` / ``validate`` commands and the main job's assignment stage, on a tiny two-assignment course.
+
+``a0_good`` is a valid assignment; ``a0_bad`` has a test cell that passes on the untouched release
+(it tests nothing the student writes), which validation must catch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cvkit.cli import main
+from cvkit.course.main_job import STAGES
+
+pytestmark = pytest.mark.assignment
+
+
+def _cell(kind, source, **nbgrader):
+    cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+    if nbgrader:
+        cell.metadata.nbgrader = {"schema_version": 3, "grade": False, "solution": False, "locked": False, **nbgrader}
+    return cell
+
+
+def _assignment(root: Path, name: str, bad: bool) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.cvkit = {"cell_timeout": 30, "time_limit": 120}
+    visible, hidden = ("check_int(1 + 1, 2, 'sum')", "check_int(40 + 2, 42, 'sum')") if bad else ("check_int(double(2), 4, 'double(2)')", "check_int(double(21), 42, 'double(21)')")
+    nb.cells = [
+        _cell("markdown", f"# {name}", grade_id="intro", locked=True),
+        _cell("code", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", grade_id="double", solution=True),
+        _cell("code", f"from cvkit.grading import check_int\n{visible}\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
+              grade_id="test_double", grade=True, locked=True, points=2),
+    ]
+    folder = root / "solutions" / name
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "numbers.txt").write_text("1 2 3\n")
+    (folder / "notes_for_instructors.md").write_text("never released\n")
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini-course")
+    (root / "notebooks").mkdir()
+    (root / "pyproject.toml").write_text("")
+    _assignment(root, "a0_good", bad=False)
+    _assignment(root, "a0_bad", bad=True)
+    return root
+
+
+def test_release_publishes_notebook_and_data_only_and_check_finds_drift(course, monkeypatch, capsys):
+    monkeypatch.setenv("CVKIT_COURSE_ROOT", str(course))
+    assert main(["release"]) == 0
+    released = sorted(str(p.relative_to(course / "assignments")) for p in (course / "assignments").rglob("*") if p.is_file())
+    assert released == ["a0_bad/a0_bad.ipynb", "a0_bad/data/numbers.txt", "a0_good/a0_good.ipynb", "a0_good/data/numbers.txt"]
+    text = (course / "assignments" / "a0_good" / "a0_good.ipynb").read_text()
+    assert "return 2 * x" not in text and "double(21)" not in text and "BEGIN" not in text
+    assert main(["release", "--check", "a0_good"]) == 0
+
+    nb = json.loads(text)
+    nb["cells"][0]["source"] = "# edited by hand"
+    (course / "assignments" / "a0_good" / "a0_good.ipynb").write_text(json.dumps(nb))
+    capsys.readouterr()
+    assert main(["release", "--check", "a0_good"]) == 1
+    assert "drift: a0_good.ipynb: differs (cell 0 'intro')" in capsys.readouterr().out
+    assert main(["release", "a0_good"]) == 0  # restored for the next test
+
+
+def test_cli_rejects_unknown_assignments(course, monkeypatch, capsys):
+    monkeypatch.setenv("CVKIT_COURSE_ROOT", str(course))
+    assert main(["validate", "a3_nothing"]) == 2
+    assert "no source notebook" in capsys.readouterr().err
+    assert main(["autograde", "a0_good", str(course / "nowhere")]) == 2
+
+
+def test_main_job_stage_validates_every_assignment(course, tmp_path, monkeypatch):
+    assert "assignments" in STAGES
+    monkeypatch.setenv("CVKIT_COURSE_ROOT", str(course))
+    if not (course / "assignments" / "a0_good").is_dir():
+        assert main(["release"]) == 0
+    ok, markdown, data = STAGES["assignments"](course, tmp_path / "out", "fast", 2)
+    rows = {a["name"]: a for a in data["assignments"]}
+    assert not ok and not rows["a0_bad"]["ok"]
+    assert rows["a0_good"]["ok"], rows["a0_good"]["problems"]
+    assert rows["a0_good"]["reference"] == {"points": 2.0, "max": 2.0, "status": "graded", "seconds": rows["a0_good"]["reference"]["seconds"]}
+    assert rows["a0_good"]["untouched"]["points"] == 0.0
+    assert any("pass on the untouched release" in p and p.endswith(": test_double") for p in rows["a0_bad"]["problems"])
+    assert "| a0_bad | FAILED |" in markdown and "| a0_good |" in markdown
+    assert (tmp_path / "out" / "a0_good" / "release" / "a0_good.ipynb").is_file()
+
+
+def test_a_stuck_kernel_and_a_slow_notebook_are_stopped(tmp_path):
+    """A cell that swallows the timeout's interrupt gets its kernel stopped; a notebook whose cells are each
+    under the per-cell limit but together over time_limit is stopped by the watchdog. Both are `timeout`."""
+    from cvkit.course.assignments import load_assignment
+    from cvkit.course.autograde import autograde
+    from cvkit.course.release import release
+    from cvkit.course.validate import reference_submission
+
+    (tmp_path / "notebooks").mkdir()
+    _assignment(tmp_path, "a0_good", bad=False)
+    nb_path = tmp_path / "solutions" / "a0_good" / "a0_good.ipynb"
+    nb = json.loads(nb_path.read_text())
+    nb["metadata"]["cvkit"] = {"cell_timeout": 3, "time_limit": 8}
+    nb_path.write_text(json.dumps(nb))
+    a = load_assignment("a0_good", tmp_path)
+    release(a)
+    good = reference_submission(nb, json.loads((tmp_path / "assignments" / "a0_good" / "a0_good.ipynb").read_text()))
+    stuck = json.loads(json.dumps(good))
+    stuck["cells"][1]["source"] = (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass  # swallows the grader's interrupt\n\n"
+        + stuck["cells"][1]["source"]
+    )
+    slow = json.loads(json.dumps(good))
+    nap = {"cell_type": "code", "metadata": {}, "source": "import time\ntime.sleep(2.5)", "outputs": [], "execution_count": None}
+    slow["cells"][1:1] = [dict(nap) for _ in range(5)]
+    for student, nb_ in (("sam_stuck", stuck), ("tim_slow", slow)):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        (tmp_path / "subs" / student / "a0_good.ipynb").write_text(json.dumps(nb_))
+    report = autograde(a, tmp_path / "subs", tmp_path / "out", jobs=2, progress=False)
+    rows = {r.student: r for r in report.results}
+    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message
+    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message
+    assert rows["sam_stuck"].total == rows["tim_slow"].total == 0

@@ -1,0 +1,238 @@
+"""CI checks for every assignment in solutions/, plus the adversarial submissions of the ones that have them.
+
+For each ``solutions/<a>/`` (parametrized, so a new assignment is checked as soon as it lands):
+
+* the source follows the authoring format (CONTRIBUTING.md, "Assignments");
+* the committed ``assignments/<a>/`` equals a fresh ``cvkit release`` (no drift), holds only the
+  notebook and ``data/``, and contains no solution code, hidden test or marker;
+* the reference solution, submitted as a student would, autogrades to full marks; the untouched
+  release autogrades to 0 in every test cell, with no crash; the feedback of both shows no hidden test.
+
+For an assignment with ``tests/fixtures/<a>/expected.csv``, the submissions in
+``tests/fixtures/<a>/submissions/`` are autograded in one batch (``-j 2``) and each must get
+its expected status and total.
+
+One generation and one autograde batch per assignment serve all the assertions (module-scoped caches).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cvkit.course.assignments import find_assignments, is_test_cell, nbgrader_meta, read_json
+from cvkit.course.autograde import autograde, prepare
+from cvkit.course.release import MARKERS, protected_lines, release_drift, release_leaks
+from cvkit.course.validate import REFERENCE, UNTOUCHED, write_validation_submissions
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+ASSIGNMENTS = [a.name for a in find_assignments(ROOT)]
+WITH_FIXTURES = [a for a in ASSIGNMENTS if (FIXTURES / a / "expected.csv").is_file()]
+
+pytestmark = pytest.mark.assignment
+
+_prepared: dict[str, Path] = {}
+_batches: dict[tuple[str, str], object] = {}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("assignments")
+
+
+def _assignment(name):
+    return next(a for a in find_assignments(ROOT, [name]))
+
+
+def prepared(name: str, workdir: Path) -> Path:
+    """The assignment generated afresh (once per test module)."""
+    if name not in _prepared:
+        _prepared[name] = prepare(_assignment(name), workdir / name / "course")
+    return _prepared[name]
+
+
+def batch(name: str, kind: str, workdir: Path):
+    """One autograde run per assignment and kind ("validation" or "fixtures"), shared by the tests."""
+    key = (name, kind)
+    if key not in _batches:
+        a = _assignment(name)
+        course = prepared(name, workdir)
+        if kind == "validation":
+            subs = workdir / name / "validation-submissions"
+            write_validation_submissions(a, subs, course / "published" / a.notebook_file)
+        else:
+            subs = FIXTURES / name / "submissions"
+        _batches[key] = autograde(a, subs, workdir / name / kind, jobs=2, progress=False, prepared=course)
+    return _batches[key]
+
+
+def test_there_are_assignments():
+    assert "a1_convolution" in ASSIGNMENTS, f"solutions/a1_convolution is missing; found {ASSIGNMENTS}"
+
+
+# --------------------------------------------------------------------------------------- format
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_source_follows_the_authoring_format(name):
+    a = _assignment(name)
+    nb = read_json(a.source_notebook)
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
+    problems = []
+    ids = [nbgrader_meta(c)["grade_id"] for c in nb["cells"] if nbgrader_meta(c)]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        problems.append(f"duplicate grade ids {sorted(dupes)}")
+    for i, cell in enumerate(nb["cells"]):
+        meta = nbgrader_meta(cell)
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+            problems.append(f"cell {i} has outputs (python ci/notebooks.py clean)")
+        if not meta:
+            for marker in MARKERS:
+                if marker in text:
+                    problems.append(f"cell {i} has the marker {marker!r} but no nbgrader metadata")
+            continue
+        where = f"cell {i} ({meta.get('grade_id')})"
+        if meta.get("schema_version") != 3:
+            problems.append(f"{where}: schema_version must be 3")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(meta.get("grade_id", ""))):
+            problems.append(f"{where}: grade_id must be lowercase snake_case")
+        if is_test_cell(cell):
+            if not meta.get("locked"):
+                problems.append(f"{where}: test cells must be locked")
+            if not (isinstance(meta.get("points"), (int, float)) and meta["points"] > 0):
+                problems.append(f"{where}: test cells need points > 0")
+            if "cvkit.grading" not in text:
+                problems.append(f"{where}: test cells check with cvkit.grading")
+            if text.count("### BEGIN HIDDEN TESTS") != text.count("### END HIDDEN TESTS"):
+                problems.append(f"{where}: unbalanced hidden-test markers")
+        if meta.get("solution") and cell["cell_type"] == "code":
+            begins, ends = text.count("### BEGIN SOLUTION"), text.count("### END SOLUTION")
+            if begins < 1 or begins != ends:
+                problems.append(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION pairs (got {begins} and {ends})")
+    assert not problems, "\n".join(problems)
+    assert a.max_points > 0
+
+
+# --------------------------------------------------------------------------------------- release
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_committed_release_equals_a_fresh_release(name, workdir):
+    a = _assignment(name)
+    drift = release_drift(prepared(name, workdir) / "published", a.release_dir)
+    assert not drift, f"assignments/{name} is stale; run `python -m cvkit release {name}` and commit:\n" + "\n".join(drift)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_holds_only_the_notebook_and_data(name):
+    a = _assignment(name)
+    files = sorted(str(p.relative_to(a.release_dir)) for p in a.release_dir.rglob("*") if p.is_file())
+    extra = [f for f in files if f != a.notebook_file and not f.startswith("data/")]
+    assert a.notebook_file in files
+    assert not extra, f"files released besides the notebook and data/: {extra}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_contains_no_solution_hidden_test_or_marker(name):
+    a = _assignment(name)
+    leaks = release_leaks(a, a.release_dir)
+    assert not leaks, "\n".join(leaks)
+    # the check itself must see solutions: the source notebook, scanned as if released, leaks
+    assert protected_lines(read_json(a.source_notebook)), "no solution or hidden-test lines found in the source"
+
+
+# --------------------------------------------------------------------------------------- grading
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_reference_solution_gets_full_marks(name, workdir):
+    report = batch(name, "validation", workdir)
+    ref = next(r for r in report.results if r.student == REFERENCE)
+    assert ref.status == "graded", ref.message
+    lost = {gid: ref.scores.get(gid) for gid, pts in report.test_cells if ref.scores.get(gid) != pts}
+    assert not lost, f"the reference solution loses points: {lost}; {ref.failures}"
+    assert ref.total == report.max_total > 0
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_untouched_release_gets_zero_without_crashing(name, workdir):
+    report = batch(name, "validation", workdir)
+    raw = next(r for r in report.results if r.student == UNTOUCHED)
+    assert raw.status == "graded", raw.message
+    passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) != 0]
+    assert not passing, f"test cells that pass on the untouched release: {passing}"
+    assert set(raw.failures) == {gid for gid, _ in report.test_cells}
+
+
+def _feedback_text(path: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_feedback_shows_no_hidden_tests(name, workdir):
+    report = batch(name, "validation", workdir)
+    hidden = protected_lines(read_json(_assignment(name).source_notebook), ("HIDDEN TESTS",))
+    for r in report.results:
+        assert r.feedback, f"no feedback for {r.student}: {r.message}"
+        text = _feedback_text(Path(report.out_dir) / r.feedback)
+        assert "HIDDEN TESTS" not in text
+        shown = [line for line in hidden if line in text]
+        assert not shown, f"hidden-test lines in {r.student}'s feedback: {shown[:3]}"
+    # the instructor's copy keeps them: the scrubbing is what removes them
+    graded = (Path(report.out_dir) / "autograded" / REFERENCE / f"{name}.ipynb").read_text()
+    if hidden:
+        assert any(json.dumps(line)[1:-1] in graded for line in hidden)
+
+
+# --------------------------------------------------------------------------------------- adversarial
+def _expected(name):
+    with open(FIXTURES / name / "expected.csv", newline="") as fh:
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("name", WITH_FIXTURES)
+def test_adversarial_submissions_get_their_expected_status_and_points(name, workdir):
+    report = batch(name, "fixtures", workdir)
+    expected = _expected(name)
+    got = {r.student: r for r in report.results}
+    assert set(got) == set(expected), f"students graded {sorted(got)} != expected {sorted(expected)}"
+    wrong = [
+        f"{s}: expected {e['status']} {e['total']}, got {got[s].status} {got[s].total:g} ({got[s].message[:200]})"
+        for s, e in expected.items()
+        if got[s].status != e["status"] or got[s].total != float(e["total"])
+    ]
+    assert not wrong, "\n".join(wrong)
+    for r in report.results:
+        assert r.status == "graded" or r.message, f"{r.student}: a {r.status} row needs an explanation"
+
+
+@pytest.mark.parametrize("name", WITH_FIXTURES)
+def test_batch_outputs_have_one_row_per_student(name, workdir):
+    report = batch(name, "fixtures", workdir)
+    out = Path(report.out_dir)
+    with open(out / "grades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["student"] for r in rows] == [r.student for r in report.results]
+    cols = [gid for gid, _ in report.test_cells]
+    for row in rows:
+        assert abs(sum(float(row[c]) for c in cols) - float(row["total"])) < 1e-9
+        assert float(row["max"]) == report.max_total
+    # nbgrader's gradebook, written by one process, has every student's grades
+    db = sqlite3.connect(out / "gradebook.db")
+    students = {s for (s,) in db.execute("select id from student")}
+    assert students == {r.student for r in report.results}
+    (n_grades,) = db.execute("select count(*) from grade").fetchone()
+    assert n_grades == len(report.results) * len(cols)
+    totals = dict(db.execute(
+        "select sa.student_id, sum(g.auto_score) from grade g join submitted_notebook sn on g.notebook_id = sn.id "
+        "join submitted_assignment sa on sn.assignment_id = sa.id group by sa.student_id"
+    ).fetchall())
+    assert totals == {r.student: r.total for r in report.results}
+    hidden = protected_lines(read_json(_assignment(name).source_notebook), ("HIDDEN TESTS",))
+    for r in report.results:
+        if r.feedback:
+            text = _feedback_text(out / r.feedback)
+            assert not [line for line in hidden if line in text], f"hidden tests in {r.student}'s feedback"

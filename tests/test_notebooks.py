@@ -1,0 +1,33 @@
+"""Every lecture notebook follows the contract and runs top to bottom in its fast profile.
+
+Executed copies land in build/test-notebooks/ for inspection; ``pytest --durations`` shows each
+notebook's time (the 90 s budget is measured in benchmarks and reports, not asserted here).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cvkit.course.notebooks import run_notebook
+from cvkit.course.paths import lecture_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = lecture_notebooks(ROOT)
+
+
+def test_there_are_lecture_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:3] == ["00", "01", "02"]
+
+
+def test_notebook_contract():
+    result = subprocess.run([sys.executable, str(ROOT / "ci" / "notebooks.py"), "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_fast_profile(path):
+    result = run_notebook(path, ROOT / "build" / "test-notebooks", profile="fast", cell_timeout=600)
+    assert result.ok, f"{path.name} {result.status} after {result.seconds:.0f} s: {result.message}"
