@@ -233,7 +233,7 @@ def environment_report() -> dict[str, Any]:
     }
     if dev.type == "cuda":
         report["cuda"] = torch.version.cuda
-        report["bf16_supported"] = torch.cuda.is_bf16_supported()
+        report["bf16_supported"] = torch.cuda.is_bf16_supported(including_emulation=False)  # the T4 only emulates bf16
     return report
 
 

@@ -19,6 +19,7 @@ from cvkit.train import (
     evaluate,
     fit,
     load_checkpoint,
+    make_scheduler,
     save_checkpoint,
 )
 
@@ -182,3 +183,20 @@ def test_best_checkpoint_tracks_validation_accuracy(fmnist, tmp_path):
     best = load_checkpoint(tmp_path / "best.pt")
     rows = best["history"]["rows"]
     assert rows[-1]["val_accuracy"] == max(r["val_accuracy"] for r in rows) and not math.isnan(rows[-1]["val_accuracy"])
+
+
+@pytest.mark.parametrize("epochs, steps_per_epoch", [(1, 5), (2, 1), (1, 2), (20, 5)])
+def test_onecycle_schedule_survives_tiny_runs(epochs, steps_per_epoch):
+    # warmup_fraction 0.2 x 5 steps = a one-step warm-up, where torch's OneCycleLR divides by zero
+    cfg = TrainConfig(epochs=epochs, lr=0.1, scheduler="onecycle", warmup_fraction=0.2 if epochs != 2 else 0.5)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    lrs = [optimizer.param_groups[0]["lr"]]
+    for _ in range(epochs * steps_per_epoch - 1):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    if cfg.warmup_fraction * epochs * steps_per_epoch >= 1:  # a warm-up of at least one step starts low
+        assert lrs[0] == pytest.approx(cfg.lr / 25)  # OneCycleLR's default div_factor
+    assert all(0 < lr <= cfg.lr * (1 + 1e-9) for lr in lrs)
+    assert lrs[-1] < lrs[0]  # annealed below the starting rate by the last step

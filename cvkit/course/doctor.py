@@ -66,7 +66,7 @@ def _device() -> str:
 
     line = f"{describe_device()}; profile 'auto' resolves to '{resolve_profile('auto')}'"
     if torch.cuda.is_available():
-        line += f"; bf16 {'yes' if torch.cuda.is_bf16_supported() else 'no (fp16 + GradScaler)'}"
+        line += f"; bf16 {'yes' if torch.cuda.is_bf16_supported(including_emulation=False) else 'no (fp16 + GradScaler)'}"
     return line
 
 

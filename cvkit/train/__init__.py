@@ -21,15 +21,19 @@ from cvkit.train.loop import (
     classification_step,
     evaluate,
     fit,
+    make_optimizer,
+    make_scheduler,
     predict,
     to_device,
 )
-from cvkit.train.precision import Precision, choose_precision
+from cvkit.train.precision import Precision, choose_precision, has_native_bf16
+from cvkit.train.speed import SpeedPlan, plan_speed
 
 __all__ = [
     "History",
     "NonFiniteLossError",
     "Precision",
+    "SpeedPlan",
     "StepOutput",
     "TrainConfig",
     "TrainingOutOfMemoryError",
@@ -37,7 +41,11 @@ __all__ = [
     "classification_step",
     "evaluate",
     "fit",
+    "has_native_bf16",
     "load_checkpoint",
+    "make_optimizer",
+    "make_scheduler",
+    "plan_speed",
     "predict",
     "save_checkpoint",
     "to_device",

@@ -29,12 +29,12 @@ class TrainConfig:
     grad_clip: float | None = None  # max global L2 norm of gradients (None: no clipping)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # "auto": bf16 on GPUs that have it, fp16 + GradScaler on others (T4), fp32 on CPU
     channels_last: bool | Literal["auto"] = "auto"  # NHWC memory format ("auto": on CUDA only)
-    compile: bool = False  # torch.compile the model (pays off for runs of minutes on a GPU)
+    compile: bool | Literal["auto"] = "auto"  # torch.compile the model ("auto": on CUDA with Triton, for runs of >= 2000 steps; never on CPU)
     seed: int = 0  # seeds torch, NumPy and Python before building the optimizer
     device: str | None = None  # None: cuda, then mps, then cpu
     checkpoint_dir: str | None = None  # save last.pt (and best.pt) here after every epoch
     resume: bool = True  # continue from checkpoint_dir/last.pt when it exists
-    check_every: int = 25  # steps between host syncs: progress-bar refresh and NaN/inf check
+    check_every: int = 25  # steps between host syncs (progress bar, NaN/inf check); the steps in between never wait for the GPU
     progress: bool = True  # show a tqdm progress bar per epoch
     verbose: bool = True  # print one summary line per epoch
 
@@ -49,6 +49,8 @@ class TrainConfig:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {self.compile!r}")
         if self.channels_last not in (True, False, "auto"):
             raise ValueError(f"channels_last must be True, False or 'auto', got {self.channels_last!r}")
         if not 0 <= self.warmup_fraction < 1:

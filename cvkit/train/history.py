@@ -14,8 +14,8 @@ class History:
     ``rows`` holds one dict per epoch with keys ``epoch`` (1-based), ``train_loss``,
     ``train_accuracy`` (when the step counts correct predictions), ``val_loss``,
     ``val_accuracy`` (when a validation loader was given), ``lr`` (at the epoch's end),
-    ``seconds`` (wall time of the epoch, validation included) and ``images_per_second``
-    (training throughput).
+    ``seconds`` (wall time of the epoch, validation included), ``train_seconds`` (wall time of
+    the training pass alone) and ``images_per_second`` (training throughput: images / train_seconds).
 
     ``history["val_accuracy"]`` gives one column as a list (``nan`` where missing).
     """

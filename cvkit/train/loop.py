@@ -7,6 +7,11 @@ refreshes the progress bar and checks the loss for NaN/inf; after the epoch it e
 records a row of :class:`History`, and writes a checkpoint. A run interrupted at any
 point and resumed from its checkpoint ends with the same weights as an uninterrupted one.
 
+The speed switches (half precision, channels_last, a fused optimizer, cudnn.benchmark,
+torch.compile) are chosen for the device by :func:`cvkit.train.speed.plan_speed` and printed
+at the start; between two checks the loop never waits for the GPU, so the CPU runs ahead
+and queues the next steps while the GPU computes (see :mod:`cvkit.train.speed`).
+
 What a step computes is a function, so the same loop trains classifiers (the default,
 :func:`classification_step`), segmenters, autoencoders or diffusion models::
 
@@ -34,7 +39,8 @@ from cvkit.runtime import pick_device, seed_everything
 from cvkit.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from cvkit.train.config import TrainConfig
 from cvkit.train.history import History
-from cvkit.train.precision import Precision, choose_precision
+from cvkit.train.precision import choose_precision
+from cvkit.train.speed import SpeedPlan, cudnn_benchmark, plan_speed
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,17 +121,16 @@ def fit(
     cfg = (config or TrainConfig()).updated(**options) if options else (config or TrainConfig())
     step = step or (lambda m, b: classification_step(m, b, cfg.label_smoothing))
     device = pick_device(cfg.device)
-    precision = choose_precision(cfg.precision, device)
-    channels_last = cfg.channels_last if cfg.channels_last != "auto" else device.type == "cuda"
     steps_per_epoch = _length(train_loader)
+    plan = plan_speed(cfg, device, cfg.epochs * steps_per_epoch)
 
     seed_everything(cfg.seed)
     model.to(device)
-    if channels_last:
+    if plan.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = _make_optimizer(model, cfg)
-    scheduler = _make_scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.scale_grads)
+    optimizer = make_optimizer(model, cfg, fused=plan.fused_optimizer)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    scaler = plan.precision.grad_scaler(device)  # active for fp16 only
     history = History()
     start_epoch = 0
 
@@ -143,98 +148,140 @@ def fit(
         if cfg.verbose:
             print(f"resumed from {checkpoint} after epoch {start_epoch}/{cfg.epochs}")
 
-    runner = torch.compile(model) if cfg.compile else model
+    if cfg.verbose and start_epoch < cfg.epochs:
+        print(f"training on {plan.describe()}")
+    runner = torch.compile(model) if plan.compile else model  # shares its parameters with model
     best = max((r.get("val_accuracy", -math.inf) for r in history.rows), default=-math.inf)
 
-    for epoch in range(start_epoch, cfg.epochs):
-        tic = time.perf_counter()
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-        train = _train_one_epoch(runner, train_loader, optimizer, scheduler, scaler, step, precision, device, cfg, epoch, steps_per_epoch, channels_last)
-        row: dict[str, Any] = {"epoch": epoch + 1, **train}
-        if val_loader is not None:
-            val = evaluate(runner, val_loader, step=step, device=device, precision=precision.name, channels_last=channels_last)
-            row.update({f"val_{k}": v for k, v in val.items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = time.perf_counter() - tic
-        history.append(row)
-        if cfg.verbose:
-            print(_summary(row, cfg.epochs))
+    with cudnn_benchmark(plan.cudnn_benchmark):
+        for epoch in range(start_epoch, cfg.epochs):
+            tic = time.perf_counter()
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            train = _train_one_epoch(runner, train_loader, optimizer, scheduler, scaler, step, plan, cfg, epoch, steps_per_epoch)
+            row: dict[str, Any] = {"epoch": epoch + 1, **train}
+            if val_loader is not None:
+                val = evaluate(runner, val_loader, step=step, device=device, precision=plan.precision.name, channels_last=plan.channels_last)
+                row.update({f"val_{k}": v for k, v in val.items()})
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            row["seconds"] = time.perf_counter() - tic
+            history.append(row)
+            if cfg.verbose:
+                print(_summary(row, cfg.epochs))
 
-        if checkpoint is not None:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict(),
-                "history": history.state_dict(),
-                "rng": rng_state(),
-                "epoch": epoch + 1,
-                "config": cfg.to_dict(),
-            }
-            save_checkpoint(state, checkpoint)
-            if row.get("val_accuracy", -math.inf) > best:
-                best = row["val_accuracy"]
-                save_checkpoint(state, checkpoint.with_name("best.pt"))
-        for callback in callbacks:
-            callback(epoch + 1, history)
+            if checkpoint is not None:
+                state = {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict(),
+                    "history": history.state_dict(),
+                    "rng": rng_state(),
+                    "epoch": epoch + 1,
+                    "config": cfg.to_dict(),
+                }
+                save_checkpoint(state, checkpoint)
+                if row.get("val_accuracy", -math.inf) > best:
+                    best = row["val_accuracy"]
+                    save_checkpoint(state, checkpoint.with_name("best.pt"))
+            for callback in callbacks:
+                callback(epoch + 1, history)
     return history
 
 
-def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, precision: Precision, device, cfg, epoch, steps_per_epoch, channels_last) -> dict[str, float]:
-    """One pass over ``loader``; returns the epoch's mean loss, accuracy and throughput."""
+def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, plan: SpeedPlan, cfg, epoch, steps_per_epoch) -> dict[str, float]:
+    """One pass over ``loader``; returns the epoch's mean loss, accuracy, training seconds and throughput."""
     runner.train()
-    total_loss = torch.zeros((), device=device)  # summed on the device: no host sync per step
-    total_correct = torch.zeros((), device=device)
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)  # first step whose loss was NaN/inf
-    seen, has_accuracy = 0, False
+    device = plan.device
+    meter = _EpochMeter(steps_per_epoch, device)
     bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
     tic = time.perf_counter()
     for i, batch in enumerate(loader):
-        batch = to_device(batch, device, channels_last)
+        if i == steps_per_epoch:
+            raise ValueError(f"train_loader yielded more batches than its len() ({steps_per_epoch}); fix its __len__")
+        batch = to_device(batch, device, plan.channels_last)
         try:
-            with precision.autocast(device):
+            with plan.precision.autocast(device):
                 out = step(runner, batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             if cfg.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(runner.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
+            scaler.step(optimizer)  # fp16: skips the step on inf/NaN gradients, decided on the GPU
             scaler.update()
         except torch.OutOfMemoryError as exc:
             raise _oom_error(batch, device, epoch, i) from exc
         if scheduler is not None:
             scheduler.step()
-
-        loss = out.loss.detach().float()
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
-        total_loss += loss * out.count
-        seen += out.count
-        if out.correct is not None:
-            total_correct += out.correct.detach()
-            has_accuracy = True
+        meter.record(i, out)  # a copy queued on the device, not a wait
 
         if (i + 1) % cfg.check_every == 0 or i + 1 == steps_per_epoch:
-            _check_finite(first_bad, epoch, cfg)  # one host sync every check_every steps
+            meter.flush(epoch, cfg)  # the one host sync of these check_every steps
             if bar is not None:
-                postfix = {"loss": f"{(total_loss / max(seen, 1)).item():.4f}"}
-                if has_accuracy:
-                    postfix["acc"] = f"{(total_correct / max(seen, 1)).item():.3f}"
-                bar.set_postfix(postfix, refresh=False)
+                bar.set_postfix(meter.postfix(), refresh=False)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    if seen == 0:
+    meter.flush(epoch, cfg)
+    if meter.seen == 0:
         raise ValueError("train_loader produced no batches; check its length and drop_last")
-    _check_finite(first_bad, epoch, cfg)
-    seconds = time.perf_counter() - tic
-    result = {"train_loss": (total_loss / seen).item()}
-    if has_accuracy:
-        result["train_accuracy"] = (total_correct / seen).item()
-    result["images_per_second"] = seen / max(seconds, 1e-9)
+    seconds = time.perf_counter() - tic  # after the flush, so the GPU has finished the epoch
+    result = {"train_loss": meter.loss_sum / meter.seen}
+    if meter.has_accuracy:
+        result["train_accuracy"] = meter.correct_sum / meter.seen
+    result["train_seconds"] = seconds
+    result["images_per_second"] = meter.seen / max(seconds, 1e-9)
     return result
+
+
+class _EpochMeter:
+    """Per-step losses and correct counts kept on the device, read by the host in chunks.
+
+    ``record`` writes step ``i``'s loss into slot ``i`` of a device tensor (no sync);
+    ``flush`` copies the slots written since the last flush to the host in one transfer,
+    checks them for NaN/inf (naming the first bad step) and adds them to the running sums.
+    """
+
+    def __init__(self, steps: int, device: torch.device) -> None:
+        self.losses = torch.zeros(steps, device=device)  # (steps,) mean loss of each step
+        self.corrects = torch.zeros(steps, device=device)  # (steps,) correct predictions of each step
+        self.counts: list[int] = []  # examples in each step
+        self.flushed = 0  # steps already read by the host
+        self.loss_sum = 0.0  # sum over flushed steps of loss * count
+        self.correct_sum = 0.0
+        self.has_accuracy = False
+
+    def record(self, i: int, out: StepOutput) -> None:
+        self.losses[i] = out.loss.detach()
+        if out.correct is not None:
+            self.corrects[i] = out.correct.detach()
+            self.has_accuracy = True
+        self.counts.append(int(out.count))
+
+    def flush(self, epoch: int, cfg: TrainConfig) -> None:
+        start, stop = self.flushed, len(self.counts)
+        if start == stop:
+            return
+        losses, corrects = torch.stack([self.losses[start:stop], self.corrects[start:stop]]).tolist()  # one sync
+        for offset, (loss, count) in enumerate(zip(losses, self.counts[start:stop])):
+            if not math.isfinite(loss):
+                _raise_non_finite(epoch, start + offset, cfg)
+            self.loss_sum += loss * count
+        self.correct_sum += sum(corrects)
+        self.flushed = stop
+
+    @property
+    def seen(self) -> int:
+        return sum(self.counts[: self.flushed])
+
+    def postfix(self) -> dict[str, str]:
+        seen = max(self.seen, 1)
+        postfix = {"loss": f"{self.loss_sum / seen:.4f}"}
+        if self.has_accuracy:
+            postfix["acc"] = f"{self.correct_sum / seen:.3f}"
+        return postfix
 
 
 @torch.no_grad()
@@ -314,25 +361,56 @@ def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> 
     return batch
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer :func:`fit` uses: AdamW or SGD (Nesterov), weight decay on weights only.
+
+    Args:
+        model: its trainable parameters are optimized; matrices and kernels (``dim > 1``) get
+            ``cfg.weight_decay``, biases and norm scales none (decaying them hurts; He et al.
+            2019, "Bag of Tricks", section 3.1).
+        cfg: ``optimizer``, ``lr``, ``weight_decay`` and ``momentum`` are read.
+        fused: one kernel for the whole update (what :func:`fit` asks for on CUDA); with a
+            GradScaler it also keeps the inf/NaN check on the device.
+
+    Returns:
+        torch.optim.AdamW (betas ``(momentum, 0.999)``) or torch.optim.SGD.
+
+    Raises:
+        ValueError: the model has no trainable parameters.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
-    # weight decay on weights only: decaying biases and norm scales hurts (He et al. 2019, "Bag of Tricks")
     decay = [p for p in params if p.dim() > 1]
     no_decay = [p for p in params if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    extra = {"fused": True} if fused else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), **extra)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, **extra)
 
 
-def _make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule :func:`fit` steps once per batch.
+
+    ``"onecycle"``: rises from ``cfg.lr / 25`` to ``cfg.lr`` over ``cfg.warmup_fraction`` of the steps,
+    then falls to ``cfg.lr / 250000``, both halves cosine-shaped (torch's ``OneCycleLR``; Smith & Topin
+    2019, "Super-Convergence"); ``"cosine"``: cosine decay from ``cfg.lr`` to 0 (Loshchilov & Hutter
+    2017, SGDR); ``"none"``: constant (returns ``None``).
+
+    Raises:
+        ValueError: ``steps_per_epoch`` < 1.
+    """
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     total = cfg.epochs * steps_per_epoch
     if cfg.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=max(cfg.warmup_fraction, 1e-3), cycle_momentum=False
-        )
+        pct_start = max(cfg.warmup_fraction, 1e-3)
+        if math.isclose(pct_start * total, 1.0):
+            # OneCycleLR's warm-up ends at step pct_start * total - 1; a warm-up of exactly one step
+            # would end at step 0 and divide by zero, so such tiny runs warm up for 1.5 steps instead
+            pct_start = 1.5 / total
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start, cycle_momentum=False)
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return None
@@ -348,15 +426,13 @@ def _length(loader: Iterable) -> int:
     return n
 
 
-def _check_finite(first_bad: torch.Tensor, epoch: int, cfg: TrainConfig) -> None:
-    bad = int(first_bad.item())
-    if bad >= 0:
-        where = f"epoch {epoch + 1}, step {bad + 1}"
-        saved = f"; the last good weights are in {cfg.checkpoint_dir}/last.pt" if cfg.checkpoint_dir and epoch > 0 else ""
-        raise NonFiniteLossError(
-            f"the training loss became NaN or infinite at {where} (lr={cfg.lr}, precision={cfg.precision}){saved}. "
-            "Try a smaller lr, grad_clip=1.0, or precision='fp32'; check the inputs for NaN."
-        )
+def _raise_non_finite(epoch: int, index: int, cfg: TrainConfig) -> None:
+    where = f"epoch {epoch + 1}, step {index + 1}"
+    saved = f"; the last good weights are in {cfg.checkpoint_dir}/last.pt" if cfg.checkpoint_dir and epoch > 0 else ""
+    raise NonFiniteLossError(
+        f"the training loss became NaN or infinite at {where} (lr={cfg.lr}, precision={cfg.precision}){saved}. "
+        "Try a smaller lr, grad_clip=1.0, or precision='fp32'; check the inputs for NaN."
+    )
 
 
 def _oom_error(batch: Any, device: torch.device, epoch: int, index: int) -> TrainingOutOfMemoryError:
