@@ -18,7 +18,16 @@ import torch.nn.functional as F
 Reduction = Literal["mean", "sum", "none"]
 
 
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce per-element losses the way ``torch.nn.functional`` losses do.
+
+    Args:
+        loss: per-element losses, any shape, floating point.
+        reduction: ``"mean"`` (a 0-d tensor), ``"sum"`` (0-d) or ``"none"`` (``loss`` unchanged).
+
+    Raises:
+        ValueError: any other ``reduction``.
+    """
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -63,7 +72,7 @@ def focal_loss(
     if alpha is not None:
         a = torch.as_tensor(alpha, dtype=loss.dtype, device=loss.device)
         loss = loss * (a[targets] if a.dim() == 1 else a)
-    return _reduce(loss, reduction)
+    return reduce_loss(loss, reduction)
 
 
 def binary_focal_loss(
@@ -98,7 +107,7 @@ def binary_focal_loss(
     loss = ce * (1 - pt) ** gamma
     if alpha is not None:
         loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
-    return _reduce(loss, reduction)
+    return reduce_loss(loss, reduction)
 
 
 def rmse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

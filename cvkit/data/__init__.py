@@ -5,7 +5,7 @@ a copy installed by a system package, a download into ``~/.cache/cvkit``, then a
 :class:`DatasetNotFoundError` naming everything tried.
 """
 
-from cvkit.data.augment import Compose, RandomFlip, RandomTranslate, flip_and_translate
+from cvkit.data.augment import Compose, RandomFlip, RandomTranslate, check_image_batch, flip_and_translate
 from cvkit.data.cifar import load_cifar10, locate_cifar10
 from cvkit.data.digits import load_digits
 from cvkit.data.fashion_mnist import load_fashion_mnist, locate_fashion_mnist
@@ -44,6 +44,7 @@ __all__ = [
     "collate_detection",
     "data_home",
     "find_dataset",
+    "check_image_batch",
     "flip_and_translate",
     "load_cifar10",
     "load_digits",

@@ -24,7 +24,15 @@ class BatchTransform:
         return f"{type(self).__name__}({args})"
 
 
-def _check_batch(images: torch.Tensor) -> None:
+def check_image_batch(images: torch.Tensor) -> None:
+    """Check that ``images`` is a batch of images, ``(B, C, H, W)``, before a batched transform.
+
+    Args:
+        images: any dtype; only the type and the number of dimensions are checked.
+
+    Raises:
+        ValueError: not a tensor, or not 4-D (the message shows what came and how to add a batch axis).
+    """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"expected a (B, C, H, W) batch, got {shape}; add a batch axis with x[None]")
@@ -46,7 +54,7 @@ class RandomFlip(BatchTransform):
         self.p = p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         flip = torch.rand(images.shape[0], generator=generator, device=images.device) < self.p  # (B,)
         return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
@@ -73,7 +81,7 @@ class RandomTranslate(BatchTransform):
         self.mode = mode
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         p = self.padding
         if p == 0:
             return images

@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from cvkit.data.augment import BatchTransform, Compose, RandomFlip, _check_batch
+from cvkit.data.augment import BatchTransform, Compose, RandomFlip, check_image_batch
 
 # ITU-R BT.601 luma weights, with the rounding torchvision's rgb_to_grayscale uses
 LUMA_WEIGHTS = (0.2989, 0.587, 0.114)
@@ -60,7 +60,7 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: not a (B, C, H, W) batch with C in {1, 3}.
     """
-    _check_batch(images)
+    check_image_batch(images)
     c = images.shape[1]
     if c == 1:
         return images
@@ -88,7 +88,7 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int | tuple[in
     Raises:
         ValueError: ``boxes`` is not (B, 4).
     """
-    _check_batch(images)
+    check_image_batch(images)
     b, _, h, w = images.shape
     if boxes.shape != (b, 4):
         raise ValueError(f"boxes must be ({b}, 4) xyxy pixels, one per image, got {tuple(boxes.shape)}")
@@ -147,7 +147,7 @@ class RandomResizedCrop(BatchTransform):
         return torch.stack([x1, y1, x1 + bw, y1 + bh], dim=1)  # (B, 4)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         size = self.size if self.size is not None else tuple(images.shape[-2:])
         return resized_crop(images, self.sample_boxes(images, generator), size)
 
@@ -167,7 +167,7 @@ class RandomGrayscale(BatchTransform):
         self.p = p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         if images.shape[1] == 1:
             return images
         drop = _bernoulli(images.shape[0], self.p, generator, images.device)  # (B,)
@@ -261,7 +261,7 @@ class ColorJitter(BatchTransform):
         self.brightness, self.contrast, self.saturation, self.hue, self.p = brightness, contrast, saturation, hue, p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         b, dev = images.shape[0], images.device
         ops = []
         for fn, s in ((adjust_brightness, self.brightness), (adjust_contrast, self.contrast), (adjust_saturation, self.saturation)):
@@ -291,7 +291,7 @@ class RandomRotate90(BatchTransform):
         self.p = p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         if images.shape[-1] != images.shape[-2]:
             raise ValueError(f"RandomRotate90 needs square images, got {tuple(images.shape[-2:])}; crop them first")
         b, dev = images.shape[0], images.device
@@ -330,7 +330,7 @@ class RandomCutout(BatchTransform):
         self.fraction, self.p, self.fill = fraction, p, fill
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         b, _, h, w = images.shape
         dev = images.device
         side = self.fraction * min(h, w)
@@ -358,7 +358,7 @@ class GaussianNoise(BatchTransform):
         self.sigma, self.p = tuple(sigma), p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         b, dev = images.shape[0], images.device
         s = _uniform(b, *self.sigma, generator, dev) * _bernoulli(b, self.p, generator, dev)  # (B,) 0 where not applied
         noise = torch.randn(images.shape, generator=generator, device=dev, dtype=images.dtype)
@@ -380,7 +380,7 @@ def gaussian_blur(images: torch.Tensor, kernel_size: int, sigma: torch.Tensor) -
     Raises:
         ValueError: an even or too small kernel, or ``sigma`` not (B,) positive.
     """
-    _check_batch(images)
+    check_image_batch(images)
     b, c, h, w = images.shape
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
@@ -420,7 +420,7 @@ class RandomGaussianBlur(BatchTransform):
         self.kernel_size, self.sigma, self.p = kernel_size, tuple(sigma), p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         b, dev = images.shape[0], images.device
         blurred = gaussian_blur(images, self.kernel_size, _uniform(b, *self.sigma, generator, dev))
         return torch.where(_bernoulli(b, self.p, generator, dev)[:, None, None, None], blurred, images)
@@ -458,7 +458,7 @@ class Sobel(BatchTransform):
         self.p = p
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _check_batch(images)
+        check_image_batch(images)
         apply = _bernoulli(images.shape[0], self.p, generator, images.device)
         return torch.where(apply[:, None, None, None], sobel(images), images)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cvkit.losses import Reduction, _reduce
+from cvkit.losses import Reduction, reduce_loss
 
 
 def _check_temperature(temperature: float | torch.Tensor) -> None:
@@ -80,7 +80,7 @@ def info_nce(
         negative = q @ n.T  # (B, K)
         logits = torch.cat([positive, negative], dim=1) / temperature  # (B, 1 + K)
         targets = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-    return _reduce(F.cross_entropy(logits, targets, reduction="none"), reduction)
+    return reduce_loss(F.cross_entropy(logits, targets, reduction="none"), reduction)
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.5, reduction: Reduction = "mean") -> torch.Tensor:
@@ -113,7 +113,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tenso
     sim = z @ z.T / temperature  # (2B, 2B)
     sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))  # k != i
     targets = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)  # the other view of the same image
-    return _reduce(F.cross_entropy(sim, targets, reduction="none"), reduction)
+    return reduce_loss(F.cross_entropy(sim, targets, reduction="none"), reduction)
 
 
 def byol_loss(prediction: torch.Tensor, target: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:
@@ -137,7 +137,7 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor, reduction: Reducti
     _check_pair(prediction, target, ("prediction", "target"))
     p = F.normalize(prediction.float(), dim=1)
     z = F.normalize(target.detach().float(), dim=1)
-    return _reduce(2 - 2 * (p * z).sum(dim=1), reduction)
+    return reduce_loss(2 - 2 * (p * z).sum(dim=1), reduction)
 
 
 __all__ = ["byol_loss", "info_nce", "nt_xent"]

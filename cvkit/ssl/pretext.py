@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.data.augment import _check_batch
+from cvkit.data.augment import check_image_batch
 from cvkit.ssl.augment import LUMA_WEIGHTS, grayscale, rotate90
 from cvkit.ssl.heads import feature_dim_of, mlp_head
 
@@ -49,7 +49,7 @@ def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Raises:
         ValueError: not a batch of square images.
     """
-    _check_batch(images)
+    check_image_batch(images)
     if images.shape[-1] != images.shape[-2]:
         raise ValueError(f"rotation needs square images, got {tuple(images.shape[-2:])}")
     b = images.shape[0]
@@ -100,7 +100,7 @@ def grid_tiles(images: torch.Tensor, grid: int = 3, tile: int | None = None, gen
     Raises:
         ValueError: ``tile`` larger than a cell or images too small for the grid.
     """
-    _check_batch(images)
+    check_image_batch(images)
     b, c, h, w = images.shape
     cell = min(h, w) // grid
     tile = tile or max(1, int(round(0.8 * cell)))
@@ -276,7 +276,7 @@ def square_hole(images: torch.Tensor, fraction: float = 0.5, generator: torch.Ge
     Raises:
         ValueError: ``fraction`` outside (0, 1).
     """
-    _check_batch(images)
+    check_image_batch(images)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     b, _, h, w = images.shape
