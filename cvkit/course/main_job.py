@@ -34,7 +34,7 @@ def run_course(profile: str = "auto", jobs: int = 1, out: str | os.PathLike = "b
     """
     tic = time.perf_counter()
     base = Path(root) if root is not None else course_root()
-    out_dir = Path(out)
+    out_dir = Path(out).resolve()
     notebooks = lecture_notebooks(base)
     if not notebooks:
         raise FileNotFoundError(f"no lecture notebooks in {base / 'notebooks'}")

@@ -73,6 +73,7 @@ def nbgrader_config(course: Path, **extra):
     """
     from traitlets.config import Config
 
+    course = Path(course).resolve()  # nbgrader opens the gradebook from its own working directory
     c = Config()
     c.CourseDirectory.root = str(course)
     c.CourseDirectory.course_id = COURSE_ID
