@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -414,11 +415,28 @@ def grade_submission(spec: dict) -> GradeResult:
         "GuardedExecute.pid_file": str(work / "kernel.pid"),
         "GuardedExecute.extra_arguments": ["--HistoryManager.hist_file=:memory:", f"--IPKernelApp.exec_files={startup}"],
     }
+    sockets = None
+    if os.name == "posix":
+        # the kernel talks over Unix sockets in a private folder, not TCP ports: kernels started at the
+        # same moment by parallel workers cannot race for a port (the folder's path is short because
+        # socket names are limited to about 100 bytes)
+        sockets = Path(tempfile.mkdtemp(prefix="cvkit-kernel-"))
+        extra.update({"KernelManager.transport": "ipc", "KernelManager.ip": str(sockets / "k")})
     try:
-        run_converter(Autograde, course, a, student, log_file=work / "nbgrader.log", **extra)
-    except NbgraderError as exc:
-        base.message = "; ".join(notes + repairs + [f"nbgrader could not grade it: {str(exc).splitlines()[0]}"])
-        return base
+        for attempt in (1, 2):  # a failure of nbgrader itself (not of the student's code) is retried once
+            try:
+                run_converter(Autograde, course, a, student, log_file=work / "nbgrader.log", **extra)
+                break
+            except NbgraderError as exc:
+                if attempt == 2:
+                    base.message = "; ".join(notes + repairs + [f"nbgrader could not grade it (tried twice): {str(exc).splitlines()[0]}"])
+                    return base
+                execute.EVENTS.clear()
+                shutil.copyfile(Path(spec["template"]) / "gradebook.db", course / "gradebook.db")
+                shutil.rmtree(course / "autograded", ignore_errors=True)
+    finally:
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
 
     # scores from the private gradebook (nbgrader's own verdict)
     scores = {}
