@@ -21,6 +21,7 @@ import csv
 import html
 import json
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -58,6 +59,18 @@ def prepared(name: str, workdir: Path) -> Path:
     return _prepared[name]
 
 
+def fixture_submissions(name: str, dest: Path) -> Path:
+    """A copy of ``tests/fixtures/<name>/submissions`` at ``dest``, with every ``*.ipynb.corrupt`` renamed to ``*.ipynb``.
+
+    A deliberately broken notebook is committed as ``.ipynb.corrupt`` so that the repository's
+    notebooks all stay valid JSON; the grader sees it under its real name.
+    """
+    shutil.copytree(FIXTURES / name / "submissions", dest)
+    for corrupt in dest.rglob("*.ipynb.corrupt"):
+        corrupt.rename(corrupt.with_name(corrupt.name.removesuffix(".corrupt")))
+    return dest
+
+
 def batch(name: str, kind: str, workdir: Path):
     """One autograde run per assignment and kind ("validation" or "fixtures"), shared by the tests."""
     key = (name, kind)
@@ -68,7 +81,7 @@ def batch(name: str, kind: str, workdir: Path):
             subs = workdir / name / "validation-submissions"
             write_validation_submissions(a, subs, course / "published" / a.notebook_file)
         else:
-            subs = FIXTURES / name / "submissions"
+            subs = fixture_submissions(name, workdir / name / "fixture-submissions")
         _batches[key] = autograde(a, subs, workdir / name / kind, jobs=2, progress=False, prepared=course)
     return _batches[key]
 
