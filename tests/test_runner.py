@@ -1,6 +1,7 @@
 """The notebook runner and the cvkit command: honest pass/fail, reports, clear errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,14 @@ def test_cli_doctor_reports_datasets():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Fashion-MNIST" in r.stdout and "offline from" in r.stdout
     assert "torchvision.ops.nms runs" in r.stdout
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
+def test_private_kernel_sockets_live_in_a_folder_removed_afterwards():
+    from cvkit.course.kernel_sockets import private_kernel_sockets
+
+    with private_kernel_sockets() as settings:
+        folder = Path(settings["ip"]).parent
+        assert settings["transport"] == "ipc" and folder.is_dir()
+        assert len(settings["ip"]) + len("-65535") < 100  # room for jupyter's "-<port>" suffix in a socket name
+    assert not folder.exists()

@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from cvkit.course.assignments import Assignment, cell_source, graded_cells, is_test_cell, nbgrader_meta, read_json
+from cvkit.course.kernel_sockets import private_kernel_sockets
 from cvkit.course.nbgrader_course import COURSE_ID, NbgraderError, copy_release, generate, prepare_environment, run_converter
 from cvkit.course.release import release_drift
 from cvkit.course.submissions import Submission, collect_submissions
@@ -415,14 +415,8 @@ def grade_submission(spec: dict) -> GradeResult:
         "GuardedExecute.pid_file": str(work / "kernel.pid"),
         "GuardedExecute.extra_arguments": ["--HistoryManager.hist_file=:memory:", f"--IPKernelApp.exec_files={startup}"],
     }
-    sockets = None
-    if os.name == "posix":
-        # the kernel talks over Unix sockets in a private folder, not TCP ports: kernels started at the
-        # same moment by parallel workers cannot race for a port (the folder's path is short because
-        # socket names are limited to about 100 bytes)
-        sockets = Path(tempfile.mkdtemp(prefix="cvkit-kernel-"))
-        extra.update({"KernelManager.transport": "ipc", "KernelManager.ip": str(sockets / "k")})
-    try:
+    with private_kernel_sockets() as sockets:  # no TCP port race between parallel workers
+        extra.update({f"KernelManager.{trait}": value for trait, value in sockets.items()})
         for attempt in (1, 2):  # a failure of nbgrader itself (not of the student's code) is retried once
             try:
                 run_converter(Autograde, course, a, student, log_file=work / "nbgrader.log", **extra)
@@ -434,9 +428,6 @@ def grade_submission(spec: dict) -> GradeResult:
                 execute.EVENTS.clear()
                 shutil.copyfile(Path(spec["template"]) / "gradebook.db", course / "gradebook.db")
                 shutil.rmtree(course / "autograded", ignore_errors=True)
-    finally:
-        if sockets is not None:
-            shutil.rmtree(sockets, ignore_errors=True)
 
     # scores from the private gradebook (nbgrader's own verdict)
     scores = {}

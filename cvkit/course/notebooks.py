@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
+from cvkit.course.kernel_sockets import private_kernel_sockets
 from cvkit.runtime import describe_device, resolve_profile
 
 NotebookStatus = Literal["passed", "failed", "error"]
@@ -203,6 +202,7 @@ def run_notebook(
     """
     import nbformat
     import papermill
+    from traitlets.config import Config
 
     source = check_notebook(path)
     resolved = resolve_profile(profile)
@@ -213,26 +213,26 @@ def run_notebook(
     tic = time.perf_counter()
     status: NotebookStatus = "passed"
     message = ""
-    sockets, engine_options = _kernel_sockets()
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(out),
-            parameters={"PROFILE": resolved, **(parameters or {})},
-            kernel_name="python3",
-            language="python",
-            cwd=str(source.parent),
-            progress_bar=False,
-            log_output=False,
-            execution_timeout=cell_timeout,
-            **engine_options,
-        )
+        with private_kernel_sockets() as sockets:
+            config = Config()
+            for trait, value in sockets.items():
+                setattr(config.KernelManager, trait, value)
+            papermill.execute_notebook(
+                str(source),
+                str(out),
+                parameters={"PROFILE": resolved, **(parameters or {})},
+                kernel_name="python3",
+                language="python",
+                cwd=str(source.parent),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=cell_timeout,
+                config=config,
+            )
     except Exception as exc:  # noqa: BLE001 - papermill raises several types; all mean "failed"
         status = "failed"
         message = _describe_failure(exc)
-    finally:
-        if sockets is not None:
-            shutil.rmtree(sockets, ignore_errors=True)
     seconds = time.perf_counter() - tic
     if status == "passed":
         problem = unexecuted_cells(nbformat.read(out, as_version=4))
@@ -324,24 +324,6 @@ def _safe_run(path: Path, out_dir, profile: str, cell_timeout, threads) -> Noteb
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the report instead of stopping the batch
         return NotebookResult(Path(path).name, "error", 0.0, profile, describe_device(), f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", "", str(path))
-
-
-def _kernel_sockets() -> tuple[Path | None, dict]:
-    """On POSIX, papermill options that make the kernel talk over Unix sockets in a private folder.
-
-    Notebooks run in parallel (``-j``) then never race for TCP ports, and the kernel does not warn
-    about unencrypted TCP. Returns the folder (remove it afterwards) and the options; elsewhere
-    ``(None, {})``: TCP as usual.
-    """
-    if os.name != "posix":
-        return None, {}
-    from traitlets.config import Config
-
-    folder = Path(tempfile.mkdtemp(prefix="cvkit-kernel-"))  # short: socket names are limited to about 100 bytes
-    config = Config()
-    config.KernelManager.transport = "ipc"
-    config.KernelManager.ip = str(folder / "k")
-    return folder, {"config": config}
 
 
 def _prepare_kernel_env(threads: int | None) -> None:
