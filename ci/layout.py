@@ -7,9 +7,10 @@ The counts (read from the source with ``ast``; nothing is imported or run):
 
 * **modules at the package root**: ``cvkit/*.py`` other than ``__init__``/``__main__``;
 * **largest module**: the longest ``.py`` file under ``cvkit/``, in lines;
-* **same-name public pairs**: two modules that each *define* (``def``, ``class`` or a top-level assignment) a public
-  name that is equal ignoring case (``MLP`` and ``Mlp`` count). Re-exports (``from x import name``) are not
-  definitions, so a package ``__init__`` that lists its members does not count;
+* **same-name public pairs**: two public definitions of the same kind (two classes, two functions, or two module-level
+  constants) whose names are equal ignoring case (``MLP`` and ``Mlp`` count), anywhere in the package. A function
+  and a class may share a name (a registered builder ``resnet`` builds a ``ResNet``). Re-exports
+  (``from x import name``) are not definitions, so a package ``__init__`` that lists its members does not count;
 * **import cycles**: strongly connected components of more than one module in the graph "executing module A
   imports module B". Importing ``cvkit.a.b`` also runs ``cvkit/a/__init__.py``, so that edge is drawn too;
   ``cvkit/__init__.py`` imports its subpackages lazily and is left out. Imports inside functions run when the
@@ -58,24 +59,30 @@ def imports(path: Path, name: str, known: set[str]) -> tuple[set[str], set[str]]
     deferred: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
 
+    own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)}  # this module and its packages
+
+    def with_packages(target: str) -> set[str]:
+        """``target`` and the packages whose ``__init__`` importing it runs: not cvkit's (lazy), not this module's own."""
+        parts = target.split(".")
+        return {target} | {p for p in (".".join(parts[:i]) for i in range(2, len(parts))) if p not in own}
+
     def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
         found: set[str] = set()
         if isinstance(node, ast.Import):
-            bases = [alias.name for alias in node.names]
-            members: list[str] = []
+            for alias in node.names:
+                if alias.name in known:
+                    found |= with_packages(alias.name)
+            return found
+        if node.level:
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
         else:
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                bases = [".".join(base + ([node.module] if node.module else []))]
-            else:
-                bases = [node.module or ""]
-            members = [f"{bases[0]}.{alias.name}" for alias in node.names]
-        for target in bases + members:
-            if target in known:
-                found.add(target)
-                parts = target.split(".")
-                # importing cvkit.a.b runs cvkit/a/__init__.py first (cvkit/__init__.py is lazy: left out)
-                found.update(".".join(parts[:i]) for i in range(2, len(parts)))
+            base = node.module or ""
+        for alias in node.names:
+            if f"{base}.{alias.name}" in known:  # a submodule
+                found |= with_packages(f"{base}.{alias.name}")
+            elif base in known:  # a name defined in base (its own package's __init__ too: a real dependency)
+                found |= with_packages(base)
         found.discard(name)
         return found
 
@@ -93,27 +100,29 @@ def imports(path: Path, name: str, known: set[str]) -> tuple[set[str], set[str]]
     return top, deferred - top
 
 
-def definitions(path: Path) -> set[str]:
-    """Public names a module defines at its top level (not the names it imports)."""
+def definitions(path: Path) -> set[tuple[str, str]]:
+    """(kind, name) of the public names a module defines at its top level (not the names it imports)."""
     tree = ast.parse(path.read_text(), str(path))
-    names: set[str] = set()
+    found: set[tuple[str, str]] = set()
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.add(("function", node.name))
+        elif isinstance(node, ast.ClassDef):
+            found.add(("class", node.name))
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 if isinstance(target, ast.Name):
-                    names.add(target.id)
-    return {n for n in names if not n.startswith("_") and n not in ALLOWED_NAMES and n != "__all__"}
+                    found.add(("constant", target.id))
+    return {(k, n) for k, n in found if not n.startswith("_") and n not in ALLOWED_NAMES and n != "__all__"}
 
 
 def same_name_pairs(mods: dict[str, Path]) -> list[tuple[str, list[str]]]:
-    """[(name, [module.Name, ...])] for every public name (ignoring case) defined in two or more modules."""
-    where: dict[str, list[str]] = defaultdict(list)
+    """[(name, [module.Name, ...])] for every public name defined twice (same kind, ignoring case)."""
+    where: dict[tuple[str, str], list[str]] = defaultdict(list)
     for name, path in mods.items():
-        for defined in definitions(path):
-            where[defined.lower()].append(f"{name}.{defined}")
-    return sorted((key, sorted(v)) for key, v in where.items() if len(v) > 1)
+        for kind, defined in definitions(path):
+            where[(kind, defined.lower())].append(f"{name}.{defined}")
+    return sorted((f"{key[1]} ({key[0]})", sorted(v)) for key, v in where.items() if len(v) > 1)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

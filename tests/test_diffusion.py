@@ -236,7 +236,7 @@ def test_diffusion_loss_is_mse_to_the_noise():
 
 # -- U-Net and an end-to-end sanity run ------------------------------------------------------------
 def test_timestep_embedding_matches_diffusers():
-    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("diffusers")
     from diffusers.models.embeddings import get_timestep_embedding
 
     t = torch.tensor([0, 1, 17, 999])

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from cvkit.layers import ConvEncoder
 from cvkit.ssl import (
@@ -205,7 +204,7 @@ def test_pretrain_runs_the_kit_loop_and_lowers_the_loss():
 
 
 def test_colorization_predicts_chroma_and_keeps_the_luma():
-    from cvkit.ssl.augment import grayscale
+    from cvkit.data.augment import grayscale
     from cvkit.ssl.pretext import DensePretext, chroma_to_rgb, rgb_to_chroma
 
     x = torch.rand(3, 3, 16, 16)

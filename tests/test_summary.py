@@ -11,7 +11,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from cvkit.models.resnet import resnet
-from cvkit.summary import conv_macs, summary
+from cvkit.inspect import conv_macs, summary
 
 META = torch.device("meta")
 

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import cvkit.train.precision as precision_module
 from cvkit.data import DeviceLoader, flip_and_translate, load_fashion_mnist
+from cvkit.viz import plot_history
 from cvkit.train import (
     History,
     NonFiniteLossError,
@@ -163,7 +164,7 @@ def test_history_and_checkpoint_roundtrip(tmp_path):
     h.append({"epoch": 2, "train_loss": 0.5, "val_accuracy": 0.7})
     assert h.best()["epoch"] == 2 and h.best("train_loss", "min")["epoch"] == 2
     assert "| 2 | 0.5 | 0.7 |" in h.to_markdown()
-    assert len(h.plot().axes) == 2
+    assert len(plot_history(h).axes) == 2
     with pytest.raises(KeyError, match="no column"):
         h["val_loss"]
     path = save_checkpoint({"model": {}, "epoch": 3, "history": h.state_dict()}, tmp_path / "c" / "last.pt")

@@ -131,7 +131,7 @@ class MultiHeadAttention(nn.Module):
 
     Attributes:
         keep_attention: when True, every forward stores its weights (B, h, Nq, Nk) in
-            ``self.attention`` (detached); :func:`cvkit.viz.record_attention` switches this on.
+            ``self.attention`` (detached); :func:`cvkit.inspect.record_attention` switches this on.
 
     Shapes:
         query (B, Nq, D), key (B, Nk, kv_dim), value (B, Nk, kv_dim) -> output (B, Nq, D);

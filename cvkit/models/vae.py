@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from cvkit.models.autoencoder import ConvDecoder, ConvEncoder
+from cvkit.models.autoencoder import LatentDecoder, LatentEncoder
 from cvkit.models.registry import register_model
 
 
@@ -59,8 +59,8 @@ class ConvVAE(nn.Module):
     def __init__(self, in_channels: int = 1, latent_dim: int = 16, width: int = 32) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(in_channels, 2 * latent_dim, width)
-        self.decoder = ConvDecoder(latent_dim, in_channels, width)
+        self.encoder = LatentEncoder(in_channels, 2 * latent_dim, width)
+        self.decoder = LatentDecoder(latent_dim, in_channels, width)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, 28, 28) -> mu, logvar, each (B, D)."""
