@@ -31,6 +31,7 @@ from cvkit.sam import (
 from cvkit.sam.model import SamOutput
 from cvkit.sam.training import dice_loss, evaluate_prompts, instance_pairs
 from cvkit.segmentation import mask_iou, paired_mask_iou
+from tests.oracles import require_oracle
 
 
 def test_random_fourier_encoding_hand_computed():
@@ -112,7 +113,7 @@ def test_prompt_simulation():
 
 
 def test_paired_mask_iou_matches_torchmetrics_and_the_pairwise_one():
-    tm = pytest.importorskip("torchmetrics")
+    tm = require_oracle("torchmetrics")
     g = torch.Generator().manual_seed(0)
     pred, target = torch.rand(4, 2, 8, 8, generator=g) > 0.5, torch.rand(4, 8, 8, generator=g) > 0.5
     ious = paired_mask_iou(pred, target[:, None])  # SAM's K candidates against their image's target
@@ -329,7 +330,7 @@ def test_click_to_segment_live_controls_update_the_prompts():
 
 
 def test_official_adapter_drives_a_tiny_transformers_sam():
-    transformers = pytest.importorskip("transformers")
+    transformers = require_oracle("transformers")
     from transformers.models.sam.configuration_sam import SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
 
     torch.manual_seed(0)
