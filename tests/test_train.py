@@ -177,6 +177,22 @@ def test_history_and_checkpoint_roundtrip(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+class _RunsWhenUnpickled:
+    """Unpickling calls print("pwned"): what any object in a pickle could do instead."""
+
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoints_load_weights_only(tmp_path, capsys):
+    """A checkpoint is opened with weights_only=True: an object that would run code on unpickling is refused."""
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "epoch": 1, "payload": _RunsWhenUnpickled()}, path)
+    with pytest.raises(ValueError, match="weights_only loading refuses"):
+        load_checkpoint(path)
+    assert "pwned" not in capsys.readouterr().out
+
+
 def test_best_checkpoint_tracks_validation_accuracy(fmnist, tmp_path):
     train, test = fmnist
     fit(small_cnn(), DeviceLoader.from_dataset(train.subset(256), 64), DeviceLoader.from_dataset(test, 250, shuffle=False),
