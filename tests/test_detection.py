@@ -460,3 +460,16 @@ def test_crop_regions_warps_to_a_fixed_size():
     torch.testing.assert_close(crops[0, :, 1:-1, 1:-1], torch.ones(3, 6, 6))  # the border samples blend with outside pixels
     assert crops[0].min() > 0.5
     torch.testing.assert_close(crops[1], torch.zeros(3, 8, 8))
+
+
+def test_proposal_recall_hand_computed():
+    gt = [torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]]), torch.tensor([[0.0, 0, 4, 4]])]
+    proposals = [torch.tensor([[0.0, 0, 10, 12], [50.0, 50, 60, 60]]),  # IoU 100/120 = 0.83 with the first box only
+                 torch.zeros(0, 4)]  # no candidate at all in the second image
+    assert D.proposal_recall(proposals, gt, 0.5) == pytest.approx(1 / 3)
+    assert D.proposal_recall(proposals, gt, 0.9) == 0.0
+    assert D.proposal_recall([torch.zeros(0, 4)], [torch.zeros(0, 4)]) == 0.0  # no object: 0, not a division by zero
+    with pytest.raises(ValueError, match="as many"):
+        D.proposal_recall(proposals, gt[:1])
+    with pytest.raises(ValueError, match="iou_threshold"):
+        D.proposal_recall(proposals, gt, 1.5)

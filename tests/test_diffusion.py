@@ -310,3 +310,17 @@ def test_sample_runs_the_model_in_eval_mode_and_restores_its_mode():
     sample(model, (2, 1, 4, 4), make_schedule("linear", 10), num_steps=2, device="cpu")
     assert not model.training  # an eval model stays in eval mode
 
+
+def test_plot_schedules_shows_q_sample_of_the_chosen_schedule():
+    from cvkit.viz import plot_schedules
+
+    schedules = {"linear": make_schedule("linear", 100), "cosine": make_schedule("cosine", 100)}
+    x0 = torch.rand(1, 3, 8, 8) * 2 - 1
+    eps = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    fig = plot_schedules(schedules, x0, "cosine", 40, noise=eps)
+    curves, snr, image = fig.axes
+    assert [line.get_linewidth() for line in curves.lines[:2]] == [1, 2]  # the chosen schedule drawn thicker
+    expected = ((q_sample(x0, 40, schedules["cosine"], eps)[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+    assert torch.allclose(torch.as_tensor(image.images[0].get_array().data), expected)
+    with pytest.raises(KeyError, match="kind must be one of"):
+        plot_schedules(schedules, x0, "sigmoid", 40)

@@ -155,3 +155,14 @@ def test_restoration_net_is_residual_and_trains_a_step():
     assert out.loss.ndim == 0 and out.count == 2
     with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
         net(torch.rand(1, 3, 8, 8))
+
+
+def test_plot_gan_history_draws_both_panels():
+    from cvkit.generative import GANHistory
+    from cvkit.viz import plot_gan_history
+
+    hist = GANHistory([{"epoch": e, "d_loss": 1.0 / e, "g_loss": 2.0, "d_real": 0.6, "d_fake": 0.4, "seconds": 1.0} for e in (1, 2)])
+    fig = plot_gan_history(hist)
+    losses, outputs = fig.axes
+    assert [line.get_label() for line in losses.lines] == ["discriminator", "generator"]
+    assert list(losses.lines[0].get_ydata()) == [1.0, 0.5] and outputs.get_ylim() == (0, 1)

@@ -164,3 +164,16 @@ def test_unsupported_operations_and_bad_arguments():
         empirical_receptive_field(model, "features.0", mode="gradient")
     with pytest.raises(ValueError, match="outside"):
         empirical_receptive_field(model, "features.0", (40, 0), input_size=(1, 28, 28))
+
+
+def test_conv_chain_is_what_receptive_field_chain_describes():
+    """Lecture 02's dilated stack: the formula, the traced graph and the measured gradient support agree (15 pixels)."""
+    from cvkit.conv import conv_chain, receptive_field_chain
+
+    layers = [(3, 1, 1), (3, 1, 2), (3, 1, 4)]
+    net = conv_chain(layers)
+    assert [m.dilation for m in net] == [(1, 1), (2, 2), (4, 4)] and [m.padding for m in net] == [(1, 1), (2, 2), (4, 4)]
+    assert receptive_field_chain(layers)[-1]["size"] == receptive_fields(net, (1, 41, 41))["2"].size[0] == 15
+    assert empirical_receptive_field(net, "2", input_size=(1, 41, 41)).size == (15, 15)
+    with pytest.raises(ValueError, match="at least one"):
+        conv_chain([])

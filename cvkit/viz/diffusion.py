@@ -50,7 +50,7 @@ def plot_schedules(schedules: Mapping[str, NoiseSchedule], x0: torch.Tensor, kin
     axes[1].set(title="signal-to-noise ratio")
     xt = q_sample(x0, t, schedules[kind], noise)[0]  # (C, H, W) in about [-1, 1]
     ab = schedules[kind].alphas_cumprod[t].item()
-    axes[2].imshow(((xt + 1) / 2).clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu(), cmap="gray")
+    axes[2].imshow(((xt + 1) / 2).clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu().numpy(), cmap="gray")
     axes[2].set_title(f"{kind}, t={t}: sqrt(alpha_bar)={ab ** 0.5:.2f}, noise std={(1 - ab) ** 0.5:.2f}", fontsize=9)
     axes[2].axis("off")
     fig.tight_layout()
