@@ -3,7 +3,7 @@ r"""A convolutional variational autoencoder (Kingma & Welling 2014, "Auto-Encodi
 The encoder outputs a Gaussian :math:`q_\phi(z \mid x) = \mathcal N(\mu, \operatorname{diag}\sigma^2)`;
 a sample is drawn with the reparameterisation trick :math:`z = \mu + \sigma \odot \epsilon` (sec. 2.4),
 so gradients flow through :math:`\mu` and :math:`\sigma`; the decoder gives Bernoulli logits for
-:math:`p_\theta(x \mid z)`. Training maximises the ELBO (:mod:`cvkit.generative.elbo`). Sampling
+:math:`p_\theta(x \mid z)`. Training maximises the ELBO (:func:`cvkit.generative.negative_elbo`). Sampling
 decodes :math:`z \sim \mathcal N(0, I)`.
 """
 
