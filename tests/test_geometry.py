@@ -95,3 +95,21 @@ def test_flow_pairs_and_the_flow_network_step():
     model = create_model("tiny_flownet", width=4)
     out = flow_step(model, (pairs, flow))
     torch.testing.assert_close(out.loss, (model(pairs) - flow).norm(dim=1).mean())
+
+
+def test_stereo_pair_matches_its_ground_truth_and_calibration_scales():
+    from cvkit.data import load_stereo
+
+    left, right, disp, cal = load_stereo(downscale=2)
+    assert left.shape == right.shape == (3, 250, 370) and disp.shape == (250, 370)
+    assert abs(cal["focal"] - 994.978 / 2) < 1e-6 and cal["baseline_mm"] == 193.001
+    grey_l, grey_r = left.mean(0), right.mean(0)
+    ys, xs = torch.nonzero(torch.isfinite(disp), as_tuple=True)
+    d = disp[ys, xs].round().long()
+
+    def error(sign):
+        xr = xs + sign * d
+        ok = (xr >= 0) & (xr < 370)
+        return (grey_l[ys[ok], xs[ok]] - grey_r[ys[ok], xr[ok]]).abs().mean().item()
+
+    assert error(-1) < 0.5 * error(+1)  # left x sees what right x - d sees

@@ -38,3 +38,15 @@ def test_unannotated_objects_become_background():
     tri = (sample.labels == 2).nonzero().flatten()
     assert (labels[tri] == 0).all()  # the triangle is unlabelled in space A: background
     assert len(boxes) == len(labels) == sample.num_objects + 2
+
+
+def test_label_space_step_and_detector():
+    from cvkit.detection.label_spaces import label_space_step
+    from cvkit.models.unidetector import LabelSpaceDetector
+
+    net = LabelSpaceDetector(SPACES, widths=(8, 16), dim=16, embed_dim=8)
+    images, rois = torch.rand(2, 3, 48, 48), torch.tensor([[0, 2.0, 2, 30, 30], [1, 5, 5, 40, 40]])
+    labels = torch.tensor([1, 0])
+    out = label_space_step("partitioned")(net, (images, rois, labels, "A"))
+    torch.testing.assert_close(out.loss, F.cross_entropy(net(images, rois)[:, [0, 1, 2]], labels))
+    assert net(images, rois).shape == (2, 4)

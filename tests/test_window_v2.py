@@ -73,3 +73,22 @@ def test_errors():
         CosineWindowAttention(8, 4, 2).logits(torch.zeros(1, 9, 8))
     with pytest.raises(ValueError, match="at least 2"):
         extrapolation_ratio(1, 8)
+
+
+def test_window_attention_logits_on_v1_and_v2_models():
+    from cvkit.inspect import window_attention_logits
+    from cvkit.models import create_model
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    v1 = window_attention_logits(create_model("swin_tiny_patch4_32"), x)
+    v2_model = create_model("swinv2_tiny_patch4_32")
+    v2 = window_attention_logits(v2_model, x)
+    assert len(v1) == len(v2) == 4 and {r["kind"] for r in v1} == {"dot product"} and {r["kind"] for r in v2} == {"cosine"}
+    assert all(r["max_logit"] <= 10.0 + 1e-4 for r in v2)  # 1/tau starts at 10 and a cosine is at most 1
+    # the hook computes what the block computes: the v2 block's logits by hand
+    block = v2_model.stages[0][1]
+    tokens = v2_model.patch_norm(v2_model.patch_embed(x))
+    tokens = v2_model.stages[0][0](tokens)
+    logits, _ = block.attn.logits(block.windows(tokens))
+    assert abs(logits.abs().max().item() - v2[1]["max_logit"]) < 1e-5

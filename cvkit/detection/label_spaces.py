@@ -146,3 +146,23 @@ def space_regions(sample, names: Sequence[str], background_boxes: int = 4, gener
             extra.append(box[0])
     boxes = torch.cat([sample.boxes, torch.stack(extra)]) if extra else sample.boxes
     return boxes, torch.tensor(labels + [bg] * len(extra), dtype=torch.int64)
+
+
+def label_space_step(structure: Structure = "partitioned"):
+    """A ``fit`` step for batches ``(images (B, 3, H, W), rois (R, 5), labels (R,), space)``: every batch comes from
+    one dataset, labelled in ``space``.
+
+    The model needs ``regions(images, rois) -> (R, D)`` and ``classifier`` (a :class:`LabelSpaceClassifier`), as
+    :class:`cvkit.models.unidetector.LabelSpaceDetector` has.
+
+    Raises:
+        ValueError: an unknown ``structure`` (at the first step).
+    """
+    from cvkit.train.loop import StepOutput
+
+    def step(model: nn.Module, batch) -> StepOutput:
+        images, rois, labels, space = batch
+        loss = label_space_loss(model.classifier, model.regions(images, rois), labels, space, structure)
+        return StepOutput(loss, len(labels))
+
+    return step

@@ -1,6 +1,6 @@
-"""The region-feature network of lecture 13's UniDetector experiment: a small backbone, RoIAlign on given boxes, an
-MLP, one feature vector per region (the classification against name embeddings is
-:class:`cvkit.detection.label_spaces.LabelSpaceClassifier`)."""
+"""The networks of lecture 13's UniDetector experiment: region features (a small backbone, RoIAlign on given boxes, an
+MLP) and :class:`LabelSpaceDetector`, those features scored against the class names of several label spaces
+(:class:`cvkit.detection.label_spaces.LabelSpaceClassifier`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torchvision.ops
 
+from cvkit.detection.label_spaces import LabelSpaceClassifier
 from cvkit.models.registry import register_model
 from cvkit.models.small_backbone import SmallBackbone
 
@@ -50,3 +51,23 @@ def _example(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 def region_feature_net(widths: Sequence[int] = (32, 64), dim: int = 128, pool: int = 4) -> RegionFeatureNet:
     """Backbone + RoIAlign + MLP: one feature per region (UniDetector's region features, small)."""
     return RegionFeatureNet(widths, dim, pool)
+
+
+class LabelSpaceDetector(nn.Module):
+    """Region features and a :class:`cvkit.detection.label_spaces.LabelSpaceClassifier` over several label spaces.
+
+    Args:
+        label_spaces: ``{space: [class names]}`` (``"background"`` among them). widths, dim: of the
+            :class:`RegionFeatureNet`. embed_dim: of the name embeddings.
+
+    Shapes:
+        ``forward(images, rois)`` -> (R, |union of names|) logits; ``regions(images, rois)`` -> (R, dim).
+    """
+
+    def __init__(self, label_spaces: dict, widths: Sequence[int] = (32, 64), dim: int = 128, embed_dim: int = 64) -> None:
+        super().__init__()
+        self.regions = RegionFeatureNet(widths, dim)
+        self.classifier = LabelSpaceClassifier(dim, label_spaces, embed_dim)
+
+    def forward(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.regions(images, rois))
