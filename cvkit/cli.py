@@ -116,7 +116,7 @@ print(m.list_models('classification'))"`; the *_mini ones are sized for 28x28 im
 
 
 def _register_train_command(sub) -> None:
-    """Add ``train`` (its code is :mod:`cvkit.train.command`, imported when it runs)."""
+    """Add ``train`` (its code is :mod:`cvkit.course.train_job`, imported when it runs)."""
     p = sub.add_parser("train", help="train a registry model on a kit dataset from a terminal (torchrun for several GPUs)",
                        description=_TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=TRAIN_DATASETS, default="fashion-mnist", help="default fashion-mnist")
@@ -148,7 +148,7 @@ def _register_train_command(sub) -> None:
 
 
 def _train(args) -> int:
-    from cvkit.train.command import run
+    from cvkit.course.train_job import run
 
     return run(args)
 

@@ -9,7 +9,7 @@ import torch
 
 from cvkit.cli import TRAIN_DATASETS, main
 from cvkit.train import load_checkpoint
-from cvkit.train.command import DATASETS
+from cvkit.course.train_job import DATASETS
 from tests.test_train_distributed import launch, torchrun
 
 ARGS = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--batch-size", "64", "--no-progress"]

@@ -8,10 +8,10 @@ Typical use in a notebook::
     train = DeviceLoader.from_dataset(load_fashion_mnist("train"), 256, augment=flip_and_translate())
     test = DeviceLoader.from_dataset(load_fashion_mnist("test"), 1024, shuffle=False)
     history = fit(model, train, test, epochs=5, lr=3e-3, checkpoint_dir="checkpoints/lenet")
-    history.plot()
+    cvkit.viz.plot_history(history)
 
 The same script runs on several GPUs (or CPU processes) with ``torchrun --nproc_per_node N script.py``;
-see :mod:`cvkit.train.distributed` and ``cvkit train`` (:mod:`cvkit.train.command`).
+see :mod:`cvkit.train.distributed` and ``cvkit train`` (:mod:`cvkit.course.train_job`).
 """
 
 from cvkit.train.checkpoint import load_checkpoint, save_checkpoint

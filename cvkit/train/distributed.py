@@ -146,7 +146,7 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     return tensor
 
 
-def gather(obj: Any) -> list[Any]:
+def gather_objects(obj: Any) -> list[Any]:
     """``[obj of process 0, obj of process 1, ...]`` on every process (``[obj]`` in a single process); pickled."""
     info = process_info()
     if not info.distributed:
@@ -156,7 +156,7 @@ def gather(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast(obj: Any) -> Any:
+def broadcast_object(obj: Any) -> Any:
     """Process 0's ``obj`` on every process (the object itself in a single process)."""
     if not process_info().distributed:
         return obj

@@ -210,13 +210,13 @@ def fit(
             row["seconds"] = time.perf_counter() - tic
             if proc.distributed:  # the metrics agree already (summed over the processes); the times: process 0's clock
                 times = ("train_seconds", "images_per_second", "seconds")
-                row.update(distributed.broadcast({k: row[k] for k in times}))
+                row.update(distributed.broadcast_object({k: row[k] for k in times}))
             history.append(row)
             if verbose:
                 print(_summary(row, cfg.epochs))
 
             if checkpoint is not None:
-                rngs = distributed.gather(rng_state())  # every process's generators (dropout differs per process)
+                rngs = distributed.gather_objects(rng_state())  # every process's generators (dropout differs per process)
                 state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -508,7 +508,7 @@ def _every_process_finds(checkpoint: Path, proc: distributed.ProcessInfo) -> boo
     """
     found = checkpoint.is_file()
     if proc.distributed:
-        everyone = distributed.gather(found)
+        everyone = distributed.gather_objects(found)
         if len(set(everyone)) > 1:
             missing = [rank for rank, f in enumerate(everyone) if not f]
             raise ValueError(f"processes {missing} do not see {checkpoint}, the others do; "

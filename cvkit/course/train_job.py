@@ -243,7 +243,9 @@ def write_history(history, out: Path, settings: dict[str, Any]) -> list[Path]:
     matplotlib.use("Agg")  # a terminal, maybe without a display
     import matplotlib.pyplot as plt
 
-    fig = history.plot(title=f"{settings['model']} on {settings['dataset']}")
+    from cvkit.viz import plot_history
+
+    fig = plot_history(history, title=f"{settings['model']} on {settings['dataset']}")
     fig.savefig(paths[2], dpi=100, bbox_inches="tight")
     plt.close(fig)
     return paths
