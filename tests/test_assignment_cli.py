@@ -29,12 +29,18 @@ def _assignment(root: Path, name: str, bad: bool) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.cvkit = {"cell_timeout": 30, "time_limit": 120}
-    visible, hidden = ("check_int(1 + 1, 2, 'sum')", "check_int(40 + 2, 42, 'sum')") if bad else ("check_int(double(2), 4, 'double(2)')", "check_int(double(21), 42, 'double(21)')")
+    call = ("1 + {x}", "{x} + {x}") if bad else ("student.double({x})", "2 * {x}")
+    test = ("from cvkit.grading import check_int, run_test\n\n"
+            "def answers(student):\n    return {answer}\n\n"
+            "def checks(got):\n    check_int(got, {expected}, 'double')\n\n"
+            "run_test(None, answers, checks)")
+    visible = test.format(answer=call[0].format(x=2), expected=4 if not bad else 3)
+    hidden = test.format(answer=call[0].format(x=21), expected=42 if not bad else 22)
     nb.cells = [
         _cell("markdown", f"# {name}", grade_id="intro", locked=True),
         _cell("code", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", grade_id="double", solution=True),
-        _cell("code", f"from cvkit.grading import check_int\n{visible}\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
-              grade_id="test_double", grade=True, locked=True, points=2),
+        _cell("code", f"# visible test\n{visible}", grade_id="test_double", grade=True, locked=True, points=1),
+        _cell("code", f"# hidden test\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS", grade_id="test_double_hidden", grade=True, locked=True, points=1),
     ]
     folder = root / "solutions" / name
     (folder / "data").mkdir(parents=True)
@@ -90,7 +96,7 @@ def test_main_job_stage_validates_every_assignment(course, tmp_path, monkeypatch
     assert rows["a0_good"]["ok"], rows["a0_good"]["problems"]
     assert rows["a0_good"]["reference"] == {"points": 2.0, "max": 2.0, "status": "graded", "seconds": rows["a0_good"]["reference"]["seconds"]}
     assert rows["a0_good"]["untouched"]["points"] == 0.0
-    assert any("pass on the untouched release" in p and p.endswith(": test_double") for p in rows["a0_bad"]["problems"])
+    assert any("pass on the untouched release" in p and p.endswith(": test_double, test_double_hidden") for p in rows["a0_bad"]["problems"])
     assert "| a0_bad | FAILED |" in markdown and "| a0_good |" in markdown
     assert (tmp_path / "out" / "a0_good" / "release" / "a0_good.ipynb").is_file()
 
@@ -99,9 +105,9 @@ def test_a_stuck_kernel_and_a_slow_notebook_are_stopped(tmp_path):
     """A cell that swallows the timeout's interrupt gets its kernel stopped; a notebook whose cells are each
     under the per-cell limit but together over time_limit is stopped by the watchdog. Both are `timeout`."""
     from cvkit.course.assignments import load_assignment
-    from cvkit.course.autograde import autograde
-    from cvkit.course.release import release
-    from cvkit.course.validate import reference_submission
+    from cvkit.course.assignments.autograde import autograde
+    from cvkit.course.assignments.release import release
+    from cvkit.course.assignments.validate import reference_submission
 
     (tmp_path / "notebooks").mkdir()
     _assignment(tmp_path, "a0_good", bad=False)
@@ -125,6 +131,6 @@ def test_a_stuck_kernel_and_a_slow_notebook_are_stopped(tmp_path):
         (tmp_path / "subs" / student / "a0_good.ipynb").write_text(json.dumps(nb_))
     report = autograde(a, tmp_path / "subs", tmp_path / "out", jobs=2, progress=False)
     rows = {r.student: r for r in report.results}
-    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message
-    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message
+    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message, rows["sam_stuck"].message
+    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message, rows["tim_slow"].message
     assert rows["sam_stuck"].total == rows["tim_slow"].total == 0
