@@ -30,8 +30,10 @@ import pytest
 
 from cvkit.course.assignments import find_assignments, is_test_cell, nbgrader_meta, read_json
 from cvkit.course.assignments.autograde import autograde, prepare
+from cvkit.course.assignments.feedback import distinctive
 from cvkit.course.assignments.release import MARKERS, protected_lines, release_drift, release_leaks
-from cvkit.course.assignments.testcells import is_hidden, split_test_cell, test_cells
+from cvkit.course.assignments.testcells import is_hidden, split_test_cell
+from cvkit.course.assignments.testcells import test_cells as split_test_cells
 from cvkit.course.assignments.validate import REFERENCE, UNTOUCHED, write_validation_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,16 +63,15 @@ def prepared(name: str, workdir: Path) -> Path:
     return _prepared[name]
 
 
-def fixture_submissions(name: str, dest: Path, isolated: bool = True) -> Path:
+def fixture_submissions(name: str, dest: Path, only: frozenset[str] | None = None) -> Path:
     """A copy of ``tests/fixtures/<name>/submissions`` at ``dest``, with every ``*.ipynb.corrupt`` renamed to ``*.ipynb``.
 
     A deliberately broken notebook is committed as ``.ipynb.corrupt`` so that the repository's
-    notebooks all stay valid JSON; the grader sees it under its real name. Without isolation
-    (``isolated=False``) the submissions whose row depends on the sandbox (``needs_sandbox`` in
-    ``expected.csv``: the attacks on other students, the grader or the machine) are left out.
+    notebooks all stay valid JSON; the grader sees it under its real name. ``only`` keeps those
+    folder or file entries alone (``quinn`` for ``quinn_a1_convolution.ipynb``).
     """
-    skip = set() if isolated else {s for s, e in _expected(name).items() if e.get("needs_sandbox") == "yes"}
-    shutil.copytree(FIXTURES / name / "submissions", dest, ignore=lambda folder, names: [n for n in names if Path(folder) == FIXTURES / name / "submissions" and _entry_student(n) in skip])
+    top = FIXTURES / name / "submissions"
+    shutil.copytree(top, dest, ignore=lambda folder, names: [n for n in names if only is not None and Path(folder) == top and _entry_student(n) not in only])
     for corrupt in dest.rglob("*.ipynb.corrupt"):
         corrupt.rename(corrupt.with_name(corrupt.name.removesuffix(".corrupt")))
     return dest
@@ -81,9 +82,18 @@ def _entry_student(entry: str) -> str:
     return entry.split(".ipynb")[0].rsplit("_a", 1)[0] if entry.endswith((".ipynb", ".ipynb.corrupt")) else entry
 
 
-def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "auto"):
-    """One autograde run per assignment, kind ("validation" or "fixtures"), jobs and sandbox, shared by the tests."""
-    key = (name, kind, jobs, sandbox)
+# the a1 fixtures graded again one at a time: the attacks on other students and the grader, their victims,
+# and the exits whose grade once depended on a race between two submissions
+ONE_AT_A_TIME = frozenset({"uma_gradebook", "victor_solution_thief", "walt_vandal", "xena_daemon", "yuri_killer", "zack_network",
+                           "olivia_untouched", "alice_warning", "cleo_quit", "dave_sys_exit", "erin_kernel_dies"})
+# ... and without a sandbox: the cheats that the comparison in the grader's process defeats on its own
+WITHOUT_SANDBOX = frozenset({"pat_transformer_hook", "quentin_displayhook", "rita_frame_reader", "tom_grading_patch", "sam_oracle_rebind",
+                             "abel_leaker", "bea_rule_evasion", "cleo_quit", "olivia_untouched", "alice_warning"})
+
+
+def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "auto", only: frozenset[str] | None = None):
+    """One autograde run per assignment, kind ("validation" or "fixtures"), jobs, sandbox and subset, shared by the tests."""
+    key = (name, kind, jobs, sandbox, only)
     if key not in _batches:
         a = _assignment(name)
         course = prepared(name, workdir)
@@ -92,7 +102,7 @@ def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "au
             if not subs.exists():
                 write_validation_submissions(a, subs, course / "published" / a.notebook_file)
         else:
-            subs = fixture_submissions(name, workdir / name / f"fixture-submissions-{jobs}-{sandbox}", isolated=sandbox != "none")
+            subs = fixture_submissions(name, workdir / name / f"fixture-submissions-{jobs}-{sandbox}", only)
         _batches[key] = autograde(a, subs, workdir / name / f"{kind}-{jobs}-{sandbox}", jobs=jobs, progress=False, prepared=course, sandbox=sandbox)
     return _batches[key]
 
@@ -151,7 +161,7 @@ def test_source_follows_the_authoring_format(name):
                 problems.append(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION pairs (got {begins} and {ends})")
     assert not problems, "\n".join(problems)
     assert a.max_points > 0
-    assert [t.grade_id for t in test_cells(a)] == [nbgrader_meta(c)["grade_id"] for c in nb["cells"] if is_test_cell(c)]
+    assert [t.grade_id for t in split_test_cells(a)] == [nbgrader_meta(c)["grade_id"] for c in nb["cells"] if is_test_cell(c)]
 
 
 # --------------------------------------------------------------------------------------- release
@@ -206,6 +216,12 @@ def _feedback_text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
 
 
+def _shown_hidden_lines(path: Path, hidden: list[str]) -> list[str]:
+    """The hidden-test lines a feedback page shows, line by line (generic lines such as ``try:`` excluded)."""
+    shown = {line.strip() for line in _feedback_text(path).splitlines()}
+    return [line for line in hidden if distinctive(line) and line in shown]
+
+
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_feedback_shows_no_hidden_tests(name, workdir):
     report = batch(name, "validation", workdir)
@@ -214,7 +230,7 @@ def test_feedback_shows_no_hidden_tests(name, workdir):
         assert r.feedback, f"no feedback for {r.student}: {r.message}"
         text = _feedback_text(Path(report.out_dir) / r.feedback)
         assert "HIDDEN TESTS" not in text
-        shown = [line for line in hidden if line in text]
+        shown = _shown_hidden_lines(Path(report.out_dir) / r.feedback, hidden)
         assert not shown, f"hidden-test lines in {r.student}'s feedback: {shown[:3]}"
     # the instructor's copy keeps them: the feedback is built without them
     graded = (Path(report.out_dir) / "autograded" / REFERENCE / f"{name}.ipynb").read_text()
@@ -275,19 +291,20 @@ def test_adversarial_submissions_get_their_expected_status_and_points(name, work
 
 @pytest.mark.parametrize("name", [n for n in WITH_FIXTURES if n == "a1_convolution"])
 def test_adversarial_submissions_one_at_a_time(name, workdir):
-    """The same rows with -j 1 (no race between submissions decides a grade)."""
-    report = batch(name, "fixtures", workdir, jobs=1)
-    _check_rows(report, _expected(name))
+    """The same rows with -j 1 (no race between submissions decides a grade; an attacker graded before its victims harms none)."""
+    report = batch(name, "fixtures", workdir, jobs=1, only=ONE_AT_A_TIME)
+    _check_rows(report, {s: e for s, e in _expected(name).items() if s in ONE_AT_A_TIME})
 
 
 @pytest.mark.parametrize("name", [n for n in WITH_FIXTURES if n == "a1_convolution"])
 def test_without_a_sandbox_grades_still_come_from_the_grader(name, workdir):
-    """Without bubblewrap (macOS, Windows) grading still works and says it was not isolated; every
-    submission whose grade does not depend on isolation gets its row (the comparison is the grader's)."""
-    report = batch(name, "fixtures", workdir, sandbox="none")
+    """Without bubblewrap (macOS, Windows) grading still works and says it was not isolated; the cheats that
+    need no sandbox to fail (the comparison is the grader's) get their rows."""
+    assert all(_expected(name)[s]["needs_sandbox"] == "no" for s in WITHOUT_SANDBOX)
+    report = batch(name, "fixtures", workdir, sandbox="none", only=WITHOUT_SANDBOX)
     assert not report.isolated and any("NOT isolated" in w for w in report.warnings)
     assert "NOT isolated" in (Path(report.out_dir) / "report.md").read_text()
-    _check_rows(report, {s: e for s, e in _expected(name).items() if e.get("needs_sandbox") != "yes"})
+    _check_rows(report, {s: e for s, e in _expected(name).items() if s in WITHOUT_SANDBOX})
 
 
 @pytest.mark.parametrize("name", WITH_FIXTURES)
@@ -315,5 +332,4 @@ def test_batch_outputs_have_one_row_per_student(name, workdir):
     hidden = protected_lines(read_json(_assignment(name).source_notebook), ("HIDDEN TESTS",))
     for r in report.results:
         if r.feedback:
-            text = _feedback_text(out / r.feedback)
-            assert not [line for line in hidden if line in text], f"hidden tests in {r.student}'s feedback"
+            assert not _shown_hidden_lines(out / r.feedback, hidden), f"hidden tests in {r.student}'s feedback"

@@ -27,6 +27,7 @@ import stat
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -121,6 +122,7 @@ def autograde(
     prepared: str | os.PathLike | None = None,
     lms: tuple[str, ...] = (),
     sandbox: SandboxChoice = "auto",
+    backend: Callable[[list[GradeJob], int, Callable[[GradeResult], None]], None] | None = None,
 ) -> AutogradeReport:
     """Grade every submission of ``assignment`` found in ``submissions``.
 
@@ -136,6 +138,10 @@ def autograde(
         prepared: a folder made by :func:`prepare` to reuse.
         lms: also write ``canvas.csv`` and/or ``moodle.csv`` (see :func:`cvkit.course.assignments.outputs.lms_csv`).
         sandbox: ``"auto"`` (bubblewrap when it works here, else none, with a warning), ``"bwrap"`` (required), ``"none"``.
+        backend: runs the jobs: ``backend(jobs_list, jobs, record)`` must call ``record(result)`` in this process
+            for every job, each result from :func:`~cvkit.course.assignments.grade.grade_submission` (default
+            :func:`run_jobs`: one local worker process per job). Another backend (a Dask cluster) ships each
+            picklable ``GradeJob`` to a worker and its ``GradeResult`` back; only this process writes outputs.
 
     Returns:
         AutogradeReport (also written as ``report.md``).
@@ -204,7 +210,7 @@ def autograde(
     write_summary(report, out_dir, lms)
     if todo:
         warm_up(spec)  # the workers (forked) inherit the imports and templates
-    run_jobs(todo, jobs, record)
+    (backend or run_jobs)(todo, jobs, record)
     report.seconds = time.perf_counter() - tic
     write_summary(report, out_dir, lms)
     write_gradebook(template / "gradebook.db", out_dir / "gradebook.db", assignment.name, report.results)

@@ -319,6 +319,7 @@ def execute_submission(
             execution.stopped, execution.stopped_at = sandbox.reason or "startup", cells[0][0] if cells else None
             execution.message = STOP_MESSAGES[execution.stopped].format(detail=detail, **fmt)
             return execution
+        sandbox.started = time.monotonic()  # the time limit counts the notebook, not Python's start
         for index, grade_id, source in cells:
             record = CellRecord(index, grade_id)
             execution.records[index] = record

@@ -128,6 +128,8 @@ def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec
             elif cell_source(cell).strip() and gid not in tests:
                 out["outputs"].append({"output_type": "stream", "name": "stdout", "text": "(not run)\n"})
         cells.append(out)
+    for i, cell in enumerate(cells):
+        cell["id"] = f"feedback-{i}"
     return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                                           "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
@@ -177,7 +179,7 @@ def render_html(notebook: dict) -> str:
 
 def warm_up() -> None:
     """Load nbconvert's templates once (a batch calls this before starting its worker processes)."""
-    render_html({"cells": [{"cell_type": "markdown", "metadata": {}, "source": "warm-up"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    render_html({"cells": [{"cell_type": "markdown", "id": "warm-up", "metadata": {}, "source": "warm-up"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
 def page_text(page: str) -> str:
@@ -198,4 +200,17 @@ def find_leaks(page: str, protected: tuple[str, ...], submitted: dict) -> list[s
     """
     own = {line.strip() for c in submitted.get("cells", []) if isinstance(c, dict) for line in cell_source(c).splitlines()}
     shown = {line.strip() for line in page_text(page).splitlines()}
-    return [line for line in protected if line in shown and line not in own]
+    return [line for line in protected if distinctive(line) and line in shown and line not in own]
+
+
+_GENERIC = re.compile(r"^(?:(?:return|raise|yield|pass|break|continue|else|try|finally|except\b.*|elif\b.*|with\b.*|for\b.*|if\b.*)[:\s\w().,]*|[\])}]+[,:)]*)$")
+
+
+def distinctive(line: str) -> bool:
+    """A line worth looking for: at least 12 characters and more than a keyword with a name or two.
+
+    ``else:``, ``return out`` or ``try:`` also appear in any library traceback or lecture; a line of a
+    solution or hidden test that is long and specific does not appear by chance.
+    """
+    line = line.strip()
+    return len(line) >= 12 and not (len(line) < 24 and _GENERIC.match(line))

@@ -206,7 +206,7 @@ def scan_submission(notebook: dict, spec: AssignmentSpec) -> list[str]:
     """Step 2: review flags for the student's own code (forbidden calls, tampering with the machinery)."""
     from cvkit.course.assignments.scan import scan_notebook
 
-    return scan_notebook(notebook, spec.release, spec.rules)
+    return scan_notebook(notebook, spec.release, spec.rules, {t.grade_id: t.rules for t in spec.tests})
 
 
 def run_submission(notebook: dict, job: GradeJob) -> Execution:
@@ -346,7 +346,15 @@ def build_feedback(notebook: dict, original: dict, execution: Execution, verdict
 
 
 def decide_status(repairs: list[str], flags: list[str], execution: Execution, verdicts: dict[str, TestVerdict], leaks: list[str]) -> tuple[Status, list[str]]:
-    """Step 6: the row's status (the most severe that applies) and the notes explaining it."""
+    """Step 6: the row's status (the most severe that applies) and the notes explaining it.
+
+    Args:
+        repairs: what repairing the notebook (or finding it under another name) changed.
+        flags: the static scan's review flags.
+        execution: the run in the sandbox.
+        verdicts: the tests' verdicts.
+        leaks: solution or hidden-test lines found in the feedback page.
+    """
     status: Status = "repaired" if repairs else "graded"
     notes: list[str] = []
 
@@ -408,9 +416,10 @@ def grade_submission(job: GradeJob) -> GradeResult:
     verdicts = score_tests(notebook, execution, spec)
     title = f"{spec.name}: feedback for {job.name or job.student}"
     html, teacher, leaks = build_feedback(notebook, original, execution, verdicts, job, title)
-    status, notes = decide_status(repairs, flags, execution, verdicts, leaks)
+    renamed = [n for n in job.notes if "instead of" in n]  # graded from a renamed file: a repair too
+    status, notes = decide_status(repairs + renamed, flags, execution, verdicts, leaks)
     failures = {gid: v.message for gid, v in verdicts.items() if not v.passed}
-    message = [*job.notes, *repairs, *notes]
+    message = [*job.notes, *repairs, *[n for n in notes if n not in renamed]]
     if failures:
         message.append("failed: " + "; ".join(f"{gid} ({why[:120]})" for gid, why in failures.items()))
     if not execution.isolated:

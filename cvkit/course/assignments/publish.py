@@ -10,13 +10,14 @@ Never published: ``solutions/``, ``tests/``, ``benchmarks/``, build outputs, vir
 metadata, gradebooks (``*.db``) and caches.
 
 Every published notebook, Markdown and text file is scanned for the solutions' and hidden tests' lines
-(:func:`cvkit.course.assignments.release.protected_lines`) and for nbgrader's markers; when one is
-found nothing is published and the error names the file. (The package's Python files are not scanned:
+(:func:`cvkit.course.assignments.release.protected_lines`), and every notebook for nbgrader's markers;
+when one is found nothing is published and the error names the file. (The package's Python files are not scanned:
 the package is public by design, and the assignments forbid calling its reference implementations.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -72,28 +73,64 @@ def _copy(src: Path, dest: Path, written: list[Path]) -> None:
         written.append(dest)
 
 
-def scan_for_leaks(folder: Path, protected: set[str]) -> list[str]:
-    """Files under ``folder`` holding a protected line or an nbgrader marker: ``"path: what"`` per finding."""
+RUN = 3  # consecutive protected lines that make a leak outside the releases
+
+
+def _text_lines(path: Path) -> list[str] | None:
+    """The stripped, non-empty lines a reader of ``path`` sees (a notebook: its cells and outputs); None for binary files."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None
+    if path.suffix == ".ipynb":
+        try:
+            nb = json.loads(text)
+            text = "\n".join(cell_source(c) + "\n" + json.dumps(c.get("outputs", [])) for c in nb.get("cells", []))
+        except (ValueError, AttributeError):
+            pass
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def scan_for_leaks(folder: Path, protected: dict[str, set[str]]) -> list[str]:
+    """Files under ``folder`` holding solution or hidden-test code (or, for notebooks, an nbgrader marker).
+
+    Args:
+        folder: the staged course.
+        protected: per assignment, the lines of its solutions and hidden tests.
+
+    A released assignment is checked against its own lines, each one (as ``cvkit release --check`` does).
+    Every other file is checked against all of them, less the lines any release shows anyway, and counts
+    as leaking when :data:`RUN` consecutive lines of it are protected (a solution or test pasted in); a
+    single line such as ``loss.backward()`` also appears in lectures by design.
+
+    Returns:
+        ``"path: what"`` per finding.
+    """
+    released: set[str] = set()
+    for path in sorted((folder / "assignments").rglob("*")) if (folder / "assignments").is_dir() else []:
+        if path.is_file():
+            released |= set(_text_lines(path) or [])
+    everything = set().union(*protected.values()) - released if protected else set()
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in SCANNED_SUFFIXES):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
+        rel = path.relative_to(folder)
+        lines = _text_lines(path)
+        if lines is None:
             continue
         if path.suffix == ".ipynb":
-            try:
-                nb = read_json(path)
-                text = "\n".join(cell_source(c) + "\n" + str(c.get("outputs", "")) for c in nb.get("cells", []))
-            except ValueError:
-                pass
-        rel = path.relative_to(folder)
-        for marker in MARKERS:
-            if marker in text:
-                found.append(f"{rel}: the marker {marker!r}")
-        lines = {line.strip() for line in text.splitlines()}
-        hits = sorted(lines & protected)
-        if hits:
-            found.append(f"{rel}: {len(hits)} solution/hidden-test line(s), e.g. {hits[0][:80]!r}")
+            text = "\n".join(lines)
+            found += [f"{rel}: the marker {m!r}" for m in MARKERS if m in text]
+        if rel.parts[0] == "assignments" and len(rel.parts) > 2:
+            hits = sorted(set(lines) & protected.get(rel.parts[1], set()))
+            if hits:
+                found.append(f"{rel}: {len(hits)} solution/hidden-test line(s), e.g. {hits[0][:80]!r}")
+            continue
+        run, best = [], []
+        for line in lines:
+            run = run + [line] if line in everything else []
+            best = run if len(run) > len(best) else best
+        if len(best) >= RUN:
+            found.append(f"{rel}: {len(best)} consecutive solution/hidden-test lines, e.g. {best[0][:80]!r}")
     return found
 
 
@@ -117,9 +154,7 @@ def publish(root: str | os.PathLike, out: str | os.PathLike) -> PublishReport:
         raise ValueError(f"{out_dir}: publish into a folder outside the course (it is pushed to another repository)")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER_FILE).exists():
         raise ValueError(f"{out_dir} is not empty and not an earlier cvkit publish output; choose a new folder")
-    protected: set[str] = set()
-    for a in find_assignments(root):
-        protected.update(protected_lines(read_json(a.source_notebook)))
+    protected = {a.name: set(protected_lines(read_json(a.source_notebook))) for a in find_assignments(root)}
     staging = out_dir.with_name(f".{out_dir.name}.publishing")
     if staging.exists():
         shutil.rmtree(staging)

@@ -144,7 +144,12 @@ def _object_codes(obj, label: str) -> list[CodeKey]:
 
 
 def _module_codes(module: types.ModuleType) -> list[tuple[CodeKey, str]]:
-    """Every function and method defined in ``module`` (and its submodules, for a package)."""
+    """Every function and method defined in ``module`` (and its submodules, for a package).
+
+    Names a module merely imports (``Module`` in ``torch.nn.modules.batchnorm``) are not its code. A module
+    that defines nothing and only re-exports (a compatibility shim left behind when code moves) stands
+    for what it re-exports from its own package.
+    """
     modules = [module]
     if hasattr(module, "__path__"):
         for info in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
@@ -152,13 +157,20 @@ def _module_codes(module: types.ModuleType) -> list[tuple[CodeKey, str]]:
                 modules.append(importlib.import_module(info.name))
             except Exception:  # noqa: BLE001, S112 - a submodule that cannot be imported cannot be called either
                 continue
-    root = module.__name__.split(".")[0]
+    prefix = module.__name__
+    top = prefix.split(".")[0]
+
+    def defined(mod: types.ModuleType) -> list[tuple[str, object]]:
+        return [(n, v) for n, v in vars(mod).items() if (inspect.isclass(v) or isinstance(v, types.FunctionType))
+                and (getattr(v, "__module__", "") or "") in (mod.__name__,)]
+
     out = []
     for mod in modules:
-        for name, value in vars(mod).items():
-            owner = getattr(value, "__module__", "") or ""
-            if not owner.startswith(root):  # re-exported from elsewhere (torch, typing, ...): not this module's code
-                continue
-            if inspect.isclass(value) or isinstance(value, types.FunctionType):
-                out += [(k, f"{owner}.{name}") for k in _object_codes(value, name)]
+        own = defined(mod)
+        if not own:  # a shim: what it re-exports from its own package
+            own = [(n, v) for n, v in vars(mod).items() if (inspect.isclass(v) or isinstance(v, types.FunctionType))
+                   and (getattr(v, "__module__", "") or "").startswith(top + ".")]
+        for name, value in own:
+            owner = getattr(value, "__module__", "") or prefix
+            out += [(k, f"{owner}.{name}") for k in _object_codes(value, name)]
     return out

@@ -178,6 +178,7 @@ class Runner:
         self.in_answers = False
         self.test_id = ""
         self.count_to_cell: dict[int, int] = {}
+        self.home = os.getcwd()  # the submission's folder: answers go there, tests run there
         runner = self
 
         class Publisher(DisplayPublisher):
@@ -199,7 +200,11 @@ class Runner:
             def finish_displayhook(self):
                 pass
 
-        shell = InteractiveShell.instance(colors="nocolor", history_length=0, cache_size=0)
+        from traitlets.config import Config
+
+        config_ = Config()
+        config_.HistoryManager.enabled = False  # no history database to write
+        shell = InteractiveShell.instance(config=config_, colors="nocolor", cache_size=0)
         shell.display_pub = Publisher(shell=shell)
         from IPython.core.display_trap import DisplayTrap
 
@@ -238,9 +243,13 @@ class Runner:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
     def _showtraceback(self, etype, evalue, stb) -> None:
+        """Record an error: the student's own frames with their source, library frames by name only."""
         if self.current is None:
             return
-        frames = [_ANSI.sub("", str(s)) for s in (stb or [])]
+        frames = []
+        for entry in (_ANSI.sub("", str(s)) for s in (stb or [])):
+            head = entry.lstrip()
+            frames.append(entry.splitlines()[0] if head.startswith("File ") and entry.splitlines() else entry)
         self.current.error(getattr(etype, "__name__", "Error"), str(evalue), frames)
 
     _WATCHED = ("sys.setprofile", "sys.settrace", "os.fork", "os.forkpty", "subprocess.Popen", "os.posix_spawn",
@@ -305,8 +314,10 @@ class Runner:
         error = None
         violations: list[list] = []
         tampered = ""
-        out = str(msg["out"])
+        out = os.path.join(self.home, str(msg["out"]))
+        cwd = _getcwd_or(self.home)
         try:
+            os.chdir(self.home)  # a test runs in the submission's folder, wherever the notebook went
             self._arm(msg.get("timeout", 120))
             namespace = {"__name__": f"cvkit_test_{self.test_id}", "__builtins__": builtins}
             _exec(_compile(str(msg["source"]), f"<test {self.test_id}>", "exec"), namespace)
@@ -343,6 +354,10 @@ class Runner:
         finally:
             self.current = None
             self.test_id = ""
+            try:
+                os.chdir(cwd)
+            except OSError:
+                pass
         if outputs.truncated:
             events.append("output")
         return {"op": "done", "index": msg["index"], "outputs": outputs.items, "error": error, "events": events,
@@ -448,6 +463,13 @@ def _start_profiler(torch):
         prof = profile(record_shapes=False)
     prof.__enter__()
     return prof
+
+
+def _getcwd_or(default: str) -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the notebook removed its own working folder
+        return default
 
 
 def _exit_function(*args, **kwargs):

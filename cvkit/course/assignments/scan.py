@@ -63,7 +63,8 @@ SUSPICIOUS: dict[str, str] = {
     "torch.utils._python_dispatch": "intercepts PyTorch ops",
     "torch.overrides": "intercepts PyTorch functions",
     "cvkit.course": "reaches into the grader",
-    "IPython": "reaches into the notebook machinery",
+    "IPython.core": "reaches into the notebook machinery",
+    "IPython.get_ipython": "reaches into the notebook machinery",
 }
 _SUSPICIOUS_NAMES = {
     "__import__": "loads modules by computed names",
@@ -195,23 +196,52 @@ def scan_source(source: str, forbidden: dict[str, str], aliases: dict[str, str] 
     return list(scanner.found.items())
 
 
-def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...]) -> list[str]:
+def part_rules(notebook: dict, tests: dict[str, tuple[int, ...]]) -> list[set[int]]:
+    """For each cell, the rules of the tests of the part it belongs to.
+
+    A part is a run of cells ending with its test cells: a cell belongs to the tests that follow it up to
+    the next solution cell after those tests (a solution cell and the student's helpers before its tests).
+    """
+    cells = notebook.get("cells", [])
+    out: list[set[int]] = [set() for _ in cells]
+    pending: set[int] = set()
+    seen_tests = False
+    for i in range(len(cells) - 1, -1, -1):  # walk backwards: the tests come after the code they test
+        meta = nbgrader_meta(cells[i])
+        gid = meta.get("grade_id")
+        if gid in tests:
+            if not seen_tests:
+                pending, seen_tests = set(), True
+            pending |= set(tests[gid])
+            continue
+        if meta.get("solution") and seen_tests:
+            out[i] = set(pending)
+            seen_tests = False  # the next tests up start a new part
+            continue
+        out[i] = set(pending)
+    return out
+
+
+def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...], tests: dict[str, tuple[int, ...]] | None = None) -> list[str]:
     """Review flags for every code cell the student wrote (see the module docstring).
 
     Cells are read in order so that imports in earlier cells (the released imports cell too) give
-    the aliases later cells use; cells identical to a released cell are not reported.
+    the aliases later cells use; cells identical to a released cell are not reported. A forbidden name
+    is flagged in a cell when a rule of its part's tests forbids it (:func:`part_rules`; every rule when
+    ``tests`` is not given).
 
     Args:
         notebook: the repaired submission.
         release: the released notebook.
         rules: the assignment's resolved rules (their dotted names are flagged).
+        tests: test ``grade_id`` -> the indices of the rules that bind it.
 
     Returns:
         Sentences such as ``"flagged for review: cell 'conv2d_loops' uses torch.nn.functional.conv2d (forbidden: ...)"``,
         at most :data:`MAX_FLAGS`.
     """
     released = {cell_source(c).strip() for c in release.get("cells", [])}
-    forbidden = {name: f"forbidden: {r.text}" if r.text else "forbidden by the assignment's rules" for r in rules for name in r.names}
+    scoped = part_rules(notebook, tests) if tests is not None else [set(range(len(rules)))] * len(notebook.get("cells", []))
     aliases: dict[str, str] = {}
     flags = []
     for index, cell in enumerate(notebook.get("cells", [])):
@@ -219,6 +249,8 @@ def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...]
         source = cell_source(cell)
         if cell.get("cell_type") != "code":
             continue
+        forbidden = {name: f"forbidden: {r.text}" if r.text else "forbidden by the assignment's rules"
+                     for r in rules if r.index in scoped[index] for name in r.names}
         found = scan_source(source, forbidden, aliases)
         if meta.get("locked") or source.strip() in released:
             continue

@@ -176,6 +176,9 @@ def test_cells(assignment: Assignment, release: dict | None = None) -> list[Test
     return cells
 
 
+test_cells.__test__ = False  # a name pytest would otherwise collect where it is imported
+
+
 def rules_text(rules: tuple[Rule, ...], indices: tuple[int, ...]) -> list[str]:
     """The student-facing text of the rules ``indices`` (for messages)."""
     return [rules[i].text or "forbidden: " + ", ".join(rules[i].calls) for i in indices]
