@@ -151,43 +151,42 @@ def drift(venv: Path) -> dict[str, tuple[str, str | None]]:
     return {n: (v, have.get(n)) for n, v in pinned().items() if have.get(n) != v}
 
 
-def setup_cell_source() -> str:
-    """The notebooks' setup cell, with the course's git URL replaced by this checkout (a ``file://`` URL)."""
+def setup_cell_source(target: Path = ROOT) -> str:
+    """The notebooks' setup cell, with the course's git URL replaced by ``target`` (this checkout or a wheel
+    built from it) as a ``file://`` URL."""
     sys.path.insert(0, str(ROOT / "ci"))
     import notebooks as nbtools  # ci/notebooks.py: the one template every notebook's setup cell comes from
 
-    return nbtools.setup_cell(source=f"cvkit-course @ {ROOT.as_uri()}")
+    return nbtools.setup_cell(source=f"{nbtools.DISTRIBUTION} @ {target.resolve().as_uri()}")
 
 
-def pip_command_of_setup_cell() -> list[str]:
-    """The ``pip install`` arguments the setup cell runs (after ``python -m pip``), pointed at this checkout."""
-    sys.path.insert(0, str(ROOT / "ci"))
-    import notebooks as nbtools
+def build_wheel(venv: Path, out: Path) -> Path:
+    """A wheel of this checkout (what pip builds from the git URL on Colab), written into ``out``."""
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)], check=True,
+                   capture_output=True, cwd=tempfile.gettempdir())
+    return next(out.glob("cvkit_course-*.whl"))
 
-    return nbtools.setup_pip_args(source=f"cvkit-course @ {ROOT.as_uri()}")
 
+def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the setup cell's code in the venv's Python, with cvkit not installed, as a fresh runtime would.
 
-def dry_run_report(venv: Path) -> dict:
-    """pip's ``--dry-run --report`` of the setup cell's install in the venv (nothing is installed)."""
+    With ``dry_run_report``, pip resolves but installs nothing and writes its ``--report`` there: pip reads
+    ``--dry-run`` and ``--report`` from ``PIP_DRY_RUN`` and ``PIP_REPORT``, so the cell runs unchanged. Point
+    ``target`` at a wheel then (:func:`build_wheel`): the variables would also reach the pip that prepares
+    an isolated build environment for a source folder, which then installs nothing and fails.
+    """
     py = str(venv_python(venv))
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.json"
-        code = _constraints_snippet(tmp)
-        subprocess.run([py, "-c", code], check=True)
-        args = [a.replace("{constraints}", str(Path(tmp) / "runtime.txt")) for a in pip_command_of_setup_cell()]
-        subprocess.run([py, "-m", "pip", *args, "--dry-run", "--report", str(report), "-q"], check=True, cwd=tmp)
-        return json.loads(report.read_text())
+    subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course"], capture_output=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    if dry_run_report is not None:
+        env.update(PIP_DRY_RUN="1", PIP_REPORT=str(dry_run_report))
+    # cwd outside the checkout: `import cvkit` must not find the source tree instead of the installed package
+    return subprocess.run([py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
+                          check=False)
 
 
-def _constraints_snippet(folder: str) -> str:
-    sys.path.insert(0, str(ROOT / "ci"))
-    import notebooks as nbtools
-
-    return nbtools.RUNTIME_PINS_CODE.replace("{constraints}", str(Path(folder) / "runtime.txt"))
-
-
-def changes(report: dict, venv: Path) -> list[str]:
-    """Pinned packages the reported install would replace, as ``"name old -> new"``."""
+def changes(report: dict) -> list[str]:
+    """Pinned packages that pip's ``--report`` would install at another version, as ``"name old -> new"``."""
     pins = pinned()
     out = []
     for item in report.get("install", []):
@@ -196,14 +195,6 @@ def changes(report: dict, venv: Path) -> list[str]:
         if name in pins and version.split("+", 1)[0] != pins[name]:
             out.append(f"{name} {pins[name]} -> {version}")
     return out
-
-
-def install(venv: Path) -> subprocess.CompletedProcess:
-    """Run the setup cell itself in the venv's Python (cvkit absent first), pointed at this checkout."""
-    py = str(venv_python(venv))
-    subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course"], capture_output=True)
-    # the cell runs in a kernel; a plain interpreter with the same code does the same pip calls
-    return subprocess.run([py, "-c", setup_cell_source()], capture_output=True, text=True, cwd=tempfile.gettempdir())
 
 
 def run_notebooks(venv: Path, paths: list[Path], out: Path, timeout: int = 600) -> list[dict]:
@@ -222,7 +213,7 @@ def run_notebooks(venv: Path, paths: list[Path], out: Path, timeout: int = 600) 
             [str(venv / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute", str(path),
              "--output-dir", str(out), f"--ExecutePreprocessor.kernel_name={KERNEL_NAME}",
              f"--ExecutePreprocessor.timeout={timeout}"],
-            capture_output=True, text=True, env=env, cwd=path.parent,
+            capture_output=True, text=True, env=env, cwd=path.parent, check=False,
         )
         seconds = time.perf_counter() - tic
         error = "" if proc.returncode == 0 else proc.stderr[-3000:]
@@ -251,11 +242,20 @@ def main(argv: list[str]) -> int:
         print(venv)
         return 0
     if args.command == "check":
-        found = changes(dry_run_report(venv), venv)
-        print("pinned packages the setup cell would change:", found or "none")
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            proc = run_setup_cell(venv, dry_run_report=report, target=build_wheel(venv, Path(tmp)))
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr)
+                return 1
+            data = json.loads(report.read_text())
+        wanted = sorted(f"{i['metadata']['name']} {i['metadata']['version']}" for i in data.get("install", []))
+        found = changes(data)
+        print("the setup cell would install:", ", ".join(wanted))
+        print("pinned packages it would change:", ", ".join(found) or "none")
         return 1 if found else 0
     if args.command == "install":
-        proc = install(venv)
+        proc = run_setup_cell(venv)
         print(proc.stdout + proc.stderr)
         return proc.returncode
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

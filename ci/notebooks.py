@@ -57,10 +57,10 @@ SETUP_CELL = '''\
 import importlib.metadata as md, importlib.util, os, socket, subprocess, sys, tempfile
 if importlib.util.find_spec("cvkit") is None:
     try:
-        socket.create_connection(("github.com", 443), timeout=10).close()
+        socket.create_connection(("pypi.org", 443), timeout=10).close()
     except OSError:
         fix = "Kaggle: turn on Settings > Internet, then run this cell again" if os.path.isdir("/kaggle") else "connect to the internet"
-        raise RuntimeError(f"cvkit is not installed and github.com cannot be reached. {{fix}}.") from None
+        raise RuntimeError(f"cvkit is not installed and there is no internet to install it. {{fix}}.") from None
     have = {{}}
     for d in md.distributions():
         have.setdefault(d.metadata["Name"], d.version)
@@ -256,7 +256,7 @@ def url_elsewhere(root: Path = ROOT) -> list[str]:
         return []
     found = []
     for name in tracked:
-        if not name or name == "pyproject.toml" or name.startswith("tests/fixtures/") or name.startswith("ci/colab/"):
+        if not name or name == "pyproject.toml" or name.startswith(("tests/fixtures/", "ci/colab/")):
             continue
         path = root / name
         try:
