@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FREEZE = ROOT / "ci" / "colab" / "pip-freeze.gpu.2026-08.txt"
 DEFAULT_VENV = ROOT / ".venv-colab"
 KERNEL_NAME = "cvkit-colab"
+BUILD_STEPS = "pins, kernelspec, ipyevents nbextension"  # part of the stamp: change it when build() changes
 COLAB_PYTHON = "3.13"  # the interpreter of the runtime the freeze file describes (Colab moved to 3.13 in August 2026)
 
 # What a lecture touches, at Colab's versions: the numeric stack, the Jupyter stack the front end talks to,
@@ -83,7 +84,7 @@ def venv_python(venv: Path) -> Path:
 def stamp(python: str) -> dict:
     """What the venv was built from; a different stamp means rebuild."""
     version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True).stdout.strip()
-    digest = hashlib.sha256(FREEZE.read_bytes() + "\n".join(PINNED).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(FREEZE.read_bytes() + "\n".join(PINNED).encode() + BUILD_STEPS.encode()).hexdigest()[:16]
     return {"python": version, "freeze": digest}
 
 
@@ -117,6 +118,9 @@ def build(venv: Path = DEFAULT_VENV, python: str | None = None, quiet: bool = Tr
         # Colab's kernel, under its own name so that no other python3 kernelspec on the machine is picked up.
         subprocess.run([py, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME, "--display-name", "Python 3 (Colab pins)"],
                        check=True, capture_output=True)
+        # The classic Notebook front end (the browser tests' stand-in for Colab's) loads ipyevents' JavaScript from
+        # share/jupyter/nbextensions, which its wheel does not fill; Colab loads it through its own widget manager.
+        subprocess.run([py, "-m", "notebook.nbextensions", "install", "--py", "--sys-prefix", "ipyevents"], check=True, capture_output=True)
     changed = drift(venv)
     if changed:
         raise RuntimeError(f"the venv does not hold Colab's pins: {changed}")

@@ -36,7 +36,10 @@ from tests.colab import colab_env, colab_venv  # noqa: F401  (session fixture)
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "test-browser"
 TOKEN = "cvkit-browser-test"
-DONE = "CVKIT-NOTEBOOK-DONE"
+DONE = "CVKIT-NOTEBOOK-DONE"  # printed by the last cell, whose source spells it in two halves
+
+DONE_CELL = f"print({DONE[:6]!r} + {DONE[6:]!r})"
+OUTPUT = {"lab": ".jp-OutputArea-output", "classic": ".output_area"}
 
 pytestmark = pytest.mark.browser
 
@@ -89,7 +92,7 @@ def _free_port() -> int:
 
 def _write_notebook(path: Path, sources: list[str], kernel: str) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in [*sources, f"print({DONE!r})"]]
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in [*sources, DONE_CELL]]
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     nbformat.write(nb, path)
     return path
@@ -98,7 +101,7 @@ def _write_notebook(path: Path, sources: list[str], kernel: str) -> Path:
 def _lecture_copy(name: str, folder: Path, kernel: str) -> Path:
     """A lecture notebook with a last cell that prints DONE (so the browser knows every cell ran)."""
     nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(f"print({DONE!r})"))
+    nb.cells.append(nbformat.v4.new_code_cell(DONE_CELL))
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     path = folder / f"{name}.ipynb"
     nbformat.write(nb, path)
@@ -147,16 +150,25 @@ def _open_and_run_all(page, url: str, name: str, front_end: str, timeout_s: floa
     if front_end == "lab":
         page.goto(f"{url}/lab/tree/{name}?token={TOKEN}&reset")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").first.wait_for(timeout=90_000)  # the kernel is up
         page.locator(".jp-Notebook").first.click()  # focus the notebook
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
     else:
+        # ipywidgets 7's manager first asks the kernel for existing widgets over a "control" comm (ipykernel 6.17
+        # has none: it logs a warning and falls back); a widget displayed before that settles is never drawn
+        settled = []
+        page.on("console", lambda m: "jupyter.widget.control" in m.text and settled.append(m.text))
         page.goto(f"{url}/notebooks/{name}?token={TOKEN}")
-        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()",
-                               timeout=90_000)
+        # the kernel is up and the widget manager listens: a widget created before that is never drawn
+        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()"
+                               " && Jupyter.notebook.kernel.comm_manager.targets['jupyter.widget'] !== undefined", timeout=90_000)
+        deadline = time.monotonic() + 20
+        while not settled and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        page.wait_for_timeout(500)
         page.evaluate("() => Jupyter.notebook.execute_all_cells()")
-    page.wait_for_selector(f"text={DONE}", timeout=timeout_s * 1000)
+    page.locator(OUTPUT[front_end], has_text=DONE).first.wait_for(timeout=timeout_s * 1000)
 
 
 IMAGE_BYTES_JS = """async (img) => {
@@ -260,7 +272,7 @@ def _run_front_end(front_end: str, command: list[str], env: dict[str, str], kern
         _open_and_run_all(page, url, lecture.name, front_end, timeout_s=240)
         _check_explorers(page, front_end, expected=1)
         _open_and_run_all(page, url, explorers.name, front_end, timeout_s=180)
-        assert page.locator("text=live widgets: True").count() == 1, "the kernel thought it was headless"
+        assert page.locator(OUTPUT[front_end], has_text="live widgets: True").count() == 1, "the kernel thought it was headless"
         _check_explorers(page, front_end, expected=4)
         _check_click_to_segment(page)
 
