@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
 
-import colab_env
+import colab_env  # noqa: E402  (ci/colab_env.py, importable once ci/ is on the path)
 
 
 @pytest.fixture(scope="session")

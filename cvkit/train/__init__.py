@@ -8,7 +8,7 @@ Typical use in a notebook::
     train = DeviceLoader.from_dataset(load_fashion_mnist("train"), 256, augment=flip_and_translate())
     test = DeviceLoader.from_dataset(load_fashion_mnist("test"), 1024, shuffle=False)
     history = fit(model, train, test, epochs=5, lr=3e-3, checkpoint_dir="checkpoints/lenet")
-    history.plot()
+    cvkit.viz.plot_history(history)
 """
 
 from cvkit.train.checkpoint import load_checkpoint, save_checkpoint
