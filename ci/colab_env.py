@@ -164,15 +164,34 @@ def setup_cell_source(target: Path = ROOT) -> str:
     return nbtools.setup_cell(source=f"{nbtools.DISTRIBUTION} @ {target.resolve().as_uri()}")
 
 
+def clean_copy(dest: Path) -> Path:
+    """The files git would commit from this checkout (tracked and new, not ignored), copied into ``dest``.
+
+    What a student's ``git+https`` install clones: building from the working folder itself would let setuptools
+    reuse a stale ``build/lib`` (modules deleted from the tree stay in it).
+    """
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, names):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 def build_wheel(venv: Path, out: Path) -> Path:
     """A wheel of this checkout (what pip builds from the git URL on Colab), written into ``out``."""
-    subprocess.run([str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)], check=True,
+    source = clean_copy(out / "source")
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)], check=True,
                    capture_output=True, cwd=tempfile.gettempdir())
     return next(out.glob("cvkit_course-*.whl"))
 
 
-def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path = ROOT) -> subprocess.CompletedProcess:
+def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path | None = None) -> subprocess.CompletedProcess:
     """Run the setup cell's code in the venv's Python, with cvkit not installed, as a fresh runtime would.
+
+    ``target`` replaces the course's git URL; by default a clean copy of this checkout (:func:`clean_copy`).
 
     With ``dry_run_report``, pip resolves but installs nothing and writes its ``--report`` there: pip reads
     ``--dry-run`` and ``--report`` from ``PIP_DRY_RUN`` and ``PIP_REPORT``, so the cell runs unchanged. Point
@@ -180,13 +199,16 @@ def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path 
     an isolated build environment for a source folder, which then installs nothing and fails.
     """
     py = str(venv_python(venv))
-    subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course"], capture_output=True, check=False)
+    subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course", "cvkit"], capture_output=True, check=False)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     if dry_run_report is not None:
         env.update(PIP_DRY_RUN="1", PIP_REPORT=str(dry_run_report))
-    # cwd outside the checkout: `import cvkit` must not find the source tree instead of the installed package
-    return subprocess.run([py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
-                          check=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        # an empty working folder: `import cvkit` must find the installed package, never a source tree
+        work = Path(tmp) / "work"
+        work.mkdir()
+        target = target or clean_copy(Path(tmp) / "clone")
+        return subprocess.run([py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=work, check=False)
 
 
 def changes(report: dict) -> list[str]:

@@ -43,8 +43,8 @@ OUTPUT = {"lab": ".jp-OutputArea-output", "classic": ".output_area"}
 
 pytestmark = pytest.mark.browser
 
-# The notebook with one cell per explorer. A region-growing predictor stands in for SAM: the widget, not the
-# model, is under test, and its masks are exact (the clicked shape).
+# The notebook with one cell per explorer. A predictor that answers with the true mask of the clicked shape stands
+# in for SAM: the widget, not the model, is under test.
 EXPLORERS = [
     """import torch
 import torch.nn as nn
@@ -63,24 +63,22 @@ print("live widgets:", not cvkit.runtime.headless())""",
     'feature_map_explorer(model, photo, ["act1", "act2"], n=4);',
     'receptive_field_explorer(model, photo, ["act1", "act2"]);',
     "explore_anchors(photo);",
-    """import numpy as np
-from scipy import ndimage
-from cvkit.sam.predictor import Prediction
+    """from cvkit.sam.predictor import Prediction
 
-class RegionPredictor:
-    \"\"\"Mask = the connected region of pixels coloured like the clicked one (an exact answer on ShapesDataset).\"\"\"
+class GroundTruthPredictor:
+    \"\"\"Answers a click with the true mask of the shape under it (ShapesDataset knows every mask).\"\"\"
+    def __init__(self, masks):
+        self.masks = masks  # (K, H, W) bool
     def set_image(self, image):
         self.image = image
     def predict(self, points=None, labels=None, box=None, multimask=True):
         x, y = (int(v) for v in points[-1].tolist())
-        colour = self.image[:, y, x]
-        same = ((self.image - colour[:, None, None]).abs().amax(0) < 0.05).numpy()
-        regions, _ = ndimage.label(same)
-        mask = torch.from_numpy(regions == regions[y, x])
+        hit = [m for m in self.masks if m[y, x]]
+        mask = hit[0] if hit else torch.zeros_like(self.masks[0])
         return Prediction(mask[None], torch.tensor([0.9]), mask[None].float())
 
 sample = ShapesDataset(1, image_size=64, min_shapes=1, max_shapes=1, seed=3)[0]
-click_to_segment(RegionPredictor(), sample.image);""",
+click_to_segment(GroundTruthPredictor(sample.masks), sample.image);""",
 ]
 
 
