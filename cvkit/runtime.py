@@ -159,6 +159,35 @@ class RunProfile:
         """True in the fast (CPU/CI) profile."""
         return self.profile == "fast"
 
+    def checkpoint_dir(self, run: str) -> str | None:
+        """Where a training cell checkpoints in the full profile (``None`` in the fast profile).
+
+        Pass it to :func:`cvkit.train.fit`: ``fit(..., checkpoint_dir=P.checkpoint_dir("07_swin"))``. In the full
+        profile the run (minutes on a GPU) saves ``last.pt`` after every epoch into the platform's outputs
+        folder (:func:`cvkit.storage.checkpoint_dir`: Google Drive when mounted on Colab, ``/kaggle/working``
+        on Kaggle), so running the cell again after a disconnect resumes it. The folder name ends with a digest
+        of the profile's settings, so a changed setting starts a fresh run instead of resuming a different one.
+        The fast profile (CI, seconds on a CPU) does not checkpoint: a rerun must recompute, never resume.
+
+        Args:
+            run: a name for the run, unique in the course (``"<notebook>_<model>"``, e.g. ``"07_swin"``).
+
+        Raises:
+            ValueError: ``run`` is not a plain folder name.
+        """
+        if not run or "/" in run or "\\" in run or run.startswith("."):
+            raise ValueError(f"run must be a plain name such as '07_swin', got {run!r}")
+        if self.fast:
+            return None
+        import hashlib
+        import json
+
+        from cvkit.storage import checkpoint_dir
+
+        settings = json.dumps({k: self.sizes[k] for k in sorted(self.sizes)}, default=str)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+        return str(checkpoint_dir(f"{run}-{self.profile}-{digest}"))
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v!r}" for k, v in self.sizes.items())
         return f"RunProfile({self.profile!r}, device={str(self.device)!r}, {sizes})"
