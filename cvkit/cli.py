@@ -6,6 +6,7 @@
     cvkit release [A ...]      generate assignments/<a>/ from solutions/<a>/ (nbgrader)
     cvkit validate [A ...]     reference solution -> full marks, untouched release -> 0
     cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
+    cvkit site                 build the course website from the executed notebooks into build/site/
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Sequence
 
 from cvkit import __version__
 from cvkit.course.assignment_commands import register as _register_assignment_commands
+from cvkit.site.command import register as _register_site_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     course = sub.add_parser("course", help="run the whole course: every notebook, then the assignments (default)")
     _add_run_options(course, default_out="build/course")
+    course.add_argument("--site", default="build/site", help="where the course website goes (default build/site)")
+    course.add_argument("--no-site", action="store_true", help="do not build the course website")
     course.set_defaults(handler=_course)
 
     doctor = sub.add_parser("doctor", help="versions, device, and which datasets resolve offline")
@@ -56,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Further subcommands append a ``register(subparsers)`` function here.
-_EXTENSIONS: list = [_register_assignment_commands]
+_EXTENSIONS: list = [_register_assignment_commands, _register_site_command]
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -68,7 +72,7 @@ def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
 def _course(args) -> int:
     from cvkit.course.main_job import run_course
 
-    return 0 if run_course(args.profile, args.jobs, args.out) else 1
+    return 0 if run_course(args.profile, args.jobs, args.out, site=None if args.no_site else args.site) else 1
 
 
 def _doctor(args) -> int:
