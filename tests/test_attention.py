@@ -89,6 +89,18 @@ def _pair(dim=16, heads=4, kdim=None, bias=True):
     return ours, ref
 
 
+def test_a_refused_load_from_torch_changes_nothing():
+    """Every check comes before the first copy: a module refused for its biases (or shapes) keeps its weights."""
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(16, 4, qkv_bias=True)
+    before = {k: v.clone() for k, v in ours.state_dict().items()}
+    for ref in (nn.MultiheadAttention(16, 4, batch_first=True, bias=False),  # no q/k/v biases
+                nn.MultiheadAttention(16, 4, batch_first=True, kdim=12, vdim=12)):  # keys of another width
+        with pytest.raises(ValueError):
+            ours.load_from_torch(ref)
+        assert all(torch.equal(before[k], v) for k, v in ours.state_dict().items())
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_self_attention_matches_nn_multihead_attention(fused):
     ours, ref = _pair()

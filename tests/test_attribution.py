@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cvkit.attribution import grad_cam, saliency_map
-from cvkit.hooks import capture_outputs
+from cvkit.inspect import capture_outputs, grad_cam, saliency_map
 
 
 def tiny_cam_net(w_class: torch.Tensor) -> nn.Sequential:

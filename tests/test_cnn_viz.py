@@ -8,11 +8,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from cvkit.models import create_model  # noqa: E402
-from cvkit.receptive_field import receptive_fields  # noqa: E402
+from cvkit.conv import receptive_fields  # noqa: E402
 from cvkit.viz import (  # noqa: E402
     draw_receptive_field,
     overlay_heatmap,

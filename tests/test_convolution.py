@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.convolution import (
+from cvkit.conv import (
     conv2d_im2col,
     conv2d_loops,
     conv_matrix,

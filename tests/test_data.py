@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import cvkit.data.fashion_mnist as fm
-import cvkit.data.sources as sources
 from cvkit.data import (
     DatasetNotFoundError,
     DeviceLoader,

@@ -9,6 +9,7 @@ import torch
 import torchvision.ops as ops
 
 from cvkit import detection as D
+from cvkit import segmentation as S
 
 
 def random_boxes(n, generator, extent=60.0, max_size=25.0, min_size=0.5):
@@ -200,10 +201,10 @@ def test_match_anchors_matches_torchvision_matcher(gen, low_quality):
 
 def test_match_anchors_thresholds_ties_and_no_ground_truth():
     iou = torch.tensor([[0.8, 0.5, 0.1, 0.2], [0.1, 0.2, 0.2, 0.0]])  # box 1 peaks at 0.2 twice (a tie)
-    assert D.match_anchors(iou, 0.7, 0.3, False).tolist() == [0, D.IGNORE, D.BACKGROUND, D.BACKGROUND]
+    assert D.match_anchors(iou, 0.7, 0.3, False).tolist() == [0, D.BETWEEN_THRESHOLDS, D.BELOW_LOW_THRESHOLD, D.BELOW_LOW_THRESHOLD]
     # low-quality matches: box 1's best anchors (1 and 2, tied at 0.2) become positive, each for its own best box
-    assert D.match_anchors(iou, 0.7, 0.3, True).tolist() == [0, 0, 1, D.BACKGROUND]
-    assert D.match_anchors(torch.zeros(0, 5)).tolist() == [D.BACKGROUND] * 5
+    assert D.match_anchors(iou, 0.7, 0.3, True).tolist() == [0, 0, 1, D.BELOW_LOW_THRESHOLD]
+    assert D.match_anchors(torch.zeros(0, 5)).tolist() == [D.BELOW_LOW_THRESHOLD] * 5
     with pytest.raises(ValueError, match="low <= high"):
         D.match_anchors(iou, 0.3, 0.7)
 
@@ -403,7 +404,7 @@ def test_mask_iou_hand_computed():
     a[0, :2, :2] = True  # 4 pixels
     b = torch.zeros(1, 4, 4, dtype=torch.bool)
     b[0, 1:3, 1:3] = True  # 4 pixels, 1 shared with a[0]
-    torch.testing.assert_close(D.mask_iou(a, b), torch.tensor([[1 / 7], [0.0]], dtype=torch.float64))
+    torch.testing.assert_close(S.mask_iou(a, b), torch.tensor([[1 / 7], [0.0]], dtype=torch.float64))
 
 
 def test_map_hand_computed_cases():
@@ -459,3 +460,16 @@ def test_crop_regions_warps_to_a_fixed_size():
     torch.testing.assert_close(crops[0, :, 1:-1, 1:-1], torch.ones(3, 6, 6))  # the border samples blend with outside pixels
     assert crops[0].min() > 0.5
     torch.testing.assert_close(crops[1], torch.zeros(3, 8, 8))
+
+
+def test_proposal_recall_hand_computed():
+    gt = [torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]]), torch.tensor([[0.0, 0, 4, 4]])]
+    proposals = [torch.tensor([[0.0, 0, 10, 12], [50.0, 50, 60, 60]]),  # IoU 100/120 = 0.83 with the first box only
+                 torch.zeros(0, 4)]  # no candidate at all in the second image
+    assert D.proposal_recall(proposals, gt, 0.5) == pytest.approx(1 / 3)
+    assert D.proposal_recall(proposals, gt, 0.9) == 0.0
+    assert D.proposal_recall([torch.zeros(0, 4)], [torch.zeros(0, 4)]) == 0.0  # no object: 0, not a division by zero
+    with pytest.raises(ValueError, match="as many"):
+        D.proposal_recall(proposals, gt[:1])
+    with pytest.raises(ValueError, match="iou_threshold"):
+        D.proposal_recall(proposals, gt, 1.5)

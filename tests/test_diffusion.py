@@ -22,6 +22,7 @@ from cvkit.diffusion import (
     sample,
     timestep_embedding,
 )
+from tests.oracles import require_oracle
 
 
 # -- schedules ---------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def test_schedule_errors():
 
 @pytest.mark.parametrize("kind,name", [("linear", "linear"), ("cosine", "squaredcos_cap_v2")])
 def test_schedules_match_diffusers(kind, name):
-    diffusers = pytest.importorskip("diffusers")
+    diffusers = require_oracle("diffusers")
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=name)
     ours = make_schedule(kind, 1000)
     torch.testing.assert_close(ours.betas, ref.betas, atol=1e-7, rtol=1e-5)
@@ -101,7 +102,7 @@ def test_q_sample_matches_chain_in_distribution():
 
 
 def test_q_sample_matches_diffusers_add_noise():
-    diffusers = pytest.importorskip("diffusers")
+    diffusers = require_oracle("diffusers")
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000)
     x0, noise = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
     t = torch.tensor([0, 10, 500, 999])
@@ -147,7 +148,7 @@ def test_ddpm_clipped_and_unclipped_agree_when_x0_in_range():
 @pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("kind,name", [("linear", "linear"), ("cosine", "squaredcos_cap_v2")])
 def test_ddpm_step_matches_diffusers(kind, name, clip):
-    diffusers = pytest.importorskip("diffusers")
+    diffusers = require_oracle("diffusers")
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=name, clip_sample=clip)
     sched = make_schedule(kind)
     x, eps = torch.randn(2, 1, 6, 6) * 1.5, torch.randn(2, 1, 6, 6)
@@ -169,7 +170,7 @@ def test_ddim_step_equation_12_hand_computed():
 
 @pytest.mark.parametrize("eta", [0.0, 0.5])
 def test_ddim_step_matches_diffusers(eta):
-    diffusers = pytest.importorskip("diffusers")
+    diffusers = require_oracle("diffusers")
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False)
     ref.set_timesteps(20)
     ours_t = inference_timesteps(1000, 20)
@@ -200,6 +201,16 @@ def test_step_errors():
         ddpm_step(x, x, 3, sched, variance="learned")
     with pytest.raises(ValueError, match="eta"):
         ddim_step(x, x, 3, 2, sched, eta=-1)
+
+
+def test_ddpm_step_checks_variance_at_the_last_step_too():
+    """t = 0 returns the mean without reading the variance; a misspelt one must still be refused there."""
+    sched = make_schedule("linear", 10)
+    x = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="choose one of"):
+        ddpm_step(x, x, 0, sched, variance="fixed_small")
+    with pytest.raises(ValueError, match="choose one of"):
+        ddpm_step(x, x, 5, sched, prev_t=-1, variance="fixed_small")
 
 
 # -- guidance and loss ----------------------------------------------------------------------------
@@ -236,7 +247,7 @@ def test_diffusion_loss_is_mse_to_the_noise():
 
 # -- U-Net and an end-to-end sanity run ------------------------------------------------------------
 def test_timestep_embedding_matches_diffusers():
-    diffusers = pytest.importorskip("diffusers")
+    require_oracle("diffusers")
     from diffusers.models.embeddings import get_timestep_embedding
 
     t = torch.tensor([0, 1, 17, 999])
@@ -274,3 +285,42 @@ def test_sampling_with_oracle_denoiser_reaches_the_data():
         out = sample(oracle, (3, 1, 4, 4), sched, method=method, num_steps=steps, record=4, generator=g, device="cpu")
         torch.testing.assert_close(out.images, target.expand(3, -1, -1, -1), atol=1e-3, rtol=0)
         assert out.states.shape[1:] == (3, 1, 4, 4) and out.timesteps[-1] == -1
+
+
+class _RecordsMode(torch.nn.Module):
+    """A noise predictor with dropout that records whether it ran in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = torch.nn.Dropout(0.5)
+        self.modes = []
+
+    def forward(self, x, t):
+        self.modes.append(self.training)
+        return self.drop(torch.ones_like(x))
+
+
+def test_sample_runs_the_model_in_eval_mode_and_restores_its_mode():
+    model = _RecordsMode().train()
+    out = sample(model, (2, 1, 4, 4), make_schedule("linear", 10), num_steps=3, device="cpu")
+    assert model.modes == [False, False, False]  # dropout off while sampling, as the docstring says
+    assert model.training  # and back in training mode afterwards
+    assert torch.isfinite(out.images).all()
+    model.eval()
+    sample(model, (2, 1, 4, 4), make_schedule("linear", 10), num_steps=2, device="cpu")
+    assert not model.training  # an eval model stays in eval mode
+
+
+def test_plot_schedules_shows_q_sample_of_the_chosen_schedule():
+    from cvkit.viz import plot_schedules
+
+    schedules = {"linear": make_schedule("linear", 100), "cosine": make_schedule("cosine", 100)}
+    x0 = torch.rand(1, 3, 8, 8) * 2 - 1
+    eps = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    fig = plot_schedules(schedules, x0, "cosine", 40, noise=eps)
+    curves, snr, image = fig.axes
+    assert [line.get_linewidth() for line in curves.lines[:2]] == [1, 2]  # the chosen schedule drawn thicker
+    expected = ((q_sample(x0, 40, schedules["cosine"], eps)[0] + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+    assert torch.allclose(torch.as_tensor(image.images[0].get_array().data), expected)
+    with pytest.raises(KeyError, match="kind must be one of"):
+        plot_schedules(schedules, x0, "sigmoid", 40)

@@ -23,6 +23,7 @@ from cvkit.models.autoencoder import ConvAutoencoder
 from cvkit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from cvkit.models.restoration import RestorationNet
 from cvkit.models.vae import ConvVAE, reparameterize
+from tests.oracles import require_oracle
 
 
 def test_gaussian_kl_matches_torch_distributions():
@@ -98,7 +99,7 @@ def test_train_gan_updates_both_networks_on_a_toy_batch():
 
 
 def test_psnr_matches_torchmetrics():
-    tm = pytest.importorskip("torchmetrics")
+    tm = require_oracle("torchmetrics")
     a, b = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
     ref = tm.functional.image.peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
     torch.testing.assert_close(psnr(a, b), ref)
@@ -154,3 +155,14 @@ def test_restoration_net_is_residual_and_trains_a_step():
     assert out.loss.ndim == 0 and out.count == 2
     with pytest.raises(ValueError, match=r"\(B, 4, H, W\)"):
         net(torch.rand(1, 3, 8, 8))
+
+
+def test_plot_gan_history_draws_both_panels():
+    from cvkit.generative import GANHistory
+    from cvkit.viz import plot_gan_history
+
+    hist = GANHistory([{"epoch": e, "d_loss": 1.0 / e, "g_loss": 2.0, "d_real": 0.6, "d_fake": 0.4, "seconds": 1.0} for e in (1, 2)])
+    fig = plot_gan_history(hist)
+    losses, outputs = fig.axes
+    assert [line.get_label() for line in losses.lines] == ["discriminator", "generator"]
+    assert list(losses.lines[0].get_ydata()) == [1.0, 0.5] and outputs.get_ylim() == (0, 1)

@@ -1,12 +1,12 @@
-"""Focal loss against cross-entropy and torchvision; SAM against the algorithm done by hand."""
+"""Focal loss against cross-entropy and torchvision; sharpness-aware minimization against the algorithm done by hand."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from cvkit.losses import binary_focal_loss, focal_loss, rmse
-from cvkit.optim import SAM
+from cvkit.train.losses import binary_focal_loss, focal_loss, rmse
+from cvkit.train.optim import SharpnessAwareMinimizer
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():
@@ -46,7 +46,7 @@ def test_sam_step_by_hand():
     a = torch.tensor([1.0, 10.0])
     w0 = torch.tensor([1.0, 1.0])
     w = torch.nn.Parameter(w0.clone())
-    sam = SAM([w], torch.optim.SGD, rho=0.1, lr=0.05)
+    sam = SharpnessAwareMinimizer([w], torch.optim.SGD, rho=0.1, lr=0.05)
     (0.5 * (a * w * w).sum()).backward()
     sam.first_step()
     g = a * w0
@@ -62,8 +62,8 @@ def test_sam_closure_matches_manual_steps():
     x, y = torch.randn(8, 3), torch.randn(8, 1)
     m1, m2 = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
     m2.load_state_dict(m1.state_dict())
-    s1 = SAM(m1.parameters(), torch.optim.SGD, lr=0.1)
-    s2 = SAM(m2.parameters(), torch.optim.SGD, lr=0.1)
+    s1 = SharpnessAwareMinimizer(m1.parameters(), torch.optim.SGD, lr=0.1)
+    s2 = SharpnessAwareMinimizer(m2.parameters(), torch.optim.SGD, lr=0.1)
 
     def closure():
         s1.zero_grad()

@@ -46,3 +46,22 @@ def test_model_smoke(name):
     for n, p in model.named_parameters():
         if p.grad is not None:
             assert torch.isfinite(p.grad).all(), f"{name}: gradient of {n} has NaN/inf"
+
+
+def test_model_factory_builds_fresh_models():
+    from cvkit.models import model_factory
+
+    make = model_factory("conv_encoder", widths=(4, 8))
+    a, b = make(), make()
+    assert a is not b and type(a).__name__ == "ConvEncoder" and a.feature_dim == 8
+    assert not torch.equal(next(a.parameters()), next(b.parameters()))  # independent initialisations
+    assert make.__name__ == "make_conv_encoder"
+    with pytest.raises(KeyError, match="unknown model"):
+        model_factory("no_such_model")
+
+
+def test_detect_with_pretrained_checks_the_image_before_any_download():
+    from cvkit.models.pretrained import detect_with_pretrained
+
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        detect_with_pretrained("fasterrcnn_resnet50_fpn", torch.rand(1, 3, 8, 8))

@@ -9,7 +9,7 @@ from cvkit.models import create_model
 from cvkit.models.alexnet import AlexNet
 from cvkit.models.resnet import resnet
 from cvkit.models.vgg import VGG
-from cvkit.receptive_field import ReceptiveFieldError, empirical_receptive_field, linear_positive_copy, receptive_fields
+from cvkit.conv import ReceptiveFieldError, empirical_receptive_field, linear_positive_copy, receptive_fields
 
 META = torch.device("meta")  # the analytic field needs shapes only
 
@@ -54,11 +54,11 @@ def test_split_paths_and_the_plain_chain_formula_of_lecture_02():
             return torch.cat([a, self.d(b)], 1)
 
     assert receptive_fields(Split(), (4, 16, 16)).rows[-1].size == (7, 7)
-    # a plain chain agrees with cvkit.convolution.receptive_field_chain (lecture 02)
-    from cvkit.convolution import receptive_field_chain
+    # a plain chain agrees with cvkit.conv.receptive_field_chain (lecture 02)
+    from cvkit.conv import receptive_field_chain
 
     layers = [(7, 2), (3, 2), (3, 1), (3, 2), (5, 1, 2)]
-    chain = nn.Sequential(*[nn.Conv2d(1, 1, k, s, d * (k - 1) // 2, dilation=d) for k, s, d in ((*l, 1)[:3] for l in layers)])
+    chain = nn.Sequential(*[nn.Conv2d(1, 1, k, s, d * (k - 1) // 2, dilation=d) for k, s, d in ((*layer, 1)[:3] for layer in layers)])
     rows = receptive_fields(chain, (1, 64, 64)).rows
     assert [(r.size[0], r.stride[0], r.padding[0]) for r in rows] == [(c["size"], c["jump"], c["padding"]) for c in receptive_field_chain(layers)]
 
@@ -164,3 +164,16 @@ def test_unsupported_operations_and_bad_arguments():
         empirical_receptive_field(model, "features.0", mode="gradient")
     with pytest.raises(ValueError, match="outside"):
         empirical_receptive_field(model, "features.0", (40, 0), input_size=(1, 28, 28))
+
+
+def test_conv_chain_is_what_receptive_field_chain_describes():
+    """Lecture 02's dilated stack: the formula, the traced graph and the measured gradient support agree (15 pixels)."""
+    from cvkit.conv import conv_chain, receptive_field_chain
+
+    layers = [(3, 1, 1), (3, 1, 2), (3, 1, 4)]
+    net = conv_chain(layers)
+    assert [m.dilation for m in net] == [(1, 1), (2, 2), (4, 4)] and [m.padding for m in net] == [(1, 1), (2, 2), (4, 4)]
+    assert receptive_field_chain(layers)[-1]["size"] == receptive_fields(net, (1, 41, 41))["2"].size[0] == 15
+    assert empirical_receptive_field(net, "2", input_size=(1, 41, 41)).size == (15, 15)
+    with pytest.raises(ValueError, match="at least one"):
+        conv_chain([])

@@ -3,11 +3,23 @@
 import pytest
 import torch
 
-from cvkit.runtime import headless, pick_device, resolve_profile, seed_everything, use_profile
+from cvkit.runtime import available_devices, headless, pick_device, resolve_profile, seed_everything, use_profile
+
+
+def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    """The order is the documented one: each case forced, so the test can fail on any machine."""
+    mps = torch.backends.mps
+    for cuda_ok, mps_ok, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda ok=cuda_ok: ok)
+        monkeypatch.setattr(mps, "is_available", lambda ok=mps_ok: ok)
+        assert pick_device().type == expected and pick_device("auto").type == expected
+        assert available_devices() == [d for d, ok in (("cuda", cuda_ok), ("mps", mps_ok), ("cpu", True)) if ok]
 
 
 def test_pick_device_on_this_machine():
-    assert pick_device().type in ("cuda", "mps", "cpu")
+    best = pick_device()
+    assert best.type == available_devices()[0]  # the best device here, and a tensor can live on it
+    assert torch.zeros(2, device=best).device.type == best.type
     assert pick_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available on this machine"):

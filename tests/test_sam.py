@@ -19,7 +19,6 @@ from cvkit.sam import (
     SmallSAM,
     SmallSamPredictor,
     load_official_sam,
-    mask_iou,
     masks_to_boxes,
     memory_readout,
     moving_object_video,
@@ -31,6 +30,8 @@ from cvkit.sam import (
 )
 from cvkit.sam.model import SamOutput
 from cvkit.sam.training import dice_loss, evaluate_prompts, instance_pairs
+from cvkit.segmentation import mask_iou, paired_mask_iou
+from tests.oracles import require_oracle
 
 
 def test_random_fourier_encoding_hand_computed():
@@ -111,16 +112,25 @@ def test_prompt_simulation():
         sample_points(torch.zeros(1, 4, 4, dtype=torch.bool))
 
 
-def test_mask_iou_matches_torchmetrics():
-    tm = pytest.importorskip("torchmetrics")
+def test_paired_mask_iou_matches_torchmetrics_and_the_pairwise_one():
+    tm = require_oracle("torchmetrics")
     g = torch.Generator().manual_seed(0)
     pred, target = torch.rand(4, 2, 8, 8, generator=g) > 0.5, torch.rand(4, 8, 8, generator=g) > 0.5
-    ious = mask_iou(pred, target)
+    ious = paired_mask_iou(pred, target[:, None])  # SAM's K candidates against their image's target
+    assert ious.shape == (4, 2)
     for b in range(4):
         for k in range(2):
             ref = tm.functional.classification.binary_jaccard_index(pred[b, k].long(), target[b].long())
             assert ious[b, k].item() == pytest.approx(ref.item(), abs=1e-6)
-    assert mask_iou(torch.zeros(1, 1, 2, 2, dtype=torch.bool), torch.zeros(1, 2, 2, dtype=torch.bool)).item() == 1.0
+            assert ious[b, k].item() == pytest.approx(mask_iou(pred[b, k][None], target[b][None]).item(), abs=1e-6)
+    # logits count as inside where positive
+    assert torch.equal(paired_mask_iou(torch.where(pred, 3.0, -3.0), target[:, None]), ious)
+    # one convention for two empty masks, in both functions and in torchmetrics: IoU 0
+    empty = torch.zeros(1, 2, 2, dtype=torch.bool)
+    ref = tm.functional.classification.binary_jaccard_index(empty[0].long(), empty[0].long()).item()
+    assert paired_mask_iou(empty, empty).item() == mask_iou(empty, empty).item() == ref == 0.0
+    with pytest.raises(ValueError, match="one size"):
+        paired_mask_iou(torch.zeros(1, 2, 2), torch.zeros(1, 3, 3))
 
 
 def test_sam_loss_backpropagates_only_the_best_candidate():
@@ -320,7 +330,7 @@ def test_click_to_segment_live_controls_update_the_prompts():
 
 
 def test_official_adapter_drives_a_tiny_transformers_sam():
-    transformers = pytest.importorskip("transformers")
+    transformers = require_oracle("transformers")
     from transformers.models.sam.configuration_sam import SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cvkit import segmentation as S
-from cvkit.convolution import conv_matrix
+from cvkit.conv import conv_matrix
 from cvkit.models import create_model
 from cvkit.viz.annotations import PALETTE
 

@@ -1,4 +1,4 @@
-"""SimCLR's augmentations, batched on the device: checked against torchvision's and scipy's definitions."""
+"""Batched augmentations (cvkit.data.augment) and SimCLR's recipe: checked against torchvision's and scipy's definitions."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from scipy import ndimage
 
-from cvkit.ssl.augment import (
+from cvkit.data.augment import (
     ColorJitter,
     RandomCutout,
     RandomResizedCrop,
@@ -18,10 +18,9 @@ from cvkit.ssl.augment import (
     grayscale,
     resized_crop,
     rotate90,
-    simclr_augmentation,
-    simclr_gallery,
     sobel,
 )
+from cvkit.ssl.augment import simclr_augmentation, simclr_gallery
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cvkit.ssl.beit import blockwise_mask, blockwise_masks
 from cvkit.layers import patchify
@@ -67,8 +66,8 @@ def test_blockwise_mask_stops_just_above_forty_percent():
         assert count > 0.4 * 196  # until |M| > 0.4 N
         before = m.clone()
         before.zero_()
-        for t, l, a, b, s, r in blocks[:-1]:
-            before[t : t + a, l : l + b] = True
+        for t, left, a, b, s, r in blocks[:-1]:
+            before[t : t + a, left : left + b] = True
         assert int(before.sum()) <= 0.4 * 196  # the loop ran until, and only until, the bound was crossed
         ratios.append(count / 196)
     assert 0.40 < sum(ratios) / len(ratios) < 0.46
@@ -80,13 +79,13 @@ def test_blockwise_blocks_follow_the_algorithm():
         m, blocks = blockwise_mask(14, 14, generator=g, return_blocks=True)
         union = torch.zeros(14, 14, dtype=torch.bool)
         masked_before = 0
-        for t, l, a, b, s, r in blocks:
+        for t, left, a, b, s, r in blocks:
             assert 0.3 - 1e-9 <= r <= 1 / 0.3 + 1e-9  # aspect ratio in [0.3, 1/0.3]
             remaining = 0.4 * 196 - masked_before
             assert min(16, remaining) <= s <= max(16, remaining)  # s ~ Rand(16, 0.4N - |M|)
             assert a == max(1, round(math.sqrt(s * r))) and b == max(1, round(math.sqrt(s / r)))
-            assert 0 <= t <= 14 - a and 0 <= l <= 14 - b  # inside the grid
-            union[t : t + a, l : l + b] = True
+            assert 0 <= t <= 14 - a and 0 <= left <= 14 - b  # inside the grid
+            union[t : t + a, left : left + b] = True
             masked_before = int(union.sum())
         assert torch.equal(union, m)  # M is the union of the blocks
 

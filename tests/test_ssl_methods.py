@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from cvkit.layers import ConvEncoder
 from cvkit.ssl import (
@@ -205,7 +204,7 @@ def test_pretrain_runs_the_kit_loop_and_lowers_the_loss():
 
 
 def test_colorization_predicts_chroma_and_keeps_the_luma():
-    from cvkit.ssl.augment import grayscale
+    from cvkit.data.augment import grayscale
     from cvkit.ssl.pretext import DensePretext, chroma_to_rgb, rgb_to_chroma
 
     x = torch.rand(3, 3, 16, 16)
@@ -220,3 +219,17 @@ def test_colorization_predicts_chroma_and_keeps_the_luma():
     torch.testing.assert_close(grayscale(rgb)[keep], grey[keep], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="out_channels must be 3"):
         DensePretext(ConvEncoder(1, SMALL), out_channels=1, task="colorization")
+
+
+def test_plot_embeddings_one_panel_per_encoder():
+    from cvkit.viz import plot_embeddings
+
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(30, 1, 28, 28, generator=g), torch.arange(30) % 3
+    encoders = {"a": ConvEncoder(1, SMALL), "b": ConvEncoder(1, SMALL)}
+    fig = plot_embeddings(encoders, images, labels, ["x", "y", "z"], method="pca")
+    assert [ax.get_title() for ax in fig.axes] == ["a (pca)", "b (pca)"]
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 30  # every image is a point
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="as many"):
+        plot_embeddings(encoders, images, labels[:5])

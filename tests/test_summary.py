@@ -11,7 +11,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from cvkit.models.resnet import resnet
-from cvkit.summary import conv_macs, summary
+from cvkit.inspect import conv_macs, summary
 
 META = torch.device("meta")
 
@@ -50,6 +50,28 @@ def test_macs_equal_torch_flop_counter(name):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 3, 224, 224, device=META))
     assert s.total_macs == counter.get_total_flops() // 2  # torch counts 2 FLOPs per multiply-accumulate
+
+
+def test_count_macs_and_summary_use_torchs_public_counter():
+    """count_macs is FlopCounterMode's FLOPs / 2, summary totals agree, and no private torch module is imported."""
+    import ast
+    from pathlib import Path
+
+    import cvkit.inspect.model_summary as module
+    from cvkit.inspect import count_macs
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(5))
+    x = torch.zeros(2, 3, 10, 10)
+    net(x)  # materialise the lazy layer
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x)
+    expected = 2 * 8 * 8 * 8 * (3 * 3 * 3) + 2 * (8 * 8 * 8) * 5  # conv: B*H'*W'*C_out*(C_in*k*k); linear: B*in*out
+    assert count_macs(net, x) == counter.get_total_flops() // 2 == expected
+    assert summary(net, inputs=x).total_macs == expected
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in imported if m and any(part.startswith("_") for part in m.split(".")[1:])], imported
 
 
 def test_hand_counted_small_network():

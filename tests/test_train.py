@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import cvkit.train.precision as precision_module
 from cvkit.data import DeviceLoader, flip_and_translate, load_fashion_mnist
+from cvkit.viz import plot_history
 from cvkit.train import (
     History,
     NonFiniteLossError,
@@ -163,7 +164,7 @@ def test_history_and_checkpoint_roundtrip(tmp_path):
     h.append({"epoch": 2, "train_loss": 0.5, "val_accuracy": 0.7})
     assert h.best()["epoch"] == 2 and h.best("train_loss", "min")["epoch"] == 2
     assert "| 2 | 0.5 | 0.7 |" in h.to_markdown()
-    assert len(h.plot().axes) == 2
+    assert len(plot_history(h).axes) == 2
     with pytest.raises(KeyError, match="no column"):
         h["val_loss"]
     path = save_checkpoint({"model": {}, "epoch": 3, "history": h.state_dict()}, tmp_path / "c" / "last.pt")
@@ -174,6 +175,22 @@ def test_history_and_checkpoint_roundtrip(tmp_path):
     torch.save([1, 2], tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a cvkit training checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+class _RunsWhenUnpickled:
+    """Unpickling calls print("pwned"): what any object in a pickle could do instead."""
+
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoints_load_weights_only(tmp_path, capsys):
+    """A checkpoint is opened with weights_only=True: an object that would run code on unpickling is refused."""
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "epoch": 1, "payload": _RunsWhenUnpickled()}, path)
+    with pytest.raises(ValueError, match="weights_only loading refuses"):
+        load_checkpoint(path)
+    assert "pwned" not in capsys.readouterr().out
 
 
 def test_best_checkpoint_tracks_validation_accuracy(fmnist, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cvkit.layers import Mlp, TransformerBlock
+from cvkit.layers import FeedForward, TransformerBlock
 
 
 def _copy_ffn(block: TransformerBlock, layer) -> None:
@@ -66,4 +66,4 @@ def test_context_errors():
     with pytest.raises(ValueError, match="pass context"):
         TransformerBlock(16, 2, cross_attention=True)(torch.randn(1, 3, 16))
     with pytest.raises(ValueError, match="activation"):
-        Mlp(4, 8, "swish")
+        FeedForward(4, 8, "swish")

@@ -11,19 +11,21 @@ from torchvision.models.vision_transformer import VisionTransformer as TVViT
 from cvkit.layers import shifted_window_mask, window_partition, grid_partition
 from cvkit.models import create_model
 from cvkit.models.vit import VisionTransformer
-from cvkit.viz import (
+from cvkit.inspect import (
     attention_maps,
     attention_rollout,
     cls_attention,
-    group_ids,
     mean_attention_distance,
-    plot_attention_distance,
     record_attention,
+    vit_token_layout,
+)
+from cvkit.viz import (
+    group_ids,
+    plot_attention_distance,
     show_attention_heads,
     show_attention_rollout,
     show_block_grid,
     show_shifted_windows,
-    vit_token_layout,
     window_attention_map,
 )
 

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cvkit.course.assignments import Assignment, cell_source, graded_cells, is_test_cell, nbgrader_meta, read_json
+from cvkit.course.assignments import Assignment, graded_cells, is_test_cell, nbgrader_meta, read_json
 from cvkit.course.kernel_sockets import private_kernel_sockets
 from cvkit.course.nbgrader_course import COURSE_ID, NbgraderError, copy_release, generate, prepare_environment, run_converter
 from cvkit.course.release import release_drift

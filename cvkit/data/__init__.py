@@ -6,9 +6,9 @@ a copy installed by a system package, a download into ``~/.cache/cvkit``, then a
 """
 
 from cvkit.data.augment import Compose, RandomFlip, RandomTranslate, check_image_batch, flip_and_translate
-from cvkit.data.cifar import load_cifar10, locate_cifar10
+from cvkit.data.cifar import CIFAR10_CLASSES, load_cifar10, locate_cifar10
 from cvkit.data.digits import load_digits
-from cvkit.data.fashion_mnist import load_fashion_mnist, locate_fashion_mnist
+from cvkit.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, locate_fashion_mnist
 from cvkit.data.labeled import LabeledImages
 from cvkit.data.loader import DeviceLoader
 from cvkit.data.photos import PHOTOS, load_photo, photo_batch, resize, to_hwc_uint8
@@ -22,8 +22,6 @@ from cvkit.data.shapes import (
 )
 from cvkit.data.sources import DatasetNotFoundError, cache_home, data_home, find_dataset
 
-from cvkit.data.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES
-from cvkit.data.cifar import CLASSES as CIFAR10_CLASSES
 
 __all__ = [
     "CAPTION_VOCAB",

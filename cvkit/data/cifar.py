@@ -17,10 +17,10 @@ import torch
 from cvkit.data.labeled import LabeledImages
 from cvkit.data.sources import Resolved, find_dataset
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 FOLDER = "cifar-10-batches-py"
-FIX = (
+_FIX = (
     "run once with internet (Colab has it) so torchvision downloads CIFAR-10, or unpack "
     "cifar-10-python.tar.gz into $CVKIT_DATA/cifar-10/ (giving $CVKIT_DATA/cifar-10/cifar-10-batches-py/...), "
     "or pass path=<folder holding cifar-10-batches-py>. Offline notebooks use Fashion-MNIST instead."
@@ -34,7 +34,7 @@ def locate_cifar10(path: str | os.PathLike | None = None, download: bool = True)
         DatasetNotFoundError: nothing found and no download possible; the message lists what was tried.
     """
     files = [f"{FOLDER}/{b}" for split in BATCHES.values() for b in split]
-    return find_dataset("cifar-10", files, path=path, download=_download, allow_download=download, fix=FIX)
+    return find_dataset("cifar-10", files, path=path, download=_download, allow_download=download, fix=_FIX)
 
 
 def load_cifar10(
@@ -68,7 +68,7 @@ def load_cifar10(
             batch = pickle.load(fh, encoding="latin1")
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))  # rows are CHW
         labels.append(np.asarray(batch["labels"], dtype=np.int64))
-    data = LabeledImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), list(CLASSES), where.label)
+    data = LabeledImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), list(CIFAR10_CLASSES), where.label)
     return data.subset(limit)
 
 

@@ -20,7 +20,7 @@ import torch
 from cvkit.data.labeled import LabeledImages
 from cvkit.data.sources import Resolved, find_dataset
 
-CLASSES = [
+FASHION_MNIST_CLASSES = [
     "T-shirt/top",
     "Trouser",
     "Pullover",
@@ -38,7 +38,7 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-FIX = (
+_FIX = (
     "install the Debian package (sudo apt-get install dataset-fashion-mnist), or put the four "
     "*-ubyte.gz files in $CVKIT_DATA/fashion-mnist/, or pass path=<folder>, or connect to the internet "
     "so torchvision can download them."
@@ -67,7 +67,7 @@ def locate_fashion_mnist(path: str | os.PathLike | None = None, download: bool =
         system_dirs=[("Debian package dataset-fashion-mnist", DEBIAN_DIR)],
         download=_download,
         allow_download=download,
-        fix=FIX,
+        fix=_FIX,
     )
 
 
@@ -100,7 +100,7 @@ def load_fashion_mnist(
     image_file, label_file = FILES[split]
     images = torch.from_numpy(read_idx(where.directory / image_file).copy()).unsqueeze(1)  # (N, 1, 28, 28)
     labels = torch.from_numpy(read_idx(where.directory / label_file).astype(np.int64))  # (N,)
-    data = LabeledImages(images, labels, list(CLASSES), where.label)
+    data = LabeledImages(images, labels, list(FASHION_MNIST_CLASSES), where.label)
     return data.subset(limit)
 
 

@@ -11,11 +11,11 @@ module                        what                                              
 :mod:`~.box_coder`            (dx, dy, dw, dh) box encoding and decoding              ``torchvision`` ``BoxCoder``
 :mod:`~.matching`             anchor-to-GT matching; DETR's Hungarian matching       ``Matcher``; ``scipy`` ``linear_sum_assignment``
 :mod:`~.set_loss`             DETR's set prediction (Hungarian) loss
-:mod:`~.metrics`              COCO AP, AP50, AP75                                     ``torchmetrics`` ``MeanAveragePrecision``
+:mod:`~.metrics`              COCO AP, AP50, AP75; recall of proposals                ``torchmetrics`` ``MeanAveragePrecision``
 :mod:`~.training`             batches, ``fit`` steps and AP evaluation for detectors
 ============================  =====================================================  ==========================================
 
-Boxes are ``xyxy`` in pixels everywhere; the focal loss lives in :mod:`cvkit.losses`.
+Boxes are ``xyxy`` in pixels everywhere; the focal loss lives in :mod:`cvkit.train.losses`.
 """
 
 from cvkit.detection.anchors import anchors_for_image, cell_anchors, grid_anchors
@@ -32,8 +32,8 @@ from cvkit.detection.boxes import (
     generalized_box_iou_loss,
     normalize_boxes,
 )
-from cvkit.detection.matching import BACKGROUND, IGNORE, MatchCostWeights, hungarian_match, match_anchors, match_predictions, matching_cost
-from cvkit.detection.metrics import mask_iou, mean_average_precision
+from cvkit.detection.matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, MatchCostWeights, hungarian_match, match_anchors, match_predictions, matching_cost
+from cvkit.detection.metrics import mean_average_precision, proposal_recall
 from cvkit.detection.nms import batched_nms, nms
 from cvkit.detection.regions import classify_regions, crop_regions, region_targets, segment_proposals, sliding_windows
 from cvkit.detection.roi import roi_align, roi_pool, rois_from_boxes
@@ -49,9 +49,9 @@ from cvkit.detection.training import (
 )
 
 __all__ = [
-    "BACKGROUND",
+    "BELOW_LOW_THRESHOLD",
+    "BETWEEN_THRESHOLDS",
     "DetectionBatches",
-    "IGNORE",
     "MatchCostWeights",
     "SetLossWeights",
     "anchors_for_image",
@@ -75,12 +75,12 @@ __all__ = [
     "generalized_box_iou_loss",
     "grid_anchors",
     "hungarian_match",
-    "mask_iou",
     "match_anchors",
     "match_predictions",
     "matching_cost",
     "mean_average_precision",
     "nms",
+    "proposal_recall",
     "normalize_boxes",
     "predict_detections",
     "region_targets",

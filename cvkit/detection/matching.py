@@ -5,8 +5,8 @@ the ground-truth box it overlaps most when that IoU is at least ``high`` (0.7 in
 negative (background) when its best IoU is below ``low`` (0.3), and ignored in between. So
 that no ground-truth box is left without an anchor, the anchor(s) with the highest IoU for
 each box are made positive too, however low that IoU ("low-quality matches"). The result
-is encoded as in ``torchvision.models.detection._utils.Matcher``: the matched box index,
-:data:`BACKGROUND` (-1) or :data:`IGNORE` (-2).
+is encoded as in ``torchvision.models.detection._utils.Matcher`` (whose names these are): the matched box index,
+:data:`BELOW_LOW_THRESHOLD` (-1) or :data:`BETWEEN_THRESHOLDS` (-2).
 
 **Hungarian matching** (DETR, Carion et al., ECCV 2020, Sec. 3.1, eq. 1): a set predictor
 outputs N predictions and the image has M <= N objects; the loss is computed after finding
@@ -34,8 +34,8 @@ import torch
 
 from cvkit.detection.boxes import box_convert, check_boxes, generalized_box_iou, normalize_boxes
 
-BACKGROUND = -1  # best IoU below the low threshold: trained as "no object"
-IGNORE = -2  # best IoU between the thresholds: contributes no loss
+BELOW_LOW_THRESHOLD = -1  # best IoU below the low threshold: trained as "no object"
+BETWEEN_THRESHOLDS = -2  # best IoU between the thresholds: contributes no loss
 
 
 def match_anchors(
@@ -54,8 +54,8 @@ def match_anchors(
             with the highest IoU with it (ties included), matched to their own best box.
 
     Returns:
-        (N,) int64: the matched ground-truth index in [0, M), :data:`BACKGROUND` (-1) or
-        :data:`IGNORE` (-2). Equals ``torchvision.models.detection._utils.Matcher(high, low,
+        (N,) int64: the matched ground-truth index in [0, M), :data:`BELOW_LOW_THRESHOLD` (-1) or
+        :data:`BETWEEN_THRESHOLDS` (-2). Equals ``torchvision.models.detection._utils.Matcher(high, low,
         allow_low_quality_matches)(iou)``, except that with no ground-truth boxes (M = 0) every
         anchor is background here, where torchvision raises.
 
@@ -68,11 +68,11 @@ def match_anchors(
         raise ValueError(f"need low <= high, got low={low}, high={high}")
     m, n = iou.shape
     if m == 0 or n == 0:
-        return torch.full((n,), BACKGROUND, dtype=torch.int64, device=iou.device)
+        return torch.full((n,), BELOW_LOW_THRESHOLD, dtype=torch.int64, device=iou.device)
     best_iou, matches = iou.max(dim=0)  # (N,) best box for each anchor
     best_box_for_anchor = matches.clone()
-    matches[best_iou < low] = BACKGROUND
-    matches[(best_iou >= low) & (best_iou < high)] = IGNORE
+    matches[best_iou < low] = BELOW_LOW_THRESHOLD
+    matches[(best_iou >= low) & (best_iou < high)] = BETWEEN_THRESHOLDS
     if allow_low_quality_matches:
         best_for_box = iou.max(dim=1).values  # (M,) highest IoU each box reaches
         _, anchor_idx = torch.where(iou == best_for_box[:, None])  # every (box, anchor) pair reaching it, ties included

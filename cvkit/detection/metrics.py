@@ -1,4 +1,4 @@
-r"""COCO-style average precision: AP (the "mAP" of COCO), AP50 and AP75.
+r"""COCO-style average precision: AP (the "mAP" of COCO), AP50 and AP75; and the recall of region proposals.
 
 How the COCO benchmark (Lin et al., "Microsoft COCO", ECCV 2014; the ``pycocotools``
 ``COCOeval`` code) scores a detector, step by step:
@@ -25,6 +25,10 @@ pycocotools backend (it is tested against it) for the "all areas" results. One c
 torchmetrics' default thresholds are float32 copies of COCO's (0.8 becomes 0.800000012), so
 at an exact boundary (a recall of exactly 8/10) it can differ from pycocotools and from this
 module; pass ``iou_thresholds`` and ``rec_thresholds`` to it as Python floats to compare.
+
+:func:`proposal_recall` scores a proposal method before any classifier: the fraction of objects that some
+candidate box overlaps at an IoU threshold (Hosang et al., "What makes for effective detection proposals?",
+TPAMI 2016), the measure R-CNN's choice of proposals rests on.
 """
 
 from __future__ import annotations
@@ -35,32 +39,10 @@ import numpy as np
 import torch
 
 from cvkit.detection.boxes import box_iou, check_boxes
+from cvkit.segmentation.metrics import mask_iou
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # 0.50, 0.55, ..., 0.95 (exactly as pycocotools builds them)
 COCO_RECALL_LEVELS = np.linspace(0.0, 1.0, 101)  # 0, 0.01, ..., 1
-
-
-def mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU of binary masks (what COCO's ``segm`` evaluation compares instead of boxes).
-
-    Args:
-        masks1: (N, H, W) bool (or 0/1) masks.
-        masks2: (M, H, W) bool masks of the same size.
-
-    Returns:
-        (N, M) float64 in [0, 1]; 0 where both masks are empty.
-
-    Raises:
-        ValueError: the masks' sizes differ.
-    """
-    if masks1.shape[-2:] != masks2.shape[-2:]:
-        raise ValueError(f"masks must have the same size, got {tuple(masks1.shape[-2:])} and {tuple(masks2.shape[-2:])}")
-    pixels = masks1.shape[-2] * masks1.shape[-1]
-    a = masks1.reshape(len(masks1), pixels).double()  # (N, H*W)
-    b = masks2.reshape(len(masks2), pixels).double()  # (M, H*W)
-    inter = a @ b.T  # (N, M) pixels in both
-    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
 
 
 def _instance_masks(entry: Mapping[str, torch.Tensor], where: str) -> torch.Tensor:
@@ -164,7 +146,7 @@ def mean_average_precision(
         raise ValueError(f"iou_type must be one of 'bbox', 'segm', got {iou_type!r}")
     thresholds = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(list(iou_thresholds), dtype=float)
     labels = [e["labels"].reshape(-1) for e in list(predictions) + list(targets)]
-    classes = torch.unique(torch.cat([l.cpu().long() for l in labels])) if labels else torch.zeros(0, dtype=torch.int64)
+    classes = torch.unique(torch.cat([lab.cpu().long() for lab in labels])) if labels else torch.zeros(0, dtype=torch.int64)
     precision = -np.ones((len(thresholds), len(COCO_RECALL_LEVELS), len(classes)))
 
     for k, c in enumerate(classes.tolist()):
@@ -208,3 +190,32 @@ def mean_average_precision(
         "classes": classes.to(torch.int64),
         "precision": torch.from_numpy(precision).float(),
     }
+
+
+def proposal_recall(proposals: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], iou_threshold: float = 0.5) -> float:
+    """Fraction of ground-truth boxes that at least one proposal overlaps with IoU >= ``iou_threshold``.
+
+    Args:
+        proposals: per image, (P_i, 4) float candidate boxes, ``xyxy`` pixels (P_i may be 0).
+        gt_boxes: per image, (M_i, 4) float ground-truth boxes, ``xyxy`` pixels; as many images as ``proposals``.
+        iou_threshold: in [0, 1].
+
+    Returns:
+        float in [0, 1] over all objects of all images (0 when there is no object).
+
+    Raises:
+        ValueError: the two lists differ in length, the threshold is outside [0, 1], or boxes are not (N, 4) ``xyxy``.
+        TypeError: boxes that are not floating-point tensors.
+    """
+    if len(proposals) != len(gt_boxes):
+        raise ValueError(f"proposals ({len(proposals)} images) and gt_boxes ({len(gt_boxes)} images) must be as many")
+    if not 0 <= iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    hits = total = 0
+    for i, (candidates, gt) in enumerate(zip(proposals, gt_boxes)):
+        check_boxes(candidates, f"proposals[{i}]")
+        check_boxes(gt, f"gt_boxes[{i}]")
+        total += len(gt)
+        if len(candidates) and len(gt):
+            hits += int((box_iou(gt, candidates).max(dim=1).values >= iou_threshold).sum())  # (M,) best IoU per object
+    return hits / total if total else 0.0

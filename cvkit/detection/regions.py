@@ -21,7 +21,7 @@ import torch
 
 from cvkit.detection.box_coder import decode_boxes, encode_boxes
 from cvkit.detection.boxes import box_iou, check_boxes, clip_boxes
-from cvkit.detection.matching import IGNORE, match_anchors
+from cvkit.detection.matching import BETWEEN_THRESHOLDS, match_anchors
 from cvkit.detection.nms import batched_nms, nms
 
 
@@ -178,7 +178,7 @@ def region_targets(
     positive = matches >= 0
     labels = torch.zeros(len(regions), dtype=torch.int64)  # background unless matched
     labels[positive] = gt_labels[matches[positive]] + 1
-    labels[matches == IGNORE] = -1
+    labels[matches == BETWEEN_THRESHOLDS] = -1
     deltas = torch.zeros(len(regions), 4)
     if bool(positive.any()):
         deltas[positive] = encode_boxes(gt_boxes[matches[positive]], regions[positive], box_weights)

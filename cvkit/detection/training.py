@@ -57,7 +57,7 @@ class DetectionBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.samples) // self.batch_size)
+        return (len(self.samples) + self.batch_size - 1) // self.batch_size  # ceil: the last batch may be short
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, list[dict[str, torch.Tensor]]]]:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)

@@ -5,7 +5,7 @@
 * :mod:`~cvkit.diffusion.loss`: the epsilon-prediction loss and a training step for :func:`cvkit.train.fit`.
 * :mod:`~cvkit.diffusion.samplers`: DDPM and DDIM steps and the sampling loop.
 * :mod:`~cvkit.diffusion.guidance`: classifier-free guidance.
-* :mod:`~cvkit.diffusion.unet`: a small time-conditioned U-Net.
+* :mod:`~cvkit.diffusion.unet`: a small time-conditioned U-Net (registered as ``ddpm_unet`` in :mod:`cvkit.models.diffusion_unet`).
 
 Images are (B, C, H, W) scaled to [-1, 1] (``x * 2 - 1``); timesteps are 0-based int64 in [0, T).
 """

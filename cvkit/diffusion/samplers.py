@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import torch
+import torch.nn as nn
 
 from cvkit.diffusion.forward import predict_x0
 from cvkit.diffusion.guidance import guided_epsilon
@@ -80,6 +81,8 @@ def ddpm_step(
     Raises:
         ValueError: ``t``/``prev_t`` out of range, an unknown ``variance``, or mismatched shapes.
     """
+    if variance not in ("posterior", "beta"):  # checked first: the last step (t = 0) never reads it
+        raise ValueError(f"unknown variance {variance!r}; choose one of ('posterior', 'beta')")
     prev_t = t - 1 if prev_t is None else prev_t
     ab_t, ab_prev = (v.to(x_t.device, x_t.dtype) for v in _alpha_bars(schedule, t, prev_t))
     alpha_t = ab_t / ab_prev
@@ -96,10 +99,8 @@ def ddpm_step(
         return mean
     if variance == "posterior":
         var = (1 - ab_prev) / (1 - ab_t) * beta_t  # eq. 7's beta tilde
-    elif variance == "beta":
+    else:  # "beta"
         var = beta_t
-    else:
-        raise ValueError(f"unknown variance {variance!r}; choose one of ('posterior', 'beta')")
     return mean + var.clamp_min(1e-20).sqrt() * _noise_like(x_t, noise, generator)
 
 
@@ -202,7 +203,8 @@ def sample(
     r"""Draw samples by running the reverse process from pure noise :math:`x_T \sim \mathcal N(0, I)`.
 
     Args:
-        model: noise predictor ``model(x_t, t)`` or, with ``labels``, ``model(x_t, t, labels)``; put in eval mode.
+        model: noise predictor ``model(x_t, t)`` or, with ``labels``, ``model(x_t, t, labels)``; an ``nn.Module`` is put
+            in eval mode for the sampling (dropout off) and back in the mode it was in afterwards.
         shape: (B, C, H, W) of the batch to draw.
         schedule: the schedule the model was trained with.
         method: ``"ddpm"`` (:func:`ddpm_step`, Algorithm 2) or ``"ddim"`` (:func:`ddim_step`).
@@ -234,6 +236,18 @@ def sample(
         labels = labels.to(device)
         if labels.shape != (shape[0],):
             raise ValueError(f"labels must have shape ({shape[0]},), got {tuple(labels.shape)}")
+    was_training = isinstance(model, nn.Module) and model.training
+    if was_training:
+        model.eval()
+    try:
+        return _sample(model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device)
+    finally:
+        if was_training:
+            model.train()
+
+
+def _sample(model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device) -> SampleResult:
+    """The loop of :func:`sample`, with the arguments checked and the model in eval mode."""
     T = schedule.num_steps
     steps = inference_timesteps(T, num_steps or (T if method == "ddpm" else min(50, T)))
     sched = schedule.to(device)

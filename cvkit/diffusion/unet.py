@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.models.registry import register_model
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -176,23 +175,3 @@ class DiffusionUNet(nn.Module):
                 h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")  # back to the skip's resolution
             h = block(torch.cat([h, skip], dim=1), emb)  # (B, C + C_skip, H, W) -> (B, C_skip, H, W)
         return self.out(F.silu(self.out_norm(h)))
-
-
-def _example_inputs(batch_size: int) -> tuple:
-    g = torch.Generator().manual_seed(0)
-    return (torch.randn(batch_size, 1, 28, 28, generator=g), torch.randint(0, 1000, (batch_size,), generator=g),
-            torch.tensor([3, -1] * (batch_size // 2) + [3] * (batch_size % 2)))
-
-
-@register_model(
-    "ddpm_unet",
-    task="generation",
-    example_inputs=_example_inputs,
-    output_shape=(1, 28, 28),
-    smoke_kwargs=dict(base_channels=16, num_classes=10),
-    reference="Ho et al. 2020; Ho & Salimans 2022 (class conditioning)",
-)
-def ddpm_unet(in_channels: int = 1, base_channels: int = 32, channel_mults: Sequence[int] = (1, 2, 2),
-              num_classes: int | None = None, attention: bool = True, dropout: float = 0.0) -> DiffusionUNet:
-    """A small time-conditioned U-Net noise predictor for 28x28 images (optionally class-conditional)."""
-    return DiffusionUNet(in_channels, base_channels, channel_mults, num_classes, attention, dropout)

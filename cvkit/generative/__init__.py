@@ -11,7 +11,7 @@ The networks are registered models: ``conv_autoencoder``, ``conv_vae``, ``dcgan_
 from cvkit.generative.autoencoding import ELBOTerms, gaussian_kl, negative_elbo, reconstruction_step, vae_step
 from cvkit.generative.gan import GANHistory, discriminator_loss, generator_loss, train_gan
 from cvkit.generative.lowlevel import (
-    TASKS,
+    RESTORATION_TASKS,
     add_noise,
     classical_baseline,
     degrade,
@@ -25,7 +25,7 @@ from cvkit.generative.lowlevel import (
 __all__ = [
     "ELBOTerms",
     "GANHistory",
-    "TASKS",
+    "RESTORATION_TASKS",
     "add_noise",
     "classical_baseline",
     "degrade",

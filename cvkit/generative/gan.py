@@ -60,27 +60,6 @@ class GANHistory:
         """One metric over the epochs."""
         return [r[key] for r in self.rows]
 
-    def plot(self):
-        """Losses and D's outputs per epoch; returns the matplotlib Figure."""
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
-        epochs = self.column("epoch")
-        a.plot(epochs, self.column("d_loss"), "o-", label="discriminator")
-        a.plot(epochs, self.column("g_loss"), "o-", label="generator")
-        a.set(xlabel="epoch", ylabel="loss", title="GAN losses")
-        a.legend()
-        b.plot(epochs, self.column("d_real"), "o-", label="D(real)")
-        b.plot(epochs, self.column("d_fake"), "o-", label="D(G(z))")
-        b.axhline(0.5, color="grey", lw=0.8, ls="--")
-        b.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="discriminator outputs")
-        b.legend()
-        for ax in (a, b):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.tight_layout()
-        return fig
-
 
 def train_gan(
     generator: nn.Module,

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 Task = Literal["denoise", "super_resolution", "inpaint"]
-TASKS = ("denoise", "super_resolution", "inpaint")
+RESTORATION_TASKS = ("denoise", "super_resolution", "inpaint")
 
 
 def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,8 +65,8 @@ def random_holes(
     lefts = (torch.rand(b, holes, generator=generator) * (w - sizes_w + 1)).long()
     for i in range(b):
         for k in range(holes):
-            t, l = int(tops[i, k]), int(lefts[i, k])
-            mask[i, 0, t : t + int(sizes_h[i, k]), l : l + int(sizes_w[i, k])] = 1
+            top, left = int(tops[i, k]), int(lefts[i, k])
+            mask[i, 0, top : top + int(sizes_h[i, k]), left : left + int(sizes_w[i, k])] = 1
     return mask
 
 
@@ -91,7 +91,7 @@ def degrade(
         set to 0, then the mask channel).
 
     Raises:
-        ValueError: unknown ``task`` (choose one of ``TASKS``).
+        ValueError: unknown ``task`` (choose one of ``RESTORATION_TASKS``).
     """
     if task == "denoise":
         return add_noise(x, sigma, generator)
@@ -100,7 +100,7 @@ def degrade(
     if task == "inpaint":
         mask = random_holes(tuple(x.shape), holes, generator=generator, device=x.device)
         return torch.cat([x * (1 - mask), mask], dim=1)
-    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    raise ValueError(f"unknown task {task!r}; choose one of {RESTORATION_TASKS}")
 
 
 def classical_baseline(y: torch.Tensor, task: Task, *, blur_sigma: float = 1.0, iterations: int = 200) -> torch.Tensor:
@@ -134,7 +134,7 @@ def classical_baseline(y: torch.Tensor, task: Task, *, blur_sigma: float = 1.0, 
             smooth = F.conv2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), kernel.expand(c, 1, 3, 3), groups=c)
             out = torch.where(mask.bool().expand_as(out), smooth, image)
         return out.clamp(0, 1)
-    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    raise ValueError(f"unknown task {task!r}; choose one of {RESTORATION_TASKS}")
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -174,7 +174,7 @@ def random_patches(images: torch.Tensor, n: int, size: int, generator: torch.Gen
     tops = torch.randint(0, h - size + 1, (n,), generator=generator)
     lefts = torch.randint(0, w - size + 1, (n,), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
-    patches = [images[i, :, t : t + size, l : l + size] for i, t, l in zip(which.tolist(), tops.tolist(), lefts.tolist())]
+    patches = [images[i, :, top : top + size, left : left + size] for i, top, left in zip(which.tolist(), tops.tolist(), lefts.tolist())]
     out = torch.stack(patches)
     return torch.where(flips.view(-1, 1, 1, 1).to(out.device), out.flip(-1), out)  # flips (n, 1, 1, 1) broadcast
 
@@ -193,8 +193,8 @@ def restoration_step(task: Task, **degrade_kwargs):
     """
     from cvkit.train import StepOutput
 
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    if task not in RESTORATION_TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {RESTORATION_TASKS}")
 
     def step(model: nn.Module, batch) -> StepOutput:
         clean = batch[0]

@@ -15,6 +15,7 @@ from cvkit.layers.conv import ConvBNAct, fuse_conv_bn
 from cvkit.layers.conv_encoder import ConvEncoder
 from cvkit.layers.convnext import ConvNeXtBlock, LayerNorm2d
 from cvkit.layers.dense import DenseBlock, DenseLayer, Transition
+from cvkit.layers.heads import feature_dim_of, mlp_head
 from cvkit.layers.inception import InceptionModule
 from cvkit.layers.maxvit import BlockGridAttention, PartitionAttention, block_partition, block_reverse, grid_partition, grid_reverse
 from cvkit.layers.patch_embed import PatchEmbed, patchify, unpatchify
@@ -29,7 +30,7 @@ from cvkit.layers.replk import RepLKBlock, ReparamLargeKernelConv
 from cvkit.layers.residual import BasicBlock, Bottleneck, PadShortcut, make_shortcut
 from cvkit.layers.se import SqueezeExcitation
 from cvkit.layers.sk import SelectiveKernel
-from cvkit.layers.transformer import Mlp, TransformerBlock
+from cvkit.layers.transformer import FeedForward, TransformerBlock
 from cvkit.layers.window import (
     RelativePositionBias,
     SwinBlock,
@@ -54,10 +55,10 @@ __all__ = [
     "ConvNeXtBlock",
     "DenseBlock",
     "DenseLayer",
+    "FeedForward",
     "InceptionModule",
     "LayerNorm2d",
     "LearnedPositionEmbedding",
-    "Mlp",
     "MultiHeadAttention",
     "PadShortcut",
     "PartitionAttention",
@@ -81,8 +82,10 @@ __all__ = [
     "grid_partition",
     "grid_reverse",
     "grid_to_tokens",
+    "feature_dim_of",
     "make_activation",
     "make_shortcut",
+    "mlp_head",
     "padding_to_attn_mask",
     "patchify",
     "relative_position_index",

@@ -131,7 +131,7 @@ class MultiHeadAttention(nn.Module):
 
     Attributes:
         keep_attention: when True, every forward stores its weights (B, h, Nq, Nk) in
-            ``self.attention`` (detached); :func:`cvkit.viz.record_attention` switches this on.
+            ``self.attention`` (detached); :func:`cvkit.inspect.record_attention` switches this on.
 
     Shapes:
         query (B, Nq, D), key (B, Nk, kv_dim), value (B, Nk, kv_dim) -> output (B, Nq, D);
@@ -243,8 +243,10 @@ class MultiHeadAttention(nn.Module):
     def load_from_torch(self, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
         """Copy the weights of an ``nn.MultiheadAttention`` (``batch_first`` or not) into this module.
 
+        Everything is checked before anything is copied, so a refused load leaves this module as it was.
+
         Raises:
-            ValueError: the two modules have different sizes or head counts.
+            ValueError: the two modules have different sizes, head counts, or biases (q/k/v or output).
         """
         if mha.embed_dim != self.q_proj.out_features or mha.num_heads != self.num_heads:
             raise ValueError(
@@ -255,10 +257,17 @@ class MultiHeadAttention(nn.Module):
             wq, wk, wv = mha.in_proj_weight.chunk(3)
         else:
             wq, wk, wv = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
-        for proj, w in ((self.q_proj, wq), (self.k_proj, wk), (self.v_proj, wv)):
-            proj.weight.copy_(w)
+        pairs = ((self.q_proj, wq), (self.k_proj, wk), (self.v_proj, wv))
+        for name, (proj, w) in zip("qkv", pairs):
+            if proj.weight.shape != w.shape:
+                raise ValueError(f"{name} projection: this module's weight is {tuple(proj.weight.shape)}, the source's "
+                                 f"{tuple(w.shape)}; build this one with kv_dim=mha.kdim")
         if (mha.in_proj_bias is not None) != (self.q_proj.bias is not None):
             raise ValueError("one module has q/k/v biases and the other not; build this one with qkv_bias=(mha.in_proj_bias is not None)")
+        if (mha.out_proj.bias is not None) != (self.out_proj.bias is not None) or mha.out_proj.weight.shape != self.out_proj.weight.shape:
+            raise ValueError("the output projections differ in shape or bias")
+        for proj, w in pairs:
+            proj.weight.copy_(w)
         if mha.in_proj_bias is not None:
             for proj, bias in zip((self.q_proj, self.k_proj, self.v_proj), mha.in_proj_bias.chunk(3)):
                 proj.bias.copy_(bias)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
-from cvkit.layers.transformer import Mlp
+from cvkit.layers.transformer import FeedForward
 from cvkit.layers.window import WindowAttention, _check_grid, _check_groups, grid_to_tokens, tokens_to_grid, window_partition, window_reverse
 
 Partition = Literal["block", "grid"]
@@ -135,7 +135,7 @@ class PartitionAttention(nn.Module):
         self.attn = WindowAttention(dim, size, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = StochasticDepth(drop_path, mode="row")
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), "gelu", drop)
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio), "gelu", drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = tokens_to_grid(self.norm1(x), self.input_resolution)  # (B, H, W, C)

@@ -13,45 +13,30 @@ A decoder (captioning, DETR, SAM) adds a cross-attention sublayer between the tw
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
+from cvkit.layers.activations import ActivationName, make_activation
 from cvkit.layers.attention import MultiHeadAttention
 
-Activation = Literal["gelu", "relu"]
-ACTIVATIONS = ("gelu", "relu")
 
-
-def make_activation(name: Activation) -> nn.Module:
-    """``nn.GELU()`` (ViT, exact erf form) or ``nn.ReLU()`` (the original transformer).
-
-    Raises:
-        ValueError: another name.
-    """
-    if name == "gelu":
-        return nn.GELU()
-    if name == "relu":
-        return nn.ReLU()
-    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
-
-
-class Mlp(nn.Module):
-    """The position-wise feed-forward network: Linear(D, hidden), activation, dropout, Linear(hidden, D), dropout.
+class FeedForward(nn.Module):
+    """The position-wise feed-forward network (Vaswani et al. 2017, eq. 2; ViT's "MLP"): Linear(D, hidden), activation, dropout, Linear(hidden, D), dropout.
 
     Args:
         dim: D (input and output width).
         hidden_dim: width of the hidden layer (ViT: 4 D).
-        activation: ``"gelu"`` or ``"relu"``.
+        activation: any name :func:`cvkit.layers.make_activation` knows; ``"gelu"`` (ViT, exact erf form) or
+            ``"relu"`` (the original transformer).
         drop: dropout probability after each linear layer's activation and at the output.
 
     Shapes:
         (..., D) -> (..., D); applied to every token independently.
     """
 
-    def __init__(self, dim: int, hidden_dim: int, activation: Activation = "gelu", drop: float = 0.0) -> None:
+    def __init__(self, dim: int, hidden_dim: int, activation: ActivationName = "gelu", drop: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = make_activation(activation)
@@ -95,7 +80,7 @@ class TransformerBlock(nn.Module):
         drop_path: float = 0.0,
         cross_attention: bool = False,
         context_dim: int | None = None,
-        activation: Activation = "gelu",
+        activation: ActivationName = "gelu",
         norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
@@ -107,7 +92,7 @@ class TransformerBlock(nn.Module):
         else:
             self.norm_cross = self.cross_attn = None
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), activation, drop)
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio), activation, drop)
         self.drop_path = StochasticDepth(drop_path, mode="row")
 
     def forward(

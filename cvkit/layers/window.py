@@ -20,7 +20,7 @@ import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
 from cvkit.layers.attention import MultiHeadAttention
-from cvkit.layers.transformer import Mlp
+from cvkit.layers.transformer import FeedForward
 
 
 def tokens_to_grid(tokens: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
@@ -244,7 +244,7 @@ class SwinBlock(nn.Module):
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = StochasticDepth(drop_path, mode="row")
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), "gelu", drop)
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio), "gelu", drop)
         mask = shifted_window_mask((h, w), window_size, shift_size) if shift_size > 0 else None
         self.register_buffer("attn_mask", mask, persistent=False)  # (nW, M*M, M*M) bool or None
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 from cvkit.models.registry import register_model
 
 
-class ConvEncoder(nn.Module):
+class LatentEncoder(nn.Module):
     """(B, C, 28, 28) -> (B, out_features): two stride-2 conv blocks, then a linear layer.
 
     Args:
@@ -38,7 +38,7 @@ class ConvEncoder(nn.Module):
         return self.fc(self.features(x))
 
 
-class ConvDecoder(nn.Module):
+class LatentDecoder(nn.Module):
     """(B, latent_dim) -> (B, C, 28, 28) logits: a linear layer to 7x7 maps, then two transposed convs.
 
     The output is unbounded (logits); apply ``torch.sigmoid`` for an image in [0, 1].
@@ -72,8 +72,8 @@ class ConvAutoencoder(nn.Module):
     def __init__(self, in_channels: int = 1, latent_dim: int = 16, width: int = 32) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(in_channels, latent_dim, width)
-        self.decoder = ConvDecoder(latent_dim, in_channels, width)
+        self.encoder = LatentEncoder(in_channels, latent_dim, width)
+        self.decoder = LatentDecoder(latent_dim, in_channels, width)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, 28, 28) -> (B, latent_dim) codes."""

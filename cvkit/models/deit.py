@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvkit.models.registry import register_model
-from cvkit.models.vit import SMALL, SMOKE, VisionTransformer, ViTConfig
+from cvkit.models.vit import VIT_MINI, VIT_SMOKE, VisionTransformer, ViTConfig
 from cvkit.train.loop import StepOutput
 
 Distillation = Literal["hard", "soft"]
@@ -118,8 +118,8 @@ def distillation_step(teacher: nn.Module, kind: Distillation = "hard", alpha: fl
 
 @register_model(
     "deit_tiny_distilled_patch4_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-    smoke_kwargs=SMOKE, reference="Touvron et al. 2021 (DeiT)",
+    smoke_kwargs=VIT_SMOKE, reference="Touvron et al. 2021 (DeiT)",
 )
 def deit_tiny_distilled_patch4_28(**overrides) -> VisionTransformer:
     """The Fashion-MNIST ViT of ``vit_tiny_patch4_28`` with DeiT's distillation token and head."""
-    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, distilled=True, **SMALL), **overrides)
+    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, distilled=True, **VIT_MINI), **overrides)

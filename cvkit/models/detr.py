@@ -162,7 +162,7 @@ class DETR(nn.Module):
             self.train(was_training)
         prob = out["logits"].softmax(-1)[..., :-1]  # (B, N, K), "no object" dropped
         scores, labels = prob.max(-1)
-        return [{"boxes": bx, "scores": s, "labels": l} for bx, s, l in zip(out["boxes"], scores, labels)]
+        return [{"boxes": bx, "scores": s, "labels": lab} for bx, s, lab in zip(out["boxes"], scores, labels)]
 
 
 def _reduce_all(out: dict) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 
@@ -38,3 +39,30 @@ def try_pretrained(name: str, weights: str = "DEFAULT") -> tuple[nn.Module, Any]
         return None
     print(f"loaded pretrained {name} ({enum})")
     return model, enum
+
+
+def detect_with_pretrained(name: str, image: torch.Tensor, weights: str = "DEFAULT") -> tuple[dict[str, torch.Tensor], list[str]] | None:
+    """One image through a pretrained torchvision detector (Faster/Mask R-CNN on COCO), or ``None`` offline.
+
+    Args:
+        name: a torchvision detection model (``"fasterrcnn_resnet50_fpn"``, ``"maskrcnn_resnet50_fpn"``, ...).
+        image: (3, H, W) float in [0, 1] (the detector normalises and resizes it itself).
+        weights: the weights enum member name.
+
+    Returns:
+        ``(prediction, categories)``: torchvision's dict (``boxes`` (D, 4) xyxy pixels, ``labels`` (D,) int64
+        indexing ``categories``, ``scores`` (D,), and ``masks`` (D, 1, H, W) for Mask R-CNN), and the class
+        names; ``None`` when the weights cannot be loaded (see :func:`try_pretrained`).
+
+    Raises:
+        ValueError: ``name`` is not a torchvision model, or ``image`` is not (3, H, W).
+    """
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be (3, H, W) float in [0, 1], got {tuple(image.shape)}")
+    loaded = try_pretrained(name, weights)
+    if loaded is None:
+        return None
+    model, enum = loaded
+    with torch.no_grad():
+        prediction = model([image])[0]
+    return prediction, list(enum.meta["categories"])

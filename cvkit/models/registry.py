@@ -110,6 +110,25 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return get_spec(name).builder(**kwargs)
 
 
+def model_factory(name: str, **kwargs: Any) -> Callable[[], nn.Module]:
+    """A function of no arguments that builds a new registered model each call, e.g. one encoder per method compared.
+
+    ``make_encoder = model_factory("conv_encoder", widths=(16, 32, 64))`` then ``make_encoder()`` gives fresh weights
+    every time (``ProbeBench.run_baselines(make_encoder)``, ``SimCLR(make_encoder())``).
+
+    Raises:
+        KeyError: unknown name (at once, not at the first call).
+    """
+    spec = get_spec(name)
+
+    def build() -> nn.Module:
+        return spec.builder(**kwargs)
+
+    build.__name__ = build.__qualname__ = f"make_{name}"
+    build.__doc__ = f"create_model({name!r}, **{kwargs!r})"
+    return build
+
+
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of a registered model.
 

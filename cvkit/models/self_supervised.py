@@ -22,7 +22,7 @@ from cvkit.ssl.pretext import DensePretext, JigsawPuzzle, RelativePosition, Rota
 from cvkit.ssl.simclr import SimCLR
 from cvkit.ssl.vit import ViTEncoder
 
-SMALL = {"widths": (8, 16, 32)}
+_SMALL = {"widths": (8, 16, 32)}
 
 
 def _two_views(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,53 +43,53 @@ def vit_encoder_tiny(image_size: int = 28, patch_size: int = 4, in_channels: int
     return ViTEncoder(image_size, patch_size, in_channels, dim, depth, heads)
 
 
-@register_model("simclr", task="other", example_inputs=_two_views, smoke_kwargs=SMALL, reference="Chen et al. 2020")
+@register_model("simclr", task="other", example_inputs=_two_views, smoke_kwargs=_SMALL, reference="Chen et al. 2020")
 def simclr(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> SimCLR:
     """SimCLR on a ConvEncoder: forward(view1, view2) -> NT-Xent loss."""
     return SimCLR(ConvEncoder(in_channels, widths), **kwargs)
 
 
-@register_model("moco", task="other", example_inputs=_two_views, smoke_kwargs={**SMALL, "queue_size": 8},
+@register_model("moco", task="other", example_inputs=_two_views, smoke_kwargs={**_SMALL, "queue_size": 8},
                 reference="He et al. 2020; Chen et al. 2020 (v2)")
 def moco(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> MoCo:
     """MoCo v2 on a ConvEncoder: forward(query view, key view) -> InfoNCE loss against the queue."""
     return MoCo(ConvEncoder(in_channels, widths), **kwargs)
 
 
-@register_model("byol", task="other", example_inputs=_two_views, smoke_kwargs=SMALL, reference="Grill et al. 2020")
+@register_model("byol", task="other", example_inputs=_two_views, smoke_kwargs=_SMALL, reference="Grill et al. 2020")
 def byol(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> BYOL:
     """BYOL on a ConvEncoder: forward(view1, view2) -> symmetrised regression loss."""
     return BYOL(ConvEncoder(in_channels, widths), **kwargs)
 
 
-@register_model("dino", task="other", example_inputs=_two_views, smoke_kwargs={**SMALL, "out_dim": 32},
+@register_model("dino", task="other", example_inputs=_two_views, smoke_kwargs={**_SMALL, "out_dim": 32},
                 reference="Caron et al. 2021")
 def dino(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> DINO:
     """DINO on a ConvEncoder: forward(*views) -> cross-entropy to the centred, sharpened teacher."""
     return DINO(ConvEncoder(in_channels, widths), **kwargs)
 
 
-@register_model("rotation_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=SMALL, reference="Gidaris et al. 2018")
+@register_model("rotation_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=_SMALL, reference="Gidaris et al. 2018")
 def rotation_pretext(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1) -> RotationPrediction:
     """Predict the rotation (0/90/180/270) of each image: forward(images) -> cross-entropy."""
     return RotationPrediction(ConvEncoder(in_channels, widths))
 
 
-@register_model("relative_position_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=SMALL,
+@register_model("relative_position_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=_SMALL,
                 reference="Doersch et al. 2015")
 def relative_position_pretext(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1) -> RelativePosition:
     """Predict where a neighbour tile sits relative to the centre tile: forward(images) -> cross-entropy."""
     return RelativePosition(ConvEncoder(in_channels, widths))
 
 
-@register_model("jigsaw_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs={**SMALL, "num_permutations": 8},
+@register_model("jigsaw_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs={**_SMALL, "num_permutations": 8},
                 reference="Noroozi & Favaro 2016")
 def jigsaw_pretext(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, num_permutations: int = 64) -> JigsawPuzzle:
     """Solve 3x3 jigsaw puzzles: forward(images) -> cross-entropy over the permutation set."""
     return JigsawPuzzle(ConvEncoder(in_channels, widths), num_permutations)
 
 
-@register_model("inpainting_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=SMALL, reference="Pathak et al. 2016")
+@register_model("inpainting_pretext", task="other", input_shape=(1, 28, 28), smoke_kwargs=_SMALL, reference="Pathak et al. 2016")
 def inpainting_pretext(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1) -> DensePretext:
     """A context encoder: forward(images) -> mean squared error inside a random square hole."""
     return DensePretext(ConvEncoder(in_channels, widths), in_channels, "inpainting")

@@ -182,12 +182,12 @@ class SwinTransformer(nn.Module):
         return f"img_size={c.img_size}, patch_size={c.patch_size}, depths={c.depths}, widths={self.widths}, window={c.window_size}"
 
 
-SMOKE = dict(embed_dim=16, depths=(2, 1), num_heads=(1, 2), drop_path=0.1)
+_SMOKE = dict(embed_dim=16, depths=(2, 1), num_heads=(1, 2), drop_path=0.1)
 
 
 @register_model(
     "swin_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-    smoke_kwargs=SMOKE, reference="Liu et al. 2021 (Swin)",
+    smoke_kwargs=_SMOKE, reference="Liu et al. 2021 (Swin)",
 )
 def swin_tiny_patch4_32(**overrides) -> SwinTransformer:
     """A two-stage Swin for 32 x 32 colour images: 8 x 8 tokens of 4 x 4 pixels in 4 x 4 windows (shifted by 2), then 4 x 4 tokens after merging."""

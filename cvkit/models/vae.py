@@ -3,7 +3,7 @@ r"""A convolutional variational autoencoder (Kingma & Welling 2014, "Auto-Encodi
 The encoder outputs a Gaussian :math:`q_\phi(z \mid x) = \mathcal N(\mu, \operatorname{diag}\sigma^2)`;
 a sample is drawn with the reparameterisation trick :math:`z = \mu + \sigma \odot \epsilon` (sec. 2.4),
 so gradients flow through :math:`\mu` and :math:`\sigma`; the decoder gives Bernoulli logits for
-:math:`p_\theta(x \mid z)`. Training maximises the ELBO (:mod:`cvkit.generative.elbo`). Sampling
+:math:`p_\theta(x \mid z)`. Training maximises the ELBO (:func:`cvkit.generative.negative_elbo`). Sampling
 decodes :math:`z \sim \mathcal N(0, I)`.
 """
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from cvkit.models.autoencoder import ConvDecoder, ConvEncoder
+from cvkit.models.autoencoder import LatentDecoder, LatentEncoder
 from cvkit.models.registry import register_model
 
 
@@ -59,8 +59,8 @@ class ConvVAE(nn.Module):
     def __init__(self, in_channels: int = 1, latent_dim: int = 16, width: int = 32) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = ConvEncoder(in_channels, 2 * latent_dim, width)
-        self.decoder = ConvDecoder(latent_dim, in_channels, width)
+        self.encoder = LatentEncoder(in_channels, 2 * latent_dim, width)
+        self.decoder = LatentDecoder(latent_dim, in_channels, width)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, 28, 28) -> mu, logvar, each (B, D)."""

@@ -225,31 +225,31 @@ def vit_config(size: str = "base", **overrides) -> ViTConfig:
 
 
 # Small-data ViTs: Fashion-MNIST (1 x 28 x 28, 7 x 7 patches of 4 x 4 pixels) and CIFAR-10 (3 x 32 x 32, 8 x 8 patches).
-SMALL = dict(depth=4, num_heads=4, mlp_ratio=2.0)
-SMOKE = dict(dim=32, depth=1, num_heads=2)
+VIT_MINI = dict(depth=4, num_heads=4, mlp_ratio=2.0)
+VIT_SMOKE = dict(dim=32, depth=1, num_heads=2)
 
 
 @register_model(
     "vit_tiny_patch4_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-    smoke_kwargs=SMOKE, reference="Dosovitskiy et al. 2021",
+    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021",
 )
 def vit_tiny_patch4_28(**overrides) -> VisionTransformer:
     """A small ViT for 28 x 28 grey images (Fashion-MNIST): 49 patches of 4 x 4, D=48, 4 blocks, 4 heads (80 k parameters)."""
-    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, **SMALL), **overrides)
+    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, **VIT_MINI), **overrides)
 
 
 @register_model(
     "vit_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-    smoke_kwargs=SMOKE, reference="Dosovitskiy et al. 2021",
+    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021",
 )
 def vit_tiny_patch4_32(**overrides) -> VisionTransformer:
     """A small ViT for 32 x 32 colour images (CIFAR-10): 64 patches of 4 x 4, D=64, 4 blocks, 4 heads."""
-    return VisionTransformer(ViTConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=64, **SMALL), **overrides)
+    return VisionTransformer(ViTConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=64, **VIT_MINI), **overrides)
 
 
 @register_model(
     "vit_b_16", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-    smoke_kwargs=SMOKE, reference="Dosovitskiy et al. 2021 (ViT-B/16)",
+    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021 (ViT-B/16)",
 )
 def vit_b_16(**overrides) -> VisionTransformer:
     """ViT-Base/16 for 224 x 224 images (86 M parameters); torchvision's weights load with ``VisionTransformer.from_torchvision``."""

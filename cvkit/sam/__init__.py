@@ -4,9 +4,10 @@
 * :mod:`~cvkit.sam.prompt_encoder`: points and boxes to tokens.
 * :mod:`~cvkit.sam.image_encoder`: image to a grid of embeddings (once per image).
 * :mod:`~cvkit.sam.mask_decoder`: two-way transformer, several masks with predicted IoU.
-* :mod:`~cvkit.sam.model`: :class:`SmallSAM`, the three parts together (registered as ``small_sam``).
+* :mod:`~cvkit.sam.model`: :class:`SmallSAM`, the three parts together (registered as ``small_sam`` in :mod:`cvkit.models.segment_anything`).
 * :mod:`~cvkit.sam.prompts`: simulated point and box prompts from true masks.
-* :mod:`~cvkit.sam.training`: SAM's loss, a training step for :func:`cvkit.train.fit`, mIoU per prompt kind.
+* :mod:`~cvkit.sam.training`: SAM's loss, a training step for :func:`cvkit.train.fit`, mIoU per prompt kind
+  (masks are compared with :func:`cvkit.segmentation.paired_mask_iou`).
 * :mod:`~cvkit.sam.predictor`: ``set_image`` / ``predict``, the interface the widget drives.
 * :mod:`~cvkit.sam.official`: Meta's SAM behind the same interface, when installed with weights.
 * :mod:`~cvkit.sam.memory`: SAM 2's memory attention, demonstrated on a synthetic video.
@@ -21,7 +22,7 @@ from cvkit.sam.positional import RandomFourierEncoding
 from cvkit.sam.predictor import Prediction, PromptablePredictor, SmallSamPredictor
 from cvkit.sam.prompt_encoder import PromptEncoder
 from cvkit.sam.prompts import PROMPT_KINDS, Prompts, masks_to_boxes, sample_points, simulate_prompts
-from cvkit.sam.training import evaluate_prompts, instance_pairs, mask_iou, sam_loss, sam_step
+from cvkit.sam.training import evaluate_prompts, instance_pairs, sam_loss, sam_step
 
 __all__ = [
     "MemoryBank",
@@ -40,7 +41,6 @@ __all__ = [
     "evaluate_prompts",
     "instance_pairs",
     "load_official_sam",
-    "mask_iou",
     "masks_to_boxes",
     "memory_readout",
     "moving_object_video",

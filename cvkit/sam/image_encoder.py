@@ -23,7 +23,7 @@ class _ResidualConv(nn.Module):
         return torch.nn.functional.gelu(x + self.body(x))
 
 
-class ImageEncoder(nn.Module):
+class SamImageEncoder(nn.Module):
     """(B, 3, H, W) images in [0, 1] -> (B, D, H / 4, W / 4) embeddings.
 
     Args:

@@ -21,23 +21,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-class MLP(nn.Module):
-    """Linear-ReLU x (layers - 1), Linear. Shapes (..., in) -> (..., out)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int = 3) -> None:
-        super().__init__()
-        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
+from cvkit.layers.heads import mlp_head
 
 
 class TwoWayBlock(nn.Module):
@@ -98,8 +83,8 @@ class MaskDecoder(nn.Module):
             nn.ConvTranspose2d(dim, dim // 4, 2, stride=2), nn.GroupNorm(1, dim // 4), nn.GELU(),  # h -> 2h
             nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2), nn.GELU(),  # 2h -> 4h
         )
-        self.hypernetworks = nn.ModuleList(MLP(dim, dim, dim // 8) for _ in range(num_masks + 1))
-        self.iou_head = MLP(dim, dim, num_masks + 1)
+        self.hypernetworks = nn.ModuleList(mlp_head(dim, dim, dim // 8, layers=3, batch_norm=False) for _ in range(num_masks + 1))
+        self.iou_head = mlp_head(dim, dim, num_masks + 1, layers=3, batch_norm=False)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
         b, d, h, w = image.shape

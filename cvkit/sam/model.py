@@ -13,8 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from cvkit.models.registry import register_model
-from cvkit.sam.image_encoder import ImageEncoder
+from cvkit.sam.image_encoder import SamImageEncoder
 from cvkit.sam.mask_decoder import MaskDecoder
 from cvkit.sam.prompt_encoder import PromptEncoder
 
@@ -33,7 +32,7 @@ class SmallSAM(nn.Module):
         image_size: H = W of the input images in pixels (divisible by 4).
         embed_dim: D, width of every embedding. depth: two-way transformer blocks.
         num_masks: candidate masks for ambiguous prompts (3 as in SAM).
-        encoder_width, encoder_blocks: size of the CNN image encoder (:class:`ImageEncoder`).
+        encoder_width, encoder_blocks: size of the CNN image encoder (:class:`SamImageEncoder`).
 
     Shapes:
         images (B, 3, H, W) float in [0, 1]; points (B, N, 2) float (x, y) pixels with labels (B, N)
@@ -50,8 +49,8 @@ class SmallSAM(nn.Module):
         if image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {image_size}")
         self.image_size = image_size
-        grid = image_size // ImageEncoder.stride
-        self.image_encoder = ImageEncoder(embed_dim, encoder_width, encoder_blocks)
+        grid = image_size // SamImageEncoder.stride
+        self.image_encoder = SamImageEncoder(embed_dim, encoder_width, encoder_blocks)
         self.prompt_encoder = PromptEncoder(embed_dim, (image_size, image_size), (grid, grid))
         self.mask_decoder = MaskDecoder(embed_dim, depth, num_masks=num_masks)
 
@@ -84,26 +83,3 @@ class SmallSAM(nn.Module):
 
     def forward(self, images, points=None, labels=None, boxes=None, multimask: bool = True) -> SamOutput:
         return self.decode(self.encode(images), points, labels, boxes, multimask)
-
-
-def _example_inputs(batch_size: int) -> tuple:
-    g = torch.Generator().manual_seed(0)
-    points = torch.rand(batch_size, 2, 2, generator=g) * 64
-    labels = torch.tensor([[1, 0]]).expand(batch_size, -1)
-    boxes = torch.tensor([[8.0, 10.0, 40.0, 50.0]]).expand(batch_size, -1)
-    return torch.rand(batch_size, 3, 64, 64, generator=g), points, labels, boxes
-
-
-@register_model(
-    "small_sam",
-    task="promptable-segmentation",
-    example_inputs=_example_inputs,
-    output_shape=(3, 64, 64),
-    # the single-mask token and hypernetwork (index 0) are unused when multimask=True, and vice versa
-    unused_parameters=("mask_decoder.hypernetworks.0.",),
-    reference="Kirillov et al. 2023 (Segment Anything)",
-)
-def small_sam(image_size: int = 64, embed_dim: int = 32, depth: int = 2, num_masks: int = 3,
-              encoder_width: int = 16, encoder_blocks: int = 2) -> SmallSAM:
-    """A small SAM-style promptable segmenter for 64x64 images (points and boxes, several masks with IoU)."""
-    return SmallSAM(image_size, embed_dim, depth, num_masks, encoder_width, encoder_blocks)

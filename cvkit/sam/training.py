@@ -25,6 +25,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from cvkit.sam.model import SamOutput, SmallSAM
 from cvkit.sam.prompts import PROMPT_KINDS, PromptKind, simulate_prompts
+from cvkit.segmentation.metrics import paired_mask_iou
 
 
 def instance_pairs(dataset, indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,22 +43,6 @@ def instance_pairs(dataset, indices: Sequence[int] | None = None) -> tuple[torch
     if not images:
         raise ValueError("the dataset has no objects")
     return torch.stack(images), torch.stack(masks)
-
-
-def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU of binary masks: |pred AND target| / |pred OR target|.
-
-    Args:
-        pred: (B, K, H, W) bool (or logits: positive = inside). target: (B, H, W) bool.
-
-    Returns:
-        (B, K) float in [0, 1]; 1 when both masks are empty.
-    """
-    p = pred if pred.dtype == torch.bool else pred > 0
-    t = target[:, None].bool()  # (B, 1, H, W)
-    inter = (p & t).flatten(2).sum(-1).float()
-    union = (p | t).flatten(2).sum(-1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -97,7 +82,7 @@ def sam_loss(out: SamOutput, target: torch.Tensor, focal_weight: float = 20.0, d
     focal = sigmoid_focal_loss(logits, t, alpha=0.25, gamma=2.0, reduction="none").flatten(2).mean(-1)  # (B, K)
     per_mask = focal_weight * focal + dice_weight * dice_loss(logits, target)  # (B, K)
     best, chosen = per_mask.min(dim=1)  # only the best candidate learns (ambiguity-aware)
-    iou_loss = F.mse_loss(out.iou.float(), mask_iou(logits.detach(), target))
+    iou_loss = F.mse_loss(out.iou.float(), paired_mask_iou(logits.detach(), target[:, None]))
     mask_loss = best.mean()
     return SamLoss(mask_loss + iou_loss, mask_loss, iou_loss, chosen)
 
@@ -167,7 +152,7 @@ def evaluate_prompts(
                 m = masks[start : start + batch_size].to(device).bool()
                 prompts = simulate_prompts(m, kind, box_noise=box_noise, generator=g)
                 out = model(x, multimask=(kind == "point"), **prompts.as_kwargs())
-                ious = mask_iou(out.masks, m)  # (B, K)
+                ious = paired_mask_iou(out.masks, m[:, None])  # (B, K)
                 pick = out.iou.argmax(dim=1, keepdim=True)
                 chosen.append(ious.gather(1, pick).squeeze(1))
                 oracle.append(ious.max(dim=1).values)

@@ -5,7 +5,7 @@ module                      what                                                
 ==========================  ======================================================  ===================================================
 :mod:`~.unpool`             nearest, bed-of-nails and max unpooling                 ``F.interpolate``, ``F.max_unpool2d``
 :mod:`~.transposed`         transposed convolution, as C^T and by scatter-add       ``F.conv_transpose2d``
-:mod:`~.metrics`            confusion matrix, per-class IoU, mIoU, Dice             ``torchmetrics`` ``MulticlassJaccardIndex``, ``DiceScore``
+:mod:`~.metrics`            confusion matrix, per-class IoU, mIoU, Dice; mask IoU   ``torchmetrics`` ``MulticlassJaccardIndex``, ``DiceScore``
 :mod:`~.colormap`           class colour maps (kit, PASCAL VOC)
 :mod:`~.training`           the ``fit`` step, predictions and evaluation of segmenters
 ==========================  ======================================================  ===================================================
@@ -20,7 +20,9 @@ from cvkit.segmentation.metrics import (
     dice_from_confusion,
     dice_score,
     iou_from_confusion,
+    mask_iou,
     mean_iou,
+    paired_mask_iou,
     per_class_iou,
 )
 from cvkit.segmentation.training import evaluate_segmenter, predict_masks, segmentation_step
@@ -52,9 +54,11 @@ __all__ = [
     "evaluate_segmenter",
     "iou_from_confusion",
     "label_colormap",
+    "mask_iou",
     "max_unpool",
     "mean_iou",
     "nearest_unpool",
+    "paired_mask_iou",
     "per_class_iou",
     "predict_masks",
     "segmentation_step",

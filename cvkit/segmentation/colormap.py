@@ -17,7 +17,15 @@ from typing import Literal
 import numpy as np
 import torch
 
-from cvkit.viz.annotations import PALETTE
+# the kit's qualitative palette (Tableau 10), (10, 3) float32 RGB in [0, 1]: class i gets PALETTE[i % 10] everywhere
+# (boxes in cvkit.viz, masks here)
+PALETTE = np.array(
+    [
+        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+    ],
+    dtype=np.float32,
+) / 255
 
 
 def label_colormap(num_classes: int, kind: Literal["kit", "voc"] = "kit") -> np.ndarray:

@@ -1,4 +1,4 @@
-r"""Segmentation metrics from the confusion matrix: per-class IoU, mIoU, Dice, pixel accuracy.
+r"""Segmentation metrics: per-class IoU, mIoU, Dice and pixel accuracy from the confusion matrix; IoU of binary masks.
 
 For class c, with TP, FP, FN counted over **all pixels of all images** (the PASCAL VOC and
 Cityscapes convention: one confusion matrix for the whole evaluation set):
@@ -15,6 +15,11 @@ are mostly background scores high): that is why segmentation reports mIoU.
 Tested against ``torchmetrics.classification.MulticlassJaccardIndex`` and ``MulticlassF1Score``
 (dataset-level, ``average=None``) and ``torchmetrics.segmentation.MeanIoU`` / ``DiceScore``
 (which average per image; equal to these on a single image).
+
+**Binary masks** (instances, SAM's candidates) are compared by :func:`mask_iou` (every mask of one set against every
+mask of another, like ``box_iou``: COCO's ``segm`` matching) and :func:`paired_mask_iou` (each mask against its own
+partner: a prediction against its target). Both follow one convention where the union is empty (two empty masks): IoU
+0, as ``pycocotools.mask.iou``, torchmetrics' ``binary_jaccard_index`` and the kit's ``box_iou`` for zero-area boxes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,56 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+
+
+def mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of two sets of binary masks, every mask of the first against every mask of the second.
+
+    What COCO's ``segm`` evaluation compares instead of boxes (``pycocotools.mask.iou``); the masks' analogue of
+    ``box_iou``. For each mask against its own partner, use :func:`paired_mask_iou`.
+
+    Args:
+        masks1: (N, H, W) bool (or 0/1) masks.
+        masks2: (M, H, W) bool (or 0/1) masks of the same size.
+
+    Returns:
+        (N, M) float64 in [0, 1]; 0 where both masks are empty (the union is empty).
+
+    Raises:
+        ValueError: not 3-D, or the masks' sizes differ.
+    """
+    if masks1.dim() != 3 or masks2.dim() != 3:
+        raise ValueError(f"masks must be (N, H, W) and (M, H, W), got {tuple(masks1.shape)} and {tuple(masks2.shape)}")
+    if masks1.shape[-2:] != masks2.shape[-2:]:
+        raise ValueError(f"masks must have the same size, got {tuple(masks1.shape[-2:])} and {tuple(masks2.shape[-2:])}")
+    pixels = masks1.shape[-2] * masks1.shape[-1]
+    a = masks1.reshape(len(masks1), pixels).bool().double()  # (N, H*W)
+    b = masks2.reshape(len(masks2), pixels).bool().double()  # (M, H*W)
+    inter = a @ b.T  # (N, M) pixels in both
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+
+
+def paired_mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of each mask with its partner, ``|pred AND target| / |pred OR target|``, over the last two axes.
+
+    Args:
+        pred: (..., H, W) bool masks, or float logits (positive = inside), e.g. SAM's (B, K, H, W) candidates.
+        target: (..., H, W) bool (or 0/1) masks, broadcastable against ``pred`` (e.g. (B, 1, H, W) against (B, K, H, W)).
+
+    Returns:
+        (...) float32 in [0, 1], the broadcast leading shape; 0 where both masks are empty (as :func:`mask_iou`).
+
+    Raises:
+        ValueError: fewer than 2 axes, or the last two sizes differ.
+    """
+    if pred.dim() < 2 or target.dim() < 2 or pred.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"pred and target must be (..., H, W) masks of one size, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    p = pred if pred.dtype == torch.bool else pred > 0
+    t = target.bool()
+    inter = (p & t).flatten(-2).sum(-1).float()  # (...)
+    union = (p | t).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:

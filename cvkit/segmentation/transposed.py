@@ -2,7 +2,7 @@ r"""Transposed convolution: learnable upsampling, understood through the convolu
 
 A convolution of an (H, W) input with a k x k kernel is a linear map, so it is a matrix
 multiplication :math:`y = C x` with x and y flattened: C has one row per output pixel
-holding the kernel at that pixel's window, zeros elsewhere (:func:`cvkit.convolution.conv_matrix`). Lecture
+holding the kernel at that pixel's window, zeros elsewhere (:func:`cvkit.conv.ops.conv_matrix`). Lecture
 001's example: a 3 x 3 kernel on a 4 x 4 input gives C of shape 4 x 16.
 
 The **transposed convolution** multiplies by :math:`C^T` instead (16 x 4): it maps 4 values
@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from cvkit.convolution import conv_matrix
+from cvkit.conv.ops import conv_matrix
 
 # lecture 001: the 3x3 kernel whose 4x16 convolution matrix C (on a 4x4 input) transposes to the printed 16x4 C^T
 SEED_KERNEL = torch.tensor([[1.0, 4, 1], [1, 4, 3], [3, 3, 1]])

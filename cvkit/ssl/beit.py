@@ -104,9 +104,9 @@ def blockwise_mask(
         if a > height or b > width:
             continue  # does not fit: draw again
         t = int(rand(0, height - a + 1 - 1e-9))  # uniform integer in [0, h - a]
-        l = int(rand(0, width - b + 1 - 1e-9))
-        mask[t : t + a, l : l + b] = True
-        blocks.append((t, l, a, b, s, r))
+        left = int(rand(0, width - b + 1 - 1e-9))
+        mask[t : t + a, left : left + b] = True
+        blocks.append((t, left, a, b, s, r))
         if int(mask.sum()) > target:  # until |M| > ratio * N
             return (mask, blocks) if return_blocks else mask
     raise RuntimeError(f"blockwise masking did not reach {target:.1f} patches in {max_iterations} iterations")

@@ -40,7 +40,7 @@ class ProbeBench:
         test_images, test_labels: held-out images the probe is scored on.
         classes: class names.
         results: ``{name: ProbeResult}`` in evaluation order.
-        baselines: the names in ``results`` that are baselines (drawn grey by :meth:`plot`).
+        baselines: the names in ``results`` that are baselines (drawn grey by :func:`cvkit.viz.plot_probe_accuracies`).
     """
 
     pretrain_images: torch.Tensor
@@ -121,9 +121,3 @@ class ProbeBench:
     def table(self) -> str:
         """The results as a Markdown table (accuracies in %)."""
         return probe_table(self.results)
-
-    def plot(self, ax=None, title: str = "linear-probe test accuracy"):
-        """Bar chart of the linear-probe accuracies, baselines grey (:func:`cvkit.viz.plot_probe_accuracies`)."""
-        from cvkit.viz.representations import plot_probe_accuracies
-
-        return plot_probe_accuracies(self.accuracies(), self.baselines, ax=ax, title=title)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cvkit.ssl.heads import feature_dim_of, mlp_head
+from cvkit.layers.heads import feature_dim_of, mlp_head
 from cvkit.ssl.losses import byol_loss
 from cvkit.ssl.momentum import ema_update_, frozen_copy
 

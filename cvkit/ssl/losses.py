@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cvkit.losses import Reduction, reduce_loss
+from cvkit.train.losses import Reduction, reduce_loss
 
 
 def _check_temperature(temperature: float | torch.Tensor) -> None:

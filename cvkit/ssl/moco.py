@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.ssl.heads import feature_dim_of, mlp_head
+from cvkit.layers.heads import feature_dim_of, mlp_head
 from cvkit.ssl.losses import info_nce
 from cvkit.ssl.momentum import ema_update_, frozen_copy
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from cvkit.ssl.heads import feature_dim_of, mlp_head
+from cvkit.layers.heads import feature_dim_of, mlp_head
 from cvkit.ssl.losses import nt_xent
 
 

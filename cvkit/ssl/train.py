@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from cvkit.data.augment import BatchTransform
 from cvkit.data.loader import DeviceLoader
-from cvkit.ssl.heads import feature_dim_of
+from cvkit.layers.heads import feature_dim_of
 from cvkit.ssl.probe import ProbeResult
 from cvkit.train import History, StepOutput, fit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,25 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
+    Loaded with ``torch.load(..., weights_only=True)``: tensors, numbers, strings and containers only, so a file
+    from elsewhere cannot run code when it is opened (unpickling an arbitrary object can).
+
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a cvkit checkpoint (no ``model`` and ``epoch`` entries).
+        ValueError: the file holds other objects than tensors and plain containers, or is not a cvkit checkpoint
+            (no ``model`` and ``epoch`` entries).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain containers, which weights_only loading refuses "
+            f"({str(exc).splitlines()[0][:200]}); a cvkit checkpoint never does. Open it with "
+            "torch.load(path, weights_only=False) yourself only if you trust where it came from"
+        ) from exc
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise ValueError(f"{path} is not a cvkit training checkpoint (expected a dict with 'model' and 'epoch')")
     return state

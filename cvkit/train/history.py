@@ -1,4 +1,4 @@
-"""Per-epoch training history: a list of rows, one per epoch, and its plot."""
+"""Per-epoch training history: a list of rows, one per epoch (drawn by :func:`cvkit.viz.plot_history`)."""
 
 from __future__ import annotations
 
@@ -77,20 +77,6 @@ class History:
     def from_state_dict(cls, state: dict[str, Any]) -> "History":
         """Inverse of :meth:`state_dict`."""
         return cls([dict(r) for r in state.get("rows", [])])
-
-    def plot(self, ax=None, title: str | None = None):
-        """Loss and accuracy curves (train and validation) against epoch.
-
-        Args:
-            ax: an array of two matplotlib axes to draw into (``None``: a new figure).
-            title: figure title.
-
-        Returns:
-            matplotlib Figure.
-        """
-        from cvkit.viz.curves import plot_history
-
-        return plot_history(self, ax=ax, title=title)
 
 
 def _fmt(value: Any) -> str:

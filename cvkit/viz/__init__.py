@@ -1,26 +1,24 @@
 """Static visualizers (matplotlib): images, training curves, annotations, and the lecture-specific pictures.
 
-Every function returns the matplotlib Figure or axis it drew, so notebooks can save or
+Analysis lives elsewhere (:mod:`cvkit.inspect` records attention and features, :mod:`cvkit.conv` computes receptive
+fields); this package only draws. Every function returns the matplotlib Figure or axis it drew, so notebooks can save or
 restyle it; nothing here needs a notebook front end.
 """
 
 from cvkit.viz.activations import plot_activations
-from cvkit.viz.annotations import PALETTE, draw_boxes, overlay_mask, show_sample
+from cvkit.segmentation.colormap import PALETTE
+from cvkit.viz.annotations import draw_boxes, overlay_mask, show_sample
 from cvkit.viz.attention import (
-    attention_maps,
-    attention_rollout,
-    cls_attention,
-    mean_attention_distance,
     overlay_attention,
     plot_attention_distance,
-    record_attention,
     show_attention_heads,
     show_attention_rollout,
     show_position_similarity,
-    vit_token_layout,
+    upsample_map,
 )
-from cvkit.viz.conv import draw_conv_arithmetic, draw_receptive_field_growth, show_filtered
-from cvkit.viz.curves import compare_histories, plot_history
+from cvkit.viz.conv import draw_conv_arithmetic, show_filtered
+from cvkit.viz.curves import compare_histories, plot_gan_history, plot_history
+from cvkit.viz.diffusion import plot_schedules
 from cvkit.viz.detection import (
     plot_anchor_matches,
     plot_anchors,
@@ -37,8 +35,8 @@ from cvkit.viz.features import show_feature_maps, show_filters, show_stage_featu
 from cvkit.viz.heatmaps import overlay_heatmap, show_heatmaps
 from cvkit.viz.images import normalize_for_display, show_images, to_display
 from cvkit.viz.optimization import plot_landscape
-from cvkit.viz.receptive_field import draw_receptive_field, plot_receptive_field_growth
-from cvkit.viz.representations import embed_2d, plot_embedding, plot_probe_accuracies
+from cvkit.viz.receptive_field import draw_receptive_field, draw_receptive_field_growth, plot_receptive_field_growth
+from cvkit.viz.representations import embed_2d, plot_embedding, plot_embeddings, plot_probe_accuracies
 from cvkit.viz.segmentation import add_class_legend, plot_instances, plot_segmentation, show_matrices
 from cvkit.viz.vision_language import show_caption_attention, show_similarity_matrix
 from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows, window_attention_map
@@ -46,9 +44,6 @@ from cvkit.viz.windows import group_ids, show_block_grid, show_shifted_windows, 
 __all__ = [
     "PALETTE",
     "add_class_legend",
-    "attention_maps",
-    "attention_rollout",
-    "cls_attention",
     "compare_histories",
     "draw_boxes",
     "draw_conv_arithmetic",
@@ -56,7 +51,6 @@ __all__ = [
     "draw_receptive_field_growth",
     "embed_2d",
     "group_ids",
-    "mean_attention_distance",
     "normalize_for_display",
     "overlay_attention",
     "overlay_heatmap",
@@ -69,6 +63,8 @@ __all__ = [
     "plot_detections",
     "plot_detr_matches",
     "plot_embedding",
+    "plot_embeddings",
+    "plot_gan_history",
     "plot_history",
     "plot_instances",
     "plot_iou",
@@ -79,8 +75,8 @@ __all__ = [
     "plot_proposals",
     "plot_receptive_field_growth",
     "plot_roi_bins",
+    "plot_schedules",
     "plot_segmentation",
-    "record_attention",
     "show_attention_heads",
     "show_attention_rollout",
     "show_block_grid",
@@ -97,6 +93,6 @@ __all__ = [
     "show_similarity_matrix",
     "show_stage_features",
     "to_display",
-    "vit_token_layout",
+    "upsample_map",
     "window_attention_map",
 ]

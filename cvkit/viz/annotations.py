@@ -7,16 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cvkit.segmentation.colormap import PALETTE
 from cvkit.viz.images import to_display
-
-# a qualitative palette (Tableau 10): class i gets PALETTE[i % 10]
-PALETTE = np.array(
-    [
-        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
-    ],
-    dtype=np.float32,
-) / 255
 
 
 def draw_boxes(

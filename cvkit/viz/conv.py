@@ -1,13 +1,12 @@
-"""Pictures for the convolution lecture: convolution arithmetic, filtered photos, receptive-field growth."""
+"""Pictures for the convolution lecture: convolution arithmetic and filtered photos (receptive fields: :mod:`cvkit.viz.receptive_field`)."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
-import numpy as np
 import torch
 
-from cvkit.convolution import conv_output_size, receptive_field_chain
+from cvkit.conv.ops import conv_output_size
 from cvkit.viz.images import to_display
 
 
@@ -24,7 +23,7 @@ def draw_conv_arithmetic(
 
     Blue cells are the input, grey cells the zero padding; orange cells are the input pixels the
     highlighted output pixel (row-major ``output_index``) reads; the output grid is on the right with
-    its size from :func:`cvkit.convolution.conv_output_size` in the title.
+    its size from :func:`cvkit.conv.ops.conv_output_size` in the title.
 
     Args:
         input_size: W1 (square input) in pixels.
@@ -112,39 +111,5 @@ def show_filtered(image: torch.Tensor, kernels: Mapping[str, torch.Tensor], size
         a.set_title(name)
     for a in axes:
         a.axis("off")
-    fig.tight_layout()
-    return fig
-
-
-def draw_receptive_field_growth(image: torch.Tensor, layers: Sequence[tuple[int, int]], centre: tuple[int, int] | None = None, ax=None):
-    """Draw, on a photo, the receptive field of one unit after each layer of a plain conv chain.
-
-    Args:
-        image: (C, H, W) float in [0, 1].
-        layers: ``(kernel_size, stride)`` per layer (see :func:`cvkit.convolution.receptive_field_chain`).
-        centre: (row, column) in pixels of the unit's centre (default: image centre).
-        ax: matplotlib axis or ``None``.
-
-    Returns:
-        matplotlib Figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 5))
-    else:
-        fig = ax.figure
-    ax.imshow(to_display(image), cmap="gray")
-    h, w = image.shape[-2:]
-    cy, cx = centre if centre is not None else (h // 2, w // 2)
-    rows = receptive_field_chain(layers)
-    colours = plt.cm.viridis(np.linspace(0, 1, len(rows)))
-    for i, (row, colour) in enumerate(zip(rows, colours)):
-        r = row["size"]
-        ax.add_patch(Rectangle((cx - r / 2, cy - r / 2), r, r, fill=False, edgecolor=colour, linewidth=2, label=f"layer {i + 1}: {r}x{r}"))
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
-    ax.axis("off")
-    ax.set_title("receptive field after each layer")
     fig.tight_layout()
     return fig

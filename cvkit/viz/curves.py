@@ -1,11 +1,12 @@
-"""Training curves: loss and accuracy per epoch, train against validation."""
+"""Training curves: loss and accuracy per epoch, train against validation; a GAN's two losses."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cvkit.generative.gan import GANHistory
     from cvkit.train.history import History
 
 
@@ -75,5 +76,34 @@ def compare_histories(histories: Mapping[str, "History"], key: str = "val_accura
     ax.legend()
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gan_history(history: "GANHistory"):
+    """A GAN's losses (left) and the discriminator's mean outputs D(x), D(G(z)) (right) per epoch.
+
+    Args:
+        history: from :func:`cvkit.generative.train_gan`.
+
+    Returns:
+        matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
+    epochs = history.column("epoch")
+    a.plot(epochs, history.column("d_loss"), "o-", label="discriminator")
+    a.plot(epochs, history.column("g_loss"), "o-", label="generator")
+    a.set(xlabel="epoch", ylabel="loss", title="GAN losses")
+    a.legend()
+    b.plot(epochs, history.column("d_real"), "o-", label="D(real)")
+    b.plot(epochs, history.column("d_fake"), "o-", label="D(G(z))")
+    b.axhline(0.5, color="grey", lw=0.8, ls="--")
+    b.set(xlabel="epoch", ylabel="probability", ylim=(0, 1), title="discriminator outputs")
+    b.legend()
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig

@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from cvkit.viz.annotations import PALETTE, draw_boxes
+from cvkit.segmentation.colormap import PALETTE
+from cvkit.viz.annotations import draw_boxes
 from cvkit.viz.images import to_display
 
 

@@ -15,7 +15,7 @@ def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, size: flo
     """The first ``n`` channels of one feature map, each rescaled to [0, 1] on its own.
 
     Args:
-        maps: (C, H, W) or (1, C, H, W), e.g. from :func:`cvkit.hooks.capture_outputs`.
+        maps: (C, H, W) or (1, C, H, W), e.g. from :func:`cvkit.inspect.capture_outputs`.
         n: how many channels to show (at most C).
         ncols: grid columns.
         cmap: colour map (feature maps are single-channel).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-import numpy as np
 import torch
 
 
@@ -22,7 +21,7 @@ def plot_landscape(
     Args:
         loss_fn: ``loss_fn(w)`` for ``w`` of shape (..., 2) float64, returning (...) losses
             (it must broadcast over leading axes, e.g. ``lambda w: (w ** 2).sum(-1)``).
-        paths: ``{"name": (T, 2) tensor}`` of visited points (see :func:`cvkit.optim.trace_optimizer`).
+        paths: ``{"name": (T, 2) tensor}`` of visited points (see :func:`cvkit.train.optim.trace_optimizer`).
         xlim, ylim: plotted ranges.
         resolution: grid points per axis.
         ax: matplotlib axis or ``None``.

@@ -1,16 +1,19 @@
-"""Receptive fields drawn on a real image: the box a unit sees, and how it grows layer by layer."""
+"""Receptive fields drawn on a real image: the box a unit sees, and how it grows layer by layer (lectures 02, 04, 05)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import torch
 
+from cvkit.conv.receptive_field import receptive_field_chain
 from cvkit.viz.heatmaps import overlay_heatmap
 from cvkit.viz.images import to_display
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cvkit.receptive_field import EmpiricalReceptiveField, ReceptiveField, ReceptiveFieldTable
+    from cvkit.conv.empirical import EmpiricalReceptiveField
+    from cvkit.conv.receptive_field import ReceptiveField, ReceptiveFieldTable
 
 
 def draw_receptive_field(
@@ -32,9 +35,9 @@ def draw_receptive_field(
 
     Args:
         image: (C, H, W) float in [0, 1], the network's input size.
-        field: one row of :func:`cvkit.receptive_field.receptive_fields`.
+        field: one row of :func:`cvkit.conv.receptive_fields`.
         unit: (y, x) in the layer's grid (``None``: the centre unit).
-        empirical: the matching :func:`cvkit.receptive_field.empirical_receptive_field` result.
+        empirical: the matching :func:`cvkit.conv.empirical_receptive_field` result.
         ax: a matplotlib axis (``None``: a new figure).
         colour: box colour.
         title: axis title (default: layer name, RF size and stride).
@@ -90,7 +93,7 @@ def plot_receptive_field_growth(table: "ReceptiveFieldTable", names: Sequence[st
     """Receptive-field size and effective stride of chosen layers, in network order.
 
     Args:
-        table: from :func:`cvkit.receptive_field.receptive_fields`.
+        table: from :func:`cvkit.conv.receptive_fields`.
         names: layers or containers to plot (e.g. the stages).
         labels: x tick labels (default: the names).
         image_size: draw the input size as a horizontal line.
@@ -118,5 +121,39 @@ def plot_receptive_field_growth(table: "ReceptiveFieldTable", names: Sequence[st
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def draw_receptive_field_growth(image: torch.Tensor, layers: Sequence[tuple[int, int]], centre: tuple[int, int] | None = None, ax=None):
+    """Draw, on a photo, the receptive field of one unit after each layer of a plain conv chain.
+
+    Args:
+        image: (C, H, W) float in [0, 1].
+        layers: ``(kernel_size, stride)`` per layer (see :func:`cvkit.conv.receptive_field_chain`).
+        centre: (row, column) in pixels of the unit's centre (default: image centre).
+        ax: matplotlib axis or ``None``.
+
+    Returns:
+        matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+    else:
+        fig = ax.figure
+    ax.imshow(to_display(image), cmap="gray")
+    h, w = image.shape[-2:]
+    cy, cx = centre if centre is not None else (h // 2, w // 2)
+    rows = receptive_field_chain(layers)
+    colours = plt.cm.viridis(np.linspace(0, 1, len(rows)))
+    for i, (row, colour) in enumerate(zip(rows, colours)):
+        r = row["size"]
+        ax.add_patch(Rectangle((cx - r / 2, cy - r / 2), r, r, fill=False, edgecolor=colour, linewidth=2, label=f"layer {i + 1}: {r}x{r}"))
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    ax.axis("off")
+    ax.set_title("receptive field after each layer")
     fig.tight_layout()
     return fig

@@ -1,4 +1,5 @@
-"""Pictures for judging learned representations: a 2-D embedding plot and a bar chart of probe accuracies."""
+"""Pictures for judging learned representations: 2-D embedding plots (one encoder, or several side by side) and a
+bar chart of probe accuracies."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from cvkit.viz.annotations import PALETTE
+from cvkit.segmentation.colormap import PALETTE
 
 
 def embed_2d(features: torch.Tensor | np.ndarray, method: Literal["pca", "tsne"] = "pca", seed: int = 0) -> np.ndarray:
@@ -60,6 +61,41 @@ def plot_embedding(features: torch.Tensor | np.ndarray, labels: torch.Tensor | n
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title or method.upper(), fontsize=10)
+    return fig
+
+
+def plot_embeddings(encoders: Mapping[str, "torch.nn.Module"], images: torch.Tensor, labels: torch.Tensor | np.ndarray,
+                    class_names: Sequence[str] | None = None, method: Literal["pca", "tsne"] = "pca", size: float = 4.0):
+    """The features of several encoders on the same images, projected to 2-D side by side (one panel per encoder).
+
+    The lectures' comparison of representations: random init against a pre-trained encoder against a supervised one.
+
+    Args:
+        encoders: ``{"name": encoder}``, each mapping (B, C, H, W) to (B, D) features; drawn left to right.
+        images: (N, C, H, W) uint8 in [0, 255] or float in [0, 1] (features come from
+            :func:`cvkit.ssl.probe.extract_features`, in eval mode).
+        labels: (N,) int class indices. class_names: names for the legend, indexed by label.
+        method: ``"pca"`` or ``"tsne"`` (see :func:`embed_2d`). size: inches per panel.
+
+    Returns:
+        matplotlib Figure (the legend beside the last panel).
+
+    Raises:
+        ValueError: no encoders, or ``labels`` not as many as ``images``.
+    """
+    import matplotlib.pyplot as plt
+
+    from cvkit.ssl.probe import extract_features
+
+    if not encoders:
+        raise ValueError("give at least one encoder: {'name': encoder}")
+    if len(labels) != len(images):
+        raise ValueError(f"labels ({len(labels)}) and images ({len(images)}) must be as many")
+    fig, axes = plt.subplots(1, len(encoders), figsize=(size * len(encoders), size), squeeze=False)
+    for ax, (name, encoder) in zip(axes[0], encoders.items()):
+        plot_embedding(extract_features(encoder, images), labels, class_names, method=method, ax=ax, title=f"{name} ({method})")
+    axes[0, -1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
     return fig
 
 

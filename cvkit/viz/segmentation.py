@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cvkit.viz.annotations import PALETTE, overlay_mask
+from cvkit.segmentation.colormap import PALETTE
+from cvkit.viz.annotations import overlay_mask
 from cvkit.viz.images import to_display
 
 

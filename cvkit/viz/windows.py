@@ -12,7 +12,7 @@ import torch
 
 from cvkit.layers.maxvit import block_partition, grid_partition
 from cvkit.layers.window import shifted_window_mask, window_partition
-from cvkit.viz.annotations import PALETTE
+from cvkit.segmentation.colormap import PALETTE
 from cvkit.viz.images import to_display
 
 
@@ -176,7 +176,7 @@ def window_attention_map(
 
     Args:
         attention: (B * nW, h, M*M, M*M) weights of one window-attention layer (from
-            :func:`cvkit.viz.attention_maps` on a Swin).
+            :func:`cvkit.inspect.attention_maps` on a Swin).
         grid_size: (H, W) tokens of that layer.
         window_size: M.
         query: (row, col) of the query token on the un-shifted grid.

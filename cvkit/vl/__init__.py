@@ -11,7 +11,7 @@
 from cvkit.vl.captioning import ShowAttendTell, TransformerCaptioner, caption_loss, caption_step
 from cvkit.vl.clip import (
     CLIP,
-    ImageEncoder,
+    ClipImageEncoder,
     TextEncoder,
     clip_loss,
     clip_step,
@@ -26,7 +26,7 @@ from cvkit.vl.metrics import caption_metrics
 from cvkit.vl.tokenizer import CaptionTokenizer
 
 __all__ = [
-    "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ImageEncoder", "ShowAttendTell", "TextEncoder",
+    "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ClipImageEncoder", "ShowAttendTell", "TextEncoder",
     "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
     "clip_step", "dense_similarity", "greedy_decode", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
 ]

@@ -53,7 +53,7 @@ def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
-class ImageEncoder(nn.Module):
+class ClipImageEncoder(nn.Module):
     """ConvEncoder region features, each projected linearly into the joint space; the image embedding is their mean.
 
     Shapes:
@@ -111,7 +111,7 @@ class TextEncoder(nn.Module):
 
 
 class CLIP(nn.Module):
-    """A small CLIP: :class:`ImageEncoder`, :class:`TextEncoder` and a learned logit scale.
+    """A small CLIP: :class:`ClipImageEncoder`, :class:`TextEncoder` and a learned logit scale.
 
     Args:
         vocab_size: V of the caption tokenizer.
@@ -130,7 +130,7 @@ class CLIP(nn.Module):
     def __init__(self, vocab_size: int, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128), embed_dim: int = 64,
                  text_width: int = 64, text_heads: int = 4, text_layers: int = 2, max_len: int = 24, eos_id: int = 2) -> None:
         super().__init__()
-        self.image_encoder = ImageEncoder(in_channels, widths, embed_dim)
+        self.image_encoder = ClipImageEncoder(in_channels, widths, embed_dim)
         self.text_encoder = TextEncoder(vocab_size, embed_dim, text_width, text_heads, text_layers, max_len, eos_id)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 

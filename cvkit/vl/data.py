@@ -58,6 +58,6 @@ def captioned_shapes(n: int, image_size: int = 48, seed: int = 0, min_shapes: in
     samples = [ds[i] for i in range(n)]
     images = (torch.stack([s.image for s in samples]) * 255).round().to(torch.uint8)
     captions = [s.caption for s in samples]
-    objects = [[(COLOUR_NAMES[c], SHAPE_CLASSES[l]) for c, l in zip(s.colours.tolist(), s.labels.tolist())] for s in samples]
+    objects = [[(COLOUR_NAMES[c], SHAPE_CLASSES[k]) for c, k in zip(s.colours.tolist(), s.labels.tolist())] for s in samples]
     return CaptionedImages(images, tokenizer.encode(captions, max_len), captions, objects, [s.boxes for s in samples],
                            [s.masks for s in samples])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cvkit.runtime import headless
-from cvkit.viz.annotations import PALETTE
+from cvkit.segmentation.colormap import PALETTE
 from cvkit.viz.images import to_display
 
 Mode = Literal["foreground point", "background point", "box corner"]

@@ -26,7 +26,7 @@ def feature_map_explorer(model: nn.Module, image: torch.Tensor, layers: Sequence
     Raises:
         ValueError: no layers; KeyError: an unknown layer.
     """
-    from cvkit.hooks import capture_outputs
+    from cvkit.inspect.hooks import capture_outputs
     from cvkit.viz.features import show_feature_maps
 
     if not layers:

@@ -15,7 +15,7 @@ def receptive_field_explorer(model: nn.Module, image: torch.Tensor, layers: Sequ
     """Sliders for layer, unit row and unit column; draws the unit's field on the image.
 
     Args:
-        model: a conv net that :func:`cvkit.receptive_field.receptive_fields` can trace.
+        model: a conv net that :func:`cvkit.conv.receptive_fields` can trace.
         image: (C, H, W) float in [0, 1], shown under the field.
         layers: module names to choose from (e.g. ``["layer1", "layer2", "layer3", "layer4"]``).
         model_input: what the model gets (e.g. the normalized image); ``None``: ``image``.
@@ -30,7 +30,8 @@ def receptive_field_explorer(model: nn.Module, image: torch.Tensor, layers: Sequ
     """
     import matplotlib.pyplot as plt
 
-    from cvkit.receptive_field import empirical_receptive_field, receptive_fields
+    from cvkit.conv.empirical import empirical_receptive_field
+    from cvkit.conv.receptive_field import receptive_fields
     from cvkit.viz.receptive_field import draw_receptive_field
 
     if not layers:

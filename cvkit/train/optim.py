@@ -6,7 +6,7 @@ gradients: the first, at :math:`w`, gives the ascent step
 :math:`\hat\epsilon(w) = \rho \, g / \lVert g \rVert_2` (eq. 2); the second, at
 :math:`w + \hat\epsilon(w)`, is the gradient the base optimiser applies at :math:`w` (eq. 3)::
 
-    sam = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
+    sam = SharpnessAwareMinimizer(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1)
     loss_fn(model(x), y).backward()
     sam.first_step()                  # w <- w + eps(w)
     loss_fn(model(x), y).backward()
@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 
-class SAM(torch.optim.Optimizer):
-    """Sharpness-aware minimisation around any base optimiser.
+class SharpnessAwareMinimizer(torch.optim.Optimizer):
+    """Sharpness-aware minimisation (SAM, Foret et al. 2021; not Segment Anything, which is :mod:`cvkit.sam`) around
+    any base optimiser.
 
     Args:
         params: parameters (or parameter groups) to optimise.
@@ -76,7 +77,7 @@ class SAM(torch.optim.Optimizer):
             ValueError: no closure (SAM needs two gradient evaluations).
         """
         if closure is None:
-            raise ValueError("SAM.step needs a closure that recomputes the loss (or call first_step/second_step yourself)")
+            raise ValueError("SharpnessAwareMinimizer.step needs a closure that recomputes the loss (or call first_step/second_step yourself)")
         loss = closure()
         self.first_step(zero_grad=True)
         with torch.enable_grad():
@@ -97,7 +98,7 @@ def trace_optimizer(
         loss_fn: ``loss_fn(w) -> scalar`` for ``w`` a (P,) float64 tensor.
         start: the starting point (P values).
         make_optimizer: ``make_optimizer([w]) -> optimizer`` (e.g. ``lambda p: torch.optim.Adam(p, lr=0.05)``);
-            a :class:`SAM` instance is driven through its closure.
+            a :class:`SharpnessAwareMinimizer` is driven through its closure.
         steps: number of updates.
 
     Returns:

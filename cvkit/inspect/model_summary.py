@@ -17,23 +17,22 @@ What is counted as a MAC (one multiplication and one addition), per image:
 Biases, normalization, activations, pooling and additions are not counted: this is the
 convention of the "FLOPs" columns of the ResNet paper (3.8 x 10^9 for ResNet-50) and of the
 "GFLOPS" in torchvision's model documentation, which are multiply-accumulates (twice that
-many floating-point operations). The counting sees the aten operators dispatched during the
-forward pass (a ``TorchDispatchMode``), so functional calls (``F.conv2d`` in a custom
-forward, ``q @ k.transpose(-2, -1)``) are counted too, and attributed to the innermost
-module that was running.
+many floating-point operations). The counting is PyTorch's own ``torch.utils.flop_counter.FlopCounterMode``
+(its FLOPs are two per MAC for exactly these operators), which sees the aten operators dispatched during the
+forward pass, so functional calls (``F.conv2d`` in a custom forward, ``q @ k.transpose(-2, -1)``) are counted
+too; forward hooks attribute them to the innermost module that was running. :func:`count_macs` is the one-line
+total for any forward call.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
-from torch.utils._python_dispatch import TorchDispatchMode
-
-aten = torch.ops.aten
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def _prod(values: Sequence[int]) -> int:
@@ -57,40 +56,27 @@ def conv_macs(input_shape: Sequence[int], weight_shape: Sequence[int], output_sh
     return (_prod(input_shape) if transposed else _prod(output_shape)) * per_value
 
 
-def _macs_of(func, args, kwargs, out) -> int:
-    """MACs of one aten call, 0 for operators that do no multiply-accumulate work."""
-    packet = func.overloadpacket
-    if packet in (aten.convolution, aten._convolution):
-        x, w = args[0], args[1]
-        transposed = bool(args[6]) if len(args) > 6 else bool(kwargs.get("transposed", False))
-        return conv_macs(x.shape, w.shape, out.shape, transposed)
-    if packet is aten.mm:  # (n, k) @ (k, m)
-        return _prod(args[0].shape) * int(args[1].shape[-1])
-    if packet is aten.addmm:  # bias + (n, k) @ (k, m)
-        return _prod(args[1].shape) * int(args[2].shape[-1])
-    if packet is aten.bmm:  # (b, n, k) @ (b, k, m)
-        return _prod(args[0].shape) * int(args[1].shape[-1])
-    if packet is aten.baddbmm:
-        return _prod(args[1].shape) * int(args[2].shape[-1])
-    if "scaled_dot_product" in packet.__name__ and "backward" not in packet.__name__:
-        q, k, v = args[0], args[1], args[2]  # (B, heads, L, E), (B, heads, S, E), (B, heads, S, Ev)
-        b_h = _prod(q.shape[:-2])
-        return b_h * int(q.shape[-2]) * int(k.shape[-2]) * (int(q.shape[-1]) + int(v.shape[-1]))
-    return 0
+def count_macs(model: nn.Module | Callable[..., Any], *inputs: Any) -> int:
+    """Multiply-accumulates of one call ``model(*inputs)``, for the whole batch, without gradients.
 
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (its FLOPs / 2): convolutions, matrix products and
+    scaled dot-product attention, as :func:`summary` counts them. Works on the meta device (shapes only).
 
-class _MacCounter(TorchDispatchMode):
-    """Adds up the MACs of every aten operator run while active."""
+    Args:
+        model: any callable, usually an ``nn.Module``.
+        *inputs: its forward arguments, e.g. a (B, C, H, W) float tensor.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
+    Returns:
+        int, the MACs of the call (divide by B for MACs per image).
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        self.total += _macs_of(func, args, kwargs, out)
-        return out
+    Raises:
+        TypeError: ``model`` is not callable.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable (an nn.Module or a function), got {type(model).__name__}")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    return counter.get_total_flops() // 2
 
 
 @dataclass
@@ -268,7 +254,10 @@ def summary(
     batch = input_shape[0] if input_shape else 1
 
     names = {m: n for n, m in model.named_modules()}
-    counter = _MacCounter()
+    counter = FlopCounterMode(display=False)
+
+    def macs_so_far() -> int:
+        return counter.get_total_flops() // 2  # FLOPs count a multiply and an add: two per MAC
     rows: list[LayerRow] = []
     stack: list[tuple[LayerRow, int, list[int]]] = []  # (row, MAC counter at entry, children's MACs)
     seen_params: set[int] = set()
@@ -280,11 +269,11 @@ def summary(
         row = LayerRow(name, type(module).__name__, 0 if name == "" else name.count(".") + 1, params=sum(p.numel() for p in own),
                        is_leaf=next(module.children(), None) is None)
         rows.append(row)
-        stack.append((row, counter.total, [0]))
+        stack.append((row, macs_so_far(), [0]))
 
     def post_hook(module, _args, output):
         row, start, children = stack.pop()
-        row.subtree_macs = counter.total - start
+        row.subtree_macs = macs_so_far() - start
         row.own_macs = row.subtree_macs - children[0]
         row.macs = row.own_macs
         out = _first_tensor(output)
@@ -321,7 +310,7 @@ def summary(
         input_shape=input_shape,
         total_params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()),
         trainable_params=sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values()),
-        total_macs=counter.total,
+        total_macs=macs_so_far(),
         batch_size=batch,
         model_name=type(model).__name__,
         _all_rows=rows,

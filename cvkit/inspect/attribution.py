@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvkit.hooks import recording
+from cvkit.inspect.hooks import recording
 
 
 def _batch(image: torch.Tensor) -> torch.Tensor:

@@ -213,32 +213,3 @@ def efficiency_table(height: int, width: int, kernel_height: int, kernel_width: 
         LayerCost("sparse connection", n_out * taps, local_flops),
         LayerCost("convolution", taps, local_flops),
     ]
-
-
-def receptive_field_chain(layers: Sequence[tuple[int, int] | tuple[int, int, int]]) -> list[dict[str, int]]:
-    r"""Receptive field, effective stride (jump) and effective padding after each layer of a plain chain.
-
-    With :math:`r_0 = 1, j_0 = 1`: :math:`r_l = r_{l-1} + (k_l - 1) d_l j_{l-1}` and :math:`j_l = j_{l-1} s_l`
-    (Araujo et al., "Computing Receptive Fields of Convolutional Neural Networks", Distill 2019, eq. 1-2).
-
-    Args:
-        layers: ``(kernel_size, stride)`` or ``(kernel_size, stride, dilation)`` per layer, input first.
-
-    Returns:
-        one dict per layer with ``size`` (pixels), ``jump`` (input pixels between neighbouring units)
-        and ``padding`` (effective padding in input pixels, assuming each layer pads ``d (k - 1) // 2``).
-
-    Raises:
-        ValueError: a kernel, stride or dilation below 1.
-    """
-    size, jump, pad = 1, 1, 0
-    rows = []
-    for layer in layers:
-        k, s, d = (*layer, 1)[:3]
-        if min(k, s, d) < 1:
-            raise ValueError(f"kernel, stride and dilation must be >= 1, got {layer}")
-        pad += (d * (k - 1) // 2) * jump
-        size += (k - 1) * d * jump
-        jump *= s
-        rows.append({"size": size, "jump": jump, "padding": pad})
-    return rows
