@@ -18,7 +18,7 @@ from typing import Sequence
 
 from cvkit import __version__
 from cvkit.course.assignment_commands import register as _register_assignment_commands
-from cvkit.site.command import register as _register_site_command
+from cvkit.site.command import register_site_command as _register_site_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +73,12 @@ def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
 def _course(args) -> int:
     from cvkit.course.main_job import run_course
 
-    return 0 if run_course(args.profile, args.jobs, args.out, site=None if args.no_site else args.site) else 1
+    from functools import partial
+
+    from cvkit.site.command import site_stage
+
+    final = None if args.no_site else partial(site_stage, site=args.site)
+    return 0 if run_course(args.profile, args.jobs, args.out, final_stage=final) else 1
 
 
 def _doctor(args) -> int:

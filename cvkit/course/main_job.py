@@ -2,8 +2,9 @@
 
 ``cvkit`` with no arguments calls :func:`run_course`: every lecture notebook in course
 order (fast profile on CPU, full on a GPU), then every assignment stage registered in
-:data:`STAGES`, then the course website from the executed notebooks (``build/site/``), then
-``report.md`` / ``report.json`` in the output folder, linking to the site.
+:data:`STAGES`, then a last stage given by the caller (the ``cvkit`` command passes the course
+website's, :func:`cvkit.site.command.site_stage`, which builds ``build/site/`` from this run's
+executed notebooks), then ``report.md`` / ``report.json`` in the output folder.
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ def run_course(
     jobs: int = 1,
     out: str | os.PathLike = "build/course",
     root: str | os.PathLike | None = None,
-    site: str | os.PathLike | None = "build/site",
+    final_stage: Callable[[Path, Path, int], tuple[bool, str, dict]] | None = None,
 ) -> bool:
-    """Run every lecture notebook, then every registered stage, then build the website; write the combined report.
+    """Run every lecture notebook, then every registered stage, then ``final_stage``; write the combined report.
 
     Args:
         profile: ``"auto"``, ``"fast"`` or ``"full"`` for the notebooks.
         jobs: notebooks run in parallel.
         out: output folder (executed notebooks under ``notebooks/``, reports at the top).
         root: the course folder (default: :func:`cvkit.course.paths.course_root`).
-        site: where the course website goes (:func:`cvkit.site.build.build_site` from this run's
-            executed notebooks); ``None`` skips it.
+        final_stage: run last, as ``final_stage(root, out_dir, jobs) -> (ok, markdown section, json-able
+            dict)``, after the notebooks (in ``out_dir/notebooks``) and the stages; its section goes into
+            ``report.md``, its data into ``report.json`` under its ``"name"`` (the website's: ``"site"``).
 
     Returns:
         True when every notebook passed and every stage succeeded.
@@ -57,10 +59,11 @@ def run_course(
         sections.append(markdown)
         data[name] = stage_data
     out_dir.mkdir(parents=True, exist_ok=True)
-    if site is not None:
-        site_ok, markdown, data["site"] = _site_stage(base, out_dir, Path(site).resolve(), jobs)
-        ok = ok and site_ok
+    if final_stage is not None:
+        final_ok, markdown, final_data = final_stage(base, out_dir, jobs)
+        ok = ok and final_ok
         sections.append(markdown)
+        data[final_data.get("name", "final")] = final_data
     data["ok"] = ok
     data["seconds"] = round(time.perf_counter() - tic, 1)
     header = f"# cvkit course run: {'OK' if ok else 'FAILED'} ({data['seconds']} s)\n\n"
@@ -68,22 +71,6 @@ def run_course(
     (out_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n")
     print(f"\ncourse run {'OK' if ok else 'FAILED'} in {data['seconds']} s; report: {out_dir / 'report.md'}")
     return ok
-
-
-def _site_stage(base: Path, out_dir: Path, site: Path, jobs: int) -> tuple[bool, str, dict]:
-    """Build the website from ``out_dir/notebooks``; a failure is reported, never raised."""
-    from cvkit.site.build import SiteError, SiteUnavailable, build_site
-
-    try:
-        report = build_site(out_dir / "notebooks", site, root=base, jobs=max(2, jobs))
-    except SiteUnavailable as exc:  # an optional extra: say so, do not fail the course
-        print(f"course website skipped: {exc}")
-        return True, f"# Course website: skipped\n\n{exc}\n", {"ok": True, "skipped": str(exc)}
-    except (SiteError, OSError) as exc:
-        print(f"course website FAILED: {exc}")
-        return False, f"# Course website: FAILED\n\n```\n{exc}\n```\n", {"ok": False, "error": str(exc)}
-    print(report.summary())
-    return True, report.to_markdown(relative_to=out_dir), {"ok": True} | report.to_dict()
 
 
 def _register_default_stages() -> None:

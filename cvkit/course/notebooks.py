@@ -23,7 +23,7 @@ from typing import Iterable, Literal, Sequence
 
 from cvkit.course.kernel_sockets import private_kernel_sockets
 from cvkit.runtime import describe_device, resolve_profile
-from cvkit.site.figures import KERNEL_LINE as FIGURE_ALT_TEXT
+from cvkit.course.figure_alt import KERNEL_LINE as FIGURE_ALT_TEXT
 
 NotebookStatus = Literal["passed", "failed", "error"]
 

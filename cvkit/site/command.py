@@ -1,11 +1,13 @@
-"""``cvkit site``: build the course website from the notebooks a run executed."""
+"""``cvkit site``: build the course website from the notebooks a run executed; the main job's last stage."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
-def register(sub) -> None:
+def register_site_command(sub) -> None:
     """Add the ``site`` subcommand to the ``cvkit`` parser's subparsers."""
     p = sub.add_parser("site", help="build the course website (Sphinx) from executed notebooks into build/site/")
     p.add_argument(
@@ -34,3 +36,25 @@ def _site(args: argparse.Namespace) -> int:
         return 1
     print(report.summary())
     return 0
+
+
+def site_stage(
+    root: Path, out_dir: Path, jobs: int, *, site: str | os.PathLike = "build/site"
+) -> tuple[bool, str, dict]:
+    """The main job's last stage: the website from ``out_dir/notebooks`` into ``site``.
+
+    Returns ``(ok, markdown section for report.md, data for report.json)``; never raises. A missing
+    ``site`` extra is reported and skipped (ok), any other failure is reported as one (not ok).
+    """
+    from cvkit.site.build import SiteError, SiteUnavailable, build_site
+
+    try:
+        report = build_site(out_dir / "notebooks", site, root=root, jobs=max(2, jobs))
+    except SiteUnavailable as exc:  # an optional extra: say so, do not fail the course
+        print(f"course website skipped: {exc}")
+        return True, f"# Course website: skipped\n\n{exc}\n", {"name": "site", "ok": True, "skipped": str(exc)}
+    except (SiteError, OSError) as exc:
+        print(f"course website FAILED: {exc}")
+        return False, f"# Course website: FAILED\n\n```\n{exc}\n```\n", {"name": "site", "ok": False, "error": str(exc)}
+    print(report.summary())
+    return True, report.to_markdown(relative_to=out_dir), {"name": "site", "ok": True} | report.to_dict()

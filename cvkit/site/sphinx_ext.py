@@ -2,7 +2,7 @@
 
 * **Alt text**: MyST-NB names each image output after the SHA-256 of its bytes and keeps only
   ``width``/``height`` of the output's metadata. The builder records ``{sha256: alt}`` for every
-  figure whose output carries an ``alt`` (see :mod:`cvkit.site.figures`) in the JSON file named by
+  figure whose output carries an ``alt`` (see :mod:`cvkit.course.figure_alt`) in the JSON file named by
   the ``cvkit_figure_alt`` setting; here each image node gets its ``alt`` from it.
 * **Math offline**: MathJax 3 comes from the ``sphinx-mathjax-offline`` wheel (files only; its own
   extension is not loaded because it does not declare itself safe for parallel builds) and is copied
@@ -68,10 +68,13 @@ def _copy_mathjax(app, exception) -> None:
             shutil.copy2(src, target / part)
 
 
-def setup(app) -> dict:
+def setup_extension(app) -> dict:
     """Register the alt-text transform, the offline MathJax and the ``cvkit_figure_alt`` setting."""
     app.add_config_value("cvkit_figure_alt", "", "env")
     app.config.mathjax_path = MATHJAX_ENTRY
     app.connect("doctree-read", _set_alt_text)
     app.connect("build-finished", _copy_mathjax)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+setup = setup_extension  # the name Sphinx calls

@@ -7,7 +7,7 @@ PNG of every figure carry its title, and the size of its smallest text, as outpu
 
     output["metadata"]["image/png"] == {"alt": "Sobel x; Sobel y", "min_font_px": 13.9}
 
-The course website (:mod:`cvkit.site.build`) puts the text into the ``alt`` attribute of the
+The course website (``cvkit site``) puts the text into the ``alt`` attribute of the
 figure's ``<img>``; its tests use ``min_font_px`` (pixels of the PNG) to check that the smallest
 text stays readable at the width the page shows the figure. Nothing changes in what a student
 sees in Jupyter.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 # One line for ``IPKernelApp.exec_lines``: cheap (``import cvkit`` imports no subpackage).
-KERNEL_LINE = "import cvkit.site.figures as _cvkit_figures; _cvkit_figures.install(); del _cvkit_figures"
+KERNEL_LINE = "import cvkit.course.figure_alt as _cvkit_alt; _cvkit_alt.install(); del _cvkit_alt"
 
 MAX_PANELS = 6  # panel titles named in one alt text before "and N more"
 
