@@ -25,6 +25,7 @@ TIERS = [
     {"cvkit.viz"},
     {"cvkit.widgets"},
     {"cvkit.course"},
+    {"cvkit.site"},
     {"cvkit.cli", "cvkit.__main__"},
 ]
 

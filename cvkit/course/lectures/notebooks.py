@@ -23,6 +23,7 @@ from typing import Iterable, Literal, Sequence
 
 from cvkit.course.lectures.kernel_sockets import private_kernel_sockets
 from cvkit.runtime import describe_device, resolve_profile
+from cvkit.course.figure_alt import KERNEL_LINE as FIGURE_ALT_TEXT
 
 NotebookStatus = Literal["passed", "failed", "error"]
 
@@ -229,6 +230,9 @@ def run_notebook(
                 log_output=False,
                 execution_timeout=cell_timeout,
                 config=config,
+                # figures inline as in Jupyter, whatever MPLBACKEND the caller has (pytest sets Agg, which shows
+                # nothing), each carrying its titles as alt text (for the course website)
+                extra_arguments=["--IPKernelApp.matplotlib=inline", f"--IPKernelApp.exec_lines={FIGURE_ALT_TEXT}"],
             )
     except Exception as exc:  # noqa: BLE001 - papermill raises several types; all mean "failed"
         status = "failed"
@@ -238,7 +242,41 @@ def run_notebook(
         problem = unexecuted_cells(nbformat.read(out, as_version=4))
         if problem:
             status, message = "failed", problem
-    return NotebookResult(source.name, status, seconds, resolved, device, message, str(out), str(source))
+    result = NotebookResult(source.name, status, seconds, resolved, device, message, str(out), str(source))
+    record_run(out, result)
+    return result
+
+
+def record_run(executed: str | os.PathLike, result: NotebookResult) -> None:
+    """Write how a notebook ran into its executed copy's metadata (``metadata.cvkit.run``).
+
+    The executed notebook then says by itself which profile and device produced its outputs, when,
+    and whether it passed; the course website (``cvkit site``) shows this on the lecture's page.
+    Does nothing when the executed copy was not written (the notebook could not start).
+    """
+    import datetime
+
+    import nbformat
+
+    from cvkit import __version__
+
+    path = Path(executed)
+    if not path.is_file():
+        return
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written copy stays as papermill left it
+        return
+    nb.metadata.setdefault("cvkit", {})["run"] = {
+        "status": result.status,
+        "profile": result.profile,
+        "device": result.device,
+        "seconds": round(result.seconds, 1),
+        "message": result.message[:500],
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cvkit": __version__,
+    }
+    nbformat.write(nb, path)
 
 
 def unexecuted_cells(executed) -> str:
