@@ -192,6 +192,8 @@ def test_voc_boxes_become_xyxy_pixel_edges_scaled_with_the_image(isolated):
     assert torch.equal(parsed["boxes"], corners - torch.tensor([1.0, 1.0, 0.0, 0.0]))
     assert parsed["difficult"].tolist() == [False, True, False] and parsed["size"] == (30, 40)
     assert [s.name for s in load_voc_detection("test", image_size=20, path=isolated / "voc")] == ["000005"]
+    native = load_voc_detection("test", image_size=None, path=isolated / "voc")[0]  # as on disk: boxes unscaled
+    assert native.image.shape == (3, 30, 40) and torch.equal(native.boxes, torch.tensor([[0.0, 0, 20, 15], [20, 10, 40, 30]]))
     with pytest.raises(ValueError, match="unknown VOC class 'unicorn'"):
         parse_voc_annotation(VOC_XML.format(name="x", w=9, h=9, objects=VOC_OBJECT.format(cls="unicorn", d=0, x1=1, y1=1, x2=2, y2=2)))
     with pytest.raises(ValueError, match="outside the 9x9 image"):
@@ -209,3 +211,19 @@ def test_voc_samples_feed_the_detection_batches(isolated):
     images, targets = next(iter(DetectionBatches(samples, 2, shuffle=False, label_offset=1)))
     assert images.shape == (2, 3, 32, 32)
     assert targets[0]["labels"].tolist() == [VOC_CLASSES.index(c) + 1 for c in ("dog", "chair", "person")]
+
+
+def test_coco_to_voc_maps_torchvision_coco_names():
+    """The 20 VOC classes among torchvision's 91 COCO categories (the weights' metadata, no download)."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    from cvkit.data import coco_to_voc
+
+    categories = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
+    idx = {name: categories.index(name) for name in ("person", "airplane", "tv", "couch", "truck", "dining table")}
+    mapped = coco_to_voc(torch.tensor(list(idx.values())), categories)
+    assert [VOC_CLASSES[i] if i >= 0 else None for i in mapped.tolist()] == ["person", "aeroplane", "tvmonitor", "sofa", None, "diningtable"]
+    every = coco_to_voc(torch.arange(len(categories)), categories)
+    assert sorted(every[every >= 0].tolist()) == list(range(20))  # each VOC class exactly once
+    with pytest.raises(ValueError, match="lack the VOC classes"):
+        coco_to_voc(torch.tensor([0]), ["cat", "dog"])

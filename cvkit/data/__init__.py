@@ -22,7 +22,7 @@ from cvkit.data.shapes import (
 )
 from cvkit.data.pets import PETS_CLASSES, load_oxford_pets, locate_oxford_pets
 from cvkit.data.sources import DatasetNotFoundError, cache_home, data_home, find_dataset, try_dataset
-from cvkit.data.voc import VOC_CLASSES, VocSample, load_voc_detection, locate_voc, parse_voc_annotation
+from cvkit.data.voc import VOC_CLASSES, VocSample, coco_to_voc, load_voc_detection, locate_voc, parse_voc_annotation
 
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "VocSample",
     "cache_home",
     "check_image_batch",
+    "coco_to_voc",
     "collate_detection",
     "data_home",
     "find_dataset",

@@ -18,7 +18,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 VOC_IMAGE_SETS = ("train", "val", "trainval", "test")
+# COCO's names of the 20 VOC classes where they differ (every VOC class is a COCO class)
+COCO_NAMES_OF_VOC = {"aeroplane": "airplane", "diningtable": "dining table", "motorbike": "motorcycle",
+                     "pottedplant": "potted plant", "sofa": "couch", "tvmonitor": "tv"}
 _FIX = (
     "run once with internet (Colab has it) so torchvision downloads VOC 2007, or unpack VOCtrainval_06-Nov-2007.tar "
     "(and VOCtest_06-Nov-2007.tar) into $CVKIT_DATA/voc/ (giving $CVKIT_DATA/voc/VOCdevkit/VOC2007/...), or pass "
@@ -42,8 +45,9 @@ class VocSample:
     """One VOC photo with its boxes, in the fields :class:`cvkit.detection.DetectionBatches` reads.
 
     Attributes:
-        image: (3, S, S) float32 in [0, 1], the photo resized (not cropped) to a square.
-        boxes: (K, 4) float32 ``xyxy`` in pixels of the resized image.
+        image: (3, S, S) float32 in [0, 1], the photo resized (not cropped) to a square, or (3, H, W) as on disk
+            when loaded with ``image_size=None``.
+        boxes: (K, 4) float32 ``xyxy`` in pixels of ``image``.
         labels: (K,) int64 index into :data:`VOC_CLASSES`.
         difficult: (K,) bool, VOC's "difficult" flag (kept only when asked for).
         name: the image id, e.g. ``"000005"``.
@@ -113,7 +117,7 @@ def load_voc_detection(
     image_set: Literal["train", "val", "trainval", "test"] = "trainval",
     *,
     year: str = "2007",
-    image_size: int = 128,
+    image_size: int | None = 128,
     limit: int | None = None,
     seed: int = 0,
     keep_difficult: bool = False,
@@ -125,7 +129,8 @@ def load_voc_detection(
     Args:
         image_set: which official list (``"test"`` exists for 2007 only).
         year: ``"2007"`` (5,011 trainval and 4,952 test images) or ``"2012"``.
-        image_size: side of the square images, in pixels (the aspect ratio is not kept, so no box is cut off).
+        image_size: side of the square images, in pixels (the aspect ratio is not kept, so no box is cut off);
+            ``None`` keeps every photo at its own size (for detectors that resize by themselves).
         limit: keep this many images, the first of a seeded shuffle of the list (``None``: all).
         seed: the shuffle's seed.
         keep_difficult: keep the objects VOC marks "difficult" (its evaluation ignores them; dropped by default).
@@ -143,8 +148,8 @@ def load_voc_detection(
 
     if image_set not in VOC_IMAGE_SETS:
         raise ValueError(f"image_set must be one of {VOC_IMAGE_SETS}, got {image_set!r}")
-    if not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size <= 0):
+        raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be a positive number of images or None, got {limit}")
     where = locate_voc(year, image_set, path, download)
@@ -162,10 +167,10 @@ def load_voc_detection(
         with Image.open(root / "JPEGImages" / f"{name}.jpg") as im:
             rgb = im.convert("RGB")
             height, width = rgb.height, rgb.width
-            photo = np.asarray(rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+            photo = np.asarray(rgb if image_size is None else rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
         if (height, width) != ann["size"]:
             raise ValueError(f"{name}.jpg is {width}x{height} but its annotation says {ann['size'][1]}x{ann['size'][0]}")
-        scale = torch.tensor([image_size / width, image_size / height] * 2)
+        scale = torch.ones(4) if image_size is None else torch.tensor([image_size / width, image_size / height] * 2)
         samples.append(VocSample(
             image=torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255,
             boxes=ann["boxes"][keep] * scale,
@@ -175,6 +180,30 @@ def load_voc_detection(
             original_size=(height, width),
         ))
     return samples
+
+
+def coco_to_voc(labels: torch.Tensor, categories: Sequence[str]) -> torch.Tensor:
+    """Map a COCO detector's labels to VOC class indices, for scoring a COCO-trained detector on VOC.
+
+    Args:
+        labels: (D,) int64 indices into ``categories``.
+        categories: the detector's class names (torchvision: ``weights.meta["categories"]``, 91 names with
+            ``"__background__"`` and ``"N/A"`` holes).
+
+    Returns:
+        (D,) int64: the index into :data:`VOC_CLASSES`, or -1 for a COCO class VOC does not have (``"truck"``, ...).
+
+    Raises:
+        ValueError: ``categories`` lacks one of the 20 VOC classes (it is not a COCO label set).
+    """
+    names = [COCO_NAMES_OF_VOC.get(c, c) for c in VOC_CLASSES]
+    missing = [n for n in names if n not in categories]
+    if missing:
+        raise ValueError(f"categories lack the VOC classes {missing}; expected COCO's category names")
+    table = torch.full((len(categories),), -1, dtype=torch.int64)
+    for v, n in enumerate(names):
+        table[list(categories).index(n)] = v
+    return table[labels.long()]
 
 
 def _download(folder: Path, year: str, image_set: str) -> None:
