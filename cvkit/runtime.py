@@ -278,7 +278,7 @@ ResultSource = Literal["live", "checkpoint"]
 RESULT_SOURCES = ("live", "checkpoint")
 
 
-def record_results(values: Mapping[str, Any] | None = None, /, *, source: ResultSource = "live", **named: Any) -> dict[str, Any]:
+def record_results(values: Mapping[str, Any] | None = None, /, *, source: ResultSource = "live", **named: Any) -> None:
     """Record a notebook's headline numbers, so ``cvkit run`` puts them in its report.
 
     Call it in a notebook's Checks section, once per source::
@@ -301,9 +301,8 @@ def record_results(values: Mapping[str, Any] | None = None, /, *, source: Result
             (lower case, every run of other characters becomes ``_``: ``"random init (ViT)"`` -> ``random_init_vit``),
             so put units in the name (``psnr_db``, ``seconds``).
 
-    Returns:
-        dict: name -> value as recorded (numbers as ``int``/``float``; NaN and infinities stay floats here and are
-        stored as ``None`` in the report, which is JSON).
+    Nothing is returned (so a call at the end of a cell shows only its line). Numbers are recorded as ``int`` or
+    ``float`` (4 significant digits shown, 6 stored); NaN and infinities are stored as ``None`` (the report is JSON).
 
     Raises:
         ValueError: ``source`` is not ``"live"`` or ``"checkpoint"``, no value was given, a name has no letter or
@@ -322,14 +321,13 @@ def record_results(values: Mapping[str, Any] | None = None, /, *, source: Result
             raise ValueError(f"two results are both named {name!r} (from {raw!r}); give them different names")
         clean[name] = _result_value(name, value)
     text = f"recorded ({source}): " + ", ".join(f"{k}={_format_result(v)}" for k, v in clean.items())
-    payload = {"source": source, "values": {k: _json_safe(v) for k, v in clean.items()}}
+    payload = {"source": source, "values": [[k, _json_safe(v)] for k, v in clean.items()]}  # pairs: JSON may sort keys
     if in_notebook():
         from IPython.display import display
 
         display({RESULTS_MIME: payload, "text/plain": text}, raw=True)
     else:
         print(text)
-    return clean
 
 
 def _result_name(raw: Any) -> str:
@@ -359,7 +357,8 @@ def recorded_results(notebook: Any) -> list[dict[str, Any]]:
             payload = (output.get("data") or {}).get(RESULTS_MIME)
             if not isinstance(payload, dict) or payload.get("source") not in RESULT_SOURCES:
                 continue
-            for name, value in (payload.get("values") or {}).items():
+            values = payload.get("values") or []
+            for name, value in values.items() if isinstance(values, dict) else values:
                 found[(str(name), payload["source"])] = {"name": str(name), "value": value, "source": payload["source"]}
     return list(found.values())
 
