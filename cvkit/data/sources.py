@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 from cvkit.storage import dataset_sources, detect_platform
 
@@ -25,7 +27,20 @@ class DatasetNotFoundError(FileNotFoundError):
     """No copy of a dataset was found and none could be downloaded.
 
     The message lists every location tried, why each failed, and how to fix it.
+
+    Attributes:
+        dataset: the dataset's name (``"cifar-10"``); ``""`` when raised elsewhere.
+        tried: one line per place tried, in order.
     """
+
+    def __init__(self, message: str, dataset: str = "", tried: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.dataset, self.tried = dataset, list(tried)
+
+    def summary(self) -> str:
+        """One line: why the last place tried (usually the download) failed."""
+        last = self.tried[-1] if self.tried else str(self).splitlines()[0]
+        return last.split(". ", 1)[-1] if last[:1].isdigit() else last
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,33 @@ def find_dataset(
     message = f"{name} not found. Tried, in order:\n  " + "\n  ".join(tried)
     if fix:
         message += f"\nTo fix: {fix}"
-    raise DatasetNotFoundError(message)
+    raise DatasetNotFoundError(message, name, tried)
+
+
+def try_dataset(load: Callable[..., T], *args: Any, instead: str = "", **kwargs: Any) -> T | None:
+    """Call a dataset loader; when the dataset cannot be had, say so in one line and return ``None``.
+
+    For the full profile's real datasets, which need a download the machine may not be able to make::
+
+        pets = try_dataset(load_oxford_pets, "trainval", image_size=64, instead="the shapes above stand in")
+
+    Args:
+        load: a loader that raises :class:`DatasetNotFoundError` when the data is missing (``load_cifar10``,
+            ``load_oxford_pets``, ``load_voc_detection``, ...).
+        *args, **kwargs: passed to ``load``.
+        instead: what the caller does without it, appended to the message.
+
+    Returns:
+        what ``load`` returns, or ``None`` after printing e.g. ``oxford-iiit-pet is not available here (download
+        into ~/.cache/cvkit/oxford-iiit-pet: failed (URLError: ...)); the shapes above stand in``. Any other error
+        (a corrupt file, a wrong argument) is raised, not hidden.
+    """
+    try:
+        return load(*args, **kwargs)
+    except DatasetNotFoundError as exc:
+        name = exc.dataset or getattr(load, "__name__", "the dataset")
+        print(f"{name} is not available here ({exc.summary()})" + (f"; {instead}" if instead else ""))
+        return None
 
 
 def _missing(directory: Path, files: Sequence[str]) -> str:
