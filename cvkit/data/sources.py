@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-T = TypeVar("T")
-
 from cvkit.storage import dataset_sources, detect_platform
+
+T = TypeVar("T")
 
 
 class DatasetNotFoundError(FileNotFoundError):
