@@ -3,7 +3,7 @@
     python ci/notebooks.py check [PATHS ...]   exit 1 and list problems when any notebook breaks the contract
     python ci/notebooks.py clean [PATHS ...]   strip outputs and execution counts in place
 
-The contract for lecture notebooks (``notebooks/NN_topic.ipynb``):
+The contract for lecture notebooks (``notebooks/NN_topic.ipynb``) and project templates (``notebooks/projects/*.ipynb``):
   * committed without outputs or execution counts;
   * first cell: Markdown with a ``# `` title, an "Open in Colab" badge and what you will learn;
   * a setup cell that installs cvkit only when it is missing;
@@ -23,7 +23,8 @@ COLAB = "colab.research.google.com/github/cvkit-course/cvkit/blob/main/"
 
 
 def lecture_notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The lecture notebooks, then the project templates (notebooks/projects/), which follow the same contract."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted((ROOT / "notebooks" / "projects").glob("*.ipynb"))
 
 
 def problems(path: Path, lecture: bool = True) -> list[str]:
@@ -43,8 +44,9 @@ def problems(path: Path, lecture: bool = True) -> list[str]:
         found.append("the first cell must be Markdown starting with a '# ' title")
     else:
         head = "".join(cells[0]["source"])
-        if COLAB + "notebooks/" + path.name not in head:
-            found.append(f"the first cell needs the Open in Colab badge linking to {COLAB}notebooks/{path.name}")
+        where = "notebooks/" + ("projects/" if path.parent.name == "projects" else "") + path.name
+        if COLAB + where not in head:
+            found.append(f"the first cell needs the Open in Colab badge linking to {COLAB}{where}")
     code = ["".join(c["source"]) for c in cells if c.get("cell_type") == "code"]
     if not any("find_spec(\"cvkit\")" in s or "find_spec('cvkit')" in s for s in code):
         found.append("no setup cell that installs cvkit when importlib.util.find_spec('cvkit') is None")
@@ -88,7 +90,7 @@ def main(argv: list[str]) -> int:
         return 0
     bad = 0
     for p in paths:
-        lecture = p.parent.name == "notebooks"
+        lecture = p.parent.name == "notebooks" or (p.parent.name == "projects" and p.parent.parent.name == "notebooks")
         for message in problems(p, lecture):
             print(f"{p.relative_to(ROOT) if p.is_absolute() else p}: {message}")
             bad += 1
