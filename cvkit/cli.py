@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from cvkit import __version__
-from cvkit.course.assignment_commands import register as _register_assignment_commands
+from cvkit.course.assignments.commands import register as _register_assignment_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +82,7 @@ def _doctor(args) -> int:
 
 
 def _run(args) -> int:
-    from cvkit.course.notebooks import run_notebooks
+    from cvkit.course.lectures.notebooks import run_notebooks
     from cvkit.course.paths import course_notebooks
 
     paths = args.paths or course_notebooks()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cvkit.course.notebooks import run_notebook
+from cvkit.course.lectures.notebooks import run_notebook
 from cvkit.course.paths import course_notebooks, lecture_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cvkit.course.notebooks import NotebookError, check_notebook, run_notebooks
+from cvkit.course.lectures.notebooks import NotebookError, check_notebook, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +95,7 @@ def test_cli_doctor_reports_datasets():
 
 @pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
 def test_private_kernel_sockets_live_in_a_folder_removed_afterwards():
-    from cvkit.course.kernel_sockets import private_kernel_sockets
+    from cvkit.course.lectures.kernel_sockets import private_kernel_sockets
 
     with private_kernel_sockets() as settings:
         folder = Path(settings["ip"]).parent

@@ -25,6 +25,7 @@ def run_checks() -> list[Check]:
         _check("digits", _digits),
         _check("synthetic shapes", _shapes),
         _check("notebook tools", _notebook_tools),
+        _check("grading sandbox", _grading_sandbox),
     ]
     return checks
 
@@ -122,3 +123,12 @@ def _notebook_tools() -> str:
     if missing:
         raise RuntimeError("; ".join(missing))
     return ", ".join(versions)
+
+
+def _grading_sandbox() -> str:
+    from cvkit.course.assignments.sandbox import sandbox_status
+
+    works, detail = sandbox_status()
+    if not works:
+        raise RuntimeError(f"autograding will NOT isolate submissions: {detail}")
+    return f"{detail}: each submission is graded in its own sandbox"

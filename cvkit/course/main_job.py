@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cvkit.course.notebooks import run_notebooks
+from cvkit.course.lectures.notebooks import run_notebooks
 from cvkit.course.paths import course_notebooks, course_root
 
 # Further stages of the main job: name -> fn(root, out_dir, profile, jobs) -> (ok, markdown section, json-able dict).
@@ -58,7 +58,7 @@ def run_course(profile: str = "auto", jobs: int = 1, out: str | os.PathLike = "b
 
 
 def _register_default_stages() -> None:
-    from cvkit.course.assignment_stage import assignments_stage
+    from cvkit.course.assignments.stage import assignments_stage
 
     STAGES.setdefault("assignments", assignments_stage)
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-from cvkit.course.kernel_sockets import private_kernel_sockets
+from cvkit.course.lectures.kernel_sockets import private_kernel_sockets
 from cvkit.runtime import describe_device, resolve_profile
 
 NotebookStatus = Literal["passed", "failed", "error"]
@@ -334,7 +334,7 @@ def _prepare_kernel_env(threads: int | None) -> None:
     logging.getLogger("papermill").setLevel(logging.ERROR)
     os.environ["CVKIT_HEADLESS"] = "1"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning on stderr
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     current = os.environ.get("PYTHONPATH", "")
     if package_parent not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, current) if p)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvkit.course.assignments import Assignment, cell_source, read_json
-from cvkit.course.nbgrader_course import copy_release, generate
+from cvkit.course.assignments.nbgrader_course import copy_release, generate
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME", "END MARK SCHEME")
-_REGION = re.compile(r"^\s*#*\s*BEGIN (SOLUTION|HIDDEN TESTS)\s*$(.*?)^\s*#*\s*END \1\s*$", re.M | re.S)
+_REGION = re.compile(r"^\s*#*\s*BEGIN (SOLUTION|HIDDEN TESTS)\s*$(.*?)^\s*#*\s*END \1\s*$", re.MULTILINE | re.DOTALL)
 _STUBS = {"# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE"}
 
 

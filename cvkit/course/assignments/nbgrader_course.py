@@ -46,7 +46,7 @@ def prepare_environment() -> None:
     os.environ["CVKIT_HEADLESS"] = "1"
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # silences a jupyter_core deprecation warning
     _cache_alembic_version()
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[3])
     current = os.environ.get("PYTHONPATH", "")
     if package_parent not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, current) if p)
@@ -117,7 +117,7 @@ def run_converter(converter_class, course: Path, assignment_id: str, student_id:
     traitlets.log.get_logger()  # make sure the shared logger exists before nbgrader adds to it
     try:
         app.start()
-    except Exception as exc:  # noqa: BLE001 - every nbgrader failure becomes one readable error
+    except Exception as exc:
         tail = ""
         if log_file and Path(log_file).exists():
             tail = "\n".join(Path(log_file).read_text(errors="replace").splitlines()[-15:])

@@ -21,9 +21,9 @@ def assignments_stage(root: Path, out_dir: Path, profile: str, jobs: int) -> tup
     ``profile`` is ignored (assignments have one size); ``jobs`` > 1 grades the two validation
     submissions of an assignment at once.
     """
-    from cvkit.course.autograde import prepare
-    from cvkit.course.release import release_drift, release_leaks
-    from cvkit.course.validate import validate
+    from cvkit.course.assignments.autograde import prepare
+    from cvkit.course.assignments.release import release_drift, release_leaks
+    from cvkit.course.assignments.validate import validate
 
     out_dir = Path(out_dir)
     rows, data, ok = [], {"assignments": []}, True

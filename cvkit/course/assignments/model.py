@@ -6,12 +6,13 @@ assignments, reads their settings and lists their graded cells; it never runs nb
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from cvkit.course.paths import course_root
 
@@ -42,6 +43,28 @@ class GradedCell:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What the graded code of some tests may not call (``metadata.cvkit.forbid`` of the source notebook).
+
+    Attributes:
+        calls: what is forbidden, each one of: a dispatcher op (``"aten::convolution"``,
+            ``"torchvision::nms"``: every way of reaching it counts), a Python function or class
+            (``"torchvision.ops.nms"``, ``"torch.nn.Conv2d"``), or a module or package
+            (``"cvkit.convolution"``: every function defined in it).
+        tests: ``grade_id`` patterns of the tests the rule applies to (``fnmatch``; default every test).
+        text: the rule as the student reads it (shown when a test fails because of it).
+    """
+
+    calls: tuple[str, ...]
+    tests: tuple[str, ...] = ("*",)
+    text: str = ""
+
+    def applies_to(self, grade_id: str) -> bool:
+        """True when the test ``grade_id`` is bound by this rule."""
+        return any(fnmatch.fnmatchcase(grade_id, pattern) for pattern in self.tests)
+
+
+@dataclass(frozen=True)
 class Assignment:
     """One assignment of the course.
 
@@ -50,7 +73,8 @@ class Assignment:
         root: the course folder.
         cell_timeout: seconds one cell may run at grading (``metadata.cvkit.cell_timeout``).
         time_limit: seconds a whole submission may run (``metadata.cvkit.time_limit``).
-        memory_limit_gb: resident memory (GiB) the kernel may use (``metadata.cvkit.memory_limit_gb``).
+        memory_limit_gb: resident memory (GiB) the submission may use (``metadata.cvkit.memory_limit_gb``).
+        rules: what graded code may not call, per test (``metadata.cvkit.forbid``).
     """
 
     name: str
@@ -58,6 +82,11 @@ class Assignment:
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     time_limit: float = DEFAULT_TIME_LIMIT
     memory_limit_gb: float = DEFAULT_MEMORY_LIMIT_GB
+    rules: tuple[Rule, ...] = ()
+
+    def rules_for(self, grade_id: str) -> tuple[Rule, ...]:
+        """The rules that bind the test ``grade_id``."""
+        return tuple(r for r in self.rules if r.applies_to(grade_id))
 
     @property
     def source_dir(self) -> Path:
@@ -161,13 +190,42 @@ def load_assignment(name: str, root: str | os.PathLike | None = None) -> Assignm
     raw = read_json(notebook).get("metadata", {}).get("cvkit", {})
     if not isinstance(raw, dict):
         raise AssignmentError(f"{notebook}: metadata.cvkit must be an object such as {{\"cell_timeout\": 60}}, got {raw!r}")
+    rules: tuple[Rule, ...] = ()
     for key, value in raw.items():
+        if key == "forbid":
+            rules = parse_rules(value, notebook)
+            continue
         if key not in settings:
-            raise AssignmentError(f"{notebook}: unknown metadata.cvkit key {key!r}; choose from {sorted(settings)}")
+            raise AssignmentError(f"{notebook}: unknown metadata.cvkit key {key!r}; choose from {sorted([*settings, 'forbid'])}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise AssignmentError(f"{notebook}: metadata.cvkit.{key} must be a positive number of seconds/GiB, got {value!r}")
         settings[key] = float(value)
-    return Assignment(name, base, settings["cell_timeout"], settings["time_limit"], settings["memory_limit_gb"])
+    return Assignment(name, base, settings["cell_timeout"], settings["time_limit"], settings["memory_limit_gb"], rules)
+
+
+def parse_rules(raw: object, where: object = "metadata.cvkit.forbid") -> tuple[Rule, ...]:
+    """``metadata.cvkit.forbid`` as :class:`Rule` objects.
+
+    The expected shape is a list of ``{"calls": [...], "tests": [...], "rule": "..."}`` objects
+    (``tests`` optional, default every test).
+
+    Raises:
+        AssignmentError: any other shape (the message shows the expected one).
+    """
+    shape = 'a list of {"calls": ["aten::convolution", "cvkit.convolution"], "tests": ["test_conv*"], "rule": "..."}'
+    if not isinstance(raw, list):
+        raise AssignmentError(f"{where}: metadata.cvkit.forbid must be {shape}, got {raw!r}")
+    rules = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) - {"calls", "tests", "rule"}:
+            raise AssignmentError(f"{where}: each metadata.cvkit.forbid entry must be {shape}, got {item!r}")
+        calls, tests = item.get("calls"), item.get("tests", ["*"])
+        ok = isinstance(calls, list) and calls and all(isinstance(c, str) and c.strip() for c in calls)
+        ok = ok and isinstance(tests, list) and tests and all(isinstance(t, str) and t for t in tests)
+        if not ok or not isinstance(item.get("rule", ""), str):
+            raise AssignmentError(f"{where}: each metadata.cvkit.forbid entry must be {shape}, got {item!r}")
+        rules.append(Rule(tuple(c.strip() for c in calls), tuple(tests), str(item.get("rule", ""))))
+    return tuple(rules)
 
 
 def find_assignments(root: str | os.PathLike | None = None, names: Iterable[str] | None = None) -> list[Assignment]:

@@ -1,4 +1,4 @@
-"""The assignment subcommands of ``cvkit``: ``release``, ``validate`` and ``autograde``.
+"""The assignment subcommands of ``cvkit``: ``release``, ``validate``, ``autograde`` and ``publish``.
 
 Registered in :mod:`cvkit.cli` through its ``_EXTENSIONS`` hook; the heavy imports
 (nbgrader, torch) happen only when a command runs.
@@ -26,15 +26,26 @@ either fails (unlike nbgrader validate, which exits 0)."""
 _AUTOGRADE_HELP = """\
 Grade a folder of submissions: SUBMISSIONS/<student>/<a>.ipynb, or an LMS export of
 <student>_<a>.ipynb files. Each submission is repaired (duplicated, deleted, edited or
-stripped cells; renamed files) and graded by nbgrader in its own process with its own
-kernel and gradebook, so one bad notebook never stops the batch. Writes into --out:
-grades.csv (status, points per test cell, total, max, message), feedback/<student>/<a>.html
-(no hidden tests), autograded/<student>/<a>.ipynb (for the instructor), gradebook.db
-(nbgrader's) and report.md. Statuses: graded, repaired, exited, timeout, crashed, ungradable."""
+stripped cells; renamed files) and run in a bubblewrap sandbox of its own (no network, no view
+of the course, the solutions or other students; memory, time, file-size and process limits);
+its tests hand back plain data and the grader's own process checks it and awards the points.
+One bad notebook never stops the batch, and an interrupted run resumes where it stopped.
+Writes into --out, as each student is graded: grades.csv (status, points per test, total,
+max, message), feedback/<student>/<a>.html (hidden tests: name, points, message only),
+autograded/<student>/<a>.ipynb (for the instructor), results/<student>.json, report.md,
+canvas.csv / moodle.csv (--format), and at the end gradebook.db (nbgrader's).
+Statuses: graded, repaired, exited, timeout, crashed, review, ungradable."""
+
+_PUBLISH_HELP = """\
+Write the student-facing course into DIR: the lecture notebooks, the released assignments,
+the cvkit package, the data and what installs them; never solutions/, tests (their fixtures
+hold solutions), gradebooks or build outputs. Every file written is scanned for solution and
+hidden-test lines; any found fails the command and nothing is left in DIR. Push DIR to the
+public repository the notebooks' badges point at, and keep the instructor repository private."""
 
 
 def register(sub) -> None:
-    """Add ``release``, ``validate`` and ``autograde`` to the ``cvkit`` subparsers."""
+    """Add ``release``, ``validate``, ``autograde`` and ``publish`` to the ``cvkit`` subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     rel = sub.add_parser("release", help="generate assignments/<a>/ from solutions/<a>/ (nbgrader)", description=_RELEASE_HELP, formatter_class=fmt)
     rel.add_argument("assignments", nargs="*", metavar="A", help="assignment names, e.g. a1_convolution (default: every folder in solutions/)")
@@ -45,22 +56,34 @@ def register(sub) -> None:
     val.add_argument("assignments", nargs="*", metavar="A", help="assignment names (default: all)")
     val.add_argument("-j", "--jobs", type=int, default=2, help="processes (default 2: the two submissions at once)")
     val.add_argument("--out", default=None, help="keep the grading outputs here (default: a temporary folder)")
+    _sandbox_option(val)
     val.set_defaults(handler=_validate)
 
     ag = sub.add_parser("autograde", help="grade a folder of submissions into grades.csv and feedback", description=_AUTOGRADE_HELP, formatter_class=fmt)
     ag.add_argument("assignment", metavar="A", help="assignment name, e.g. a1_convolution")
     ag.add_argument("submissions", metavar="SUBMISSIONS", help="folder of <student>/<a>.ipynb or <student>_<a>.ipynb")
     ag.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (default 1; use the number of CPU cores)")
-    ag.add_argument("--out", default=None, help="output folder (default build/autograde/<a>); an earlier run there is moved to <out>.previous-<time>")
+    ag.add_argument("--out", default=None, help="output folder (default build/autograde/<a>); a finished run there is moved to <out>.previous-<time>, an interrupted one resumed")
     ag.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)")
+    ag.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write canvas.csv or moodle.csv for an LMS grade import (repeatable)")
     ag.add_argument("--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging")
+    _sandbox_option(ag)
     ag.set_defaults(handler=_autograde)
+
+    pub = sub.add_parser("publish", help="write the student-facing course (no solutions) into DIR", description=_PUBLISH_HELP, formatter_class=fmt)
+    pub.add_argument("dir", metavar="DIR", help="an empty or new folder, or an earlier publish output (replaced)")
+    pub.set_defaults(handler=_publish)
+
+
+def _sandbox_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                   help="auto (default): a bubblewrap sandbox per submission when it works here, else none with a warning; bwrap: required; none: no isolation")
 
 
 def _release(args) -> int:
-    from cvkit.course.assignments import find_assignments
+    from cvkit.course.assignments.model import find_assignments
+    from cvkit.course.assignments.release import format_reports, release
     from cvkit.course.paths import course_root
-    from cvkit.course.release import format_reports, release
 
     root = course_root()
     assignments = find_assignments(root, args.assignments)
@@ -72,9 +95,9 @@ def _release(args) -> int:
 
 
 def _validate(args) -> int:
-    from cvkit.course.assignments import find_assignments
+    from cvkit.course.assignments.model import find_assignments
+    from cvkit.course.assignments.validate import validate
     from cvkit.course.paths import course_root
-    from cvkit.course.validate import validate
 
     root = course_root()
     assignments = find_assignments(root, args.assignments)
@@ -83,15 +106,15 @@ def _validate(args) -> int:
     ok = True
     for a in assignments:
         out = Path(args.out) / a.name if args.out else None
-        report = validate(a, out, jobs=args.jobs, progress=True)
+        report = validate(a, out, jobs=args.jobs, progress=True, sandbox=args.sandbox)
         print(report.summary())
         ok = ok and report.ok
     return 0 if ok else 1
 
 
 def _autograde(args) -> int:
-    from cvkit.course.assignments import load_assignment
-    from cvkit.course.autograde import autograde
+    from cvkit.course.assignments.autograde import autograde
+    from cvkit.course.assignments.model import load_assignment
     from cvkit.course.paths import course_root
 
     if args.jobs < 1:
@@ -100,13 +123,24 @@ def _autograde(args) -> int:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     tic = time.perf_counter()
     assignment = load_assignment(args.assignment, course_root())
-    report = autograde(assignment, args.submissions, args.out, jobs=args.jobs, cell_timeout=args.timeout, keep_work=args.keep_work)
+    report = autograde(assignment, args.submissions, args.out, jobs=args.jobs, cell_timeout=args.timeout, keep_work=args.keep_work,
+                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox)
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    for w in report.warnings:
-        print(f"warning: {w}")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no submissions"
     print(f"\n{len(report.results)} submission(s) of {assignment.name} graded with -j {args.jobs} in {time.perf_counter() - tic:.1f} s ({summary})")
-    print(f"grades: {Path(report.out_dir) / 'grades.csv'}   feedback: {Path(report.out_dir) / 'feedback'}   report: {Path(report.out_dir) / 'report.md'}")
+    for w in report.warnings:
+        print(f"warning: {w}")
+    out = Path(report.out_dir)
+    print(f"grades: {out / 'grades.csv'}   feedback: {out / 'feedback'}   report: {out / 'report.md'}")
     return 0 if report.results else 1
+
+
+def _publish(args) -> int:
+    from cvkit.course.assignments.publish import publish
+    from cvkit.course.paths import course_root
+
+    report = publish(course_root(), args.dir)
+    print(report.summary())
+    return 0

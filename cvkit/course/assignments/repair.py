@@ -7,10 +7,11 @@ issue 1083), a notebook opened in an editor that drops metadata has no graded ce
 the release (the notebook the student was given) and the student's notebook:
 
 1. outputs are cleared (a huge output never reaches the grader);
-2. every tracked cell (test, read-only, solution) gets the release's nbgrader metadata back;
-   ids the release does not know are dropped;
-3. a ``grade_id`` that appears more than once keeps its metadata on the last copy only (the
-   others still run, as ordinary cells);
+2. a cell whose source is exactly a test or read-only cell of the release is that cell, whatever its
+   metadata says (swapped or stale ``grade_id`` values cannot move a test);
+3. every other tracked cell (test, read-only, solution) gets the release's nbgrader metadata back by its
+   ``grade_id``; ids the release does not know are dropped; a ``grade_id`` that appears more than once
+   keeps its metadata on the last copy only (the others still run, as ordinary cells);
 4. cells whose metadata was stripped are recognised: test and read-only cells by their
    source, solution cells by the functions/classes they define;
 5. test and read-only cells are reset to the release's source (nbgrader then restores the
@@ -31,12 +32,7 @@ from typing import Any
 
 from cvkit.course.assignments import cell_source, nbgrader_meta
 
-# Code a student has no reason to write: it reaches into the checks, the oracle or the gradebook.
-_SUSPICIOUS = re.compile(
-    r"\bcvkit\.grading\b|\bGradingError\b|\bcheck_(?:tensor|int|float|shape|type|raises)\s*=[^=]|gradebook"
-    r"|\b(?:torch|F|np|math|builtins)\.[A-Za-z_][\w.]*\s*=[^=]|\bsetattr\(\s*(?:torch|F|cvkit|builtins)\b|\bsys\.modules\b"
-)
-_DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
+_DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)
 
 
 class UngradableError(ValueError):
@@ -60,7 +56,7 @@ def parse_notebook(text: str) -> dict:
 
         try:
             raw = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
-        except Exception as exc:  # noqa: BLE001 - any conversion failure makes it ungradable
+        except Exception as exc:
             raise UngradableError(f"an old-format notebook that could not be converted ({exc})") from exc
     if not isinstance(raw.get("cells"), list):
         raise UngradableError("the file is not a notebook (no list of cells)")
@@ -127,18 +123,38 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
     if len(cells) < len(submission["cells"]):
         notes.append(f"{len(submission['cells']) - len(cells)} malformed cell(s) dropped")
 
-    # 2-3. known ids keep the release metadata (last copy wins); unknown ids are dropped
-    where: dict[str, list[int]] = {}
+    # 2. a cell that is exactly a locked (test or read-only) cell of the release is that cell, whatever its
+    #    metadata says (swapped or stale grade ids cannot move a test); the last exact copy wins
+    by_source: dict[int, str] = {}
+    relabelled = []
+    for gid in ids_in_order:
+        ref = tracked[gid]
+        if not nbgrader_meta(ref).get("locked"):
+            continue
+        src = cell_source(ref).strip()
+        candidates = [i for i, c in enumerate(cells) if i not in by_source and c["cell_type"] == ref["cell_type"] and cell_source(c).strip() == src]
+        if not candidates:
+            continue
+        pick = next((i for i in reversed(candidates) if nbgrader_meta(cells[i]).get("grade_id") == gid), candidates[-1])
+        by_source[pick] = gid
+        if nbgrader_meta(cells[pick]) and nbgrader_meta(cells[pick]).get("grade_id") != gid:
+            relabelled.append(gid)
+    claimed = set(by_source.values())
+
+    # 3. other known ids keep the release metadata (last copy wins); unknown ids are dropped
+    where: dict[str, list[int]] = {gid: [i] for i, gid in by_source.items()}
     unknown = []
     for i, cell in enumerate(cells):
+        if i in by_source:
+            continue
         gid = nbgrader_meta(cell).get("grade_id")
         if not nbgrader_meta(cell):
             cell["metadata"].pop("nbgrader", None)
             continue
-        if gid in tracked:
+        if gid in tracked and gid not in claimed:
             where.setdefault(gid, []).append(i)
         else:
-            if gid:
+            if gid and gid not in tracked:
                 unknown.append(str(gid))
             cell["metadata"].pop("nbgrader", None)
     if unknown:
@@ -149,6 +165,12 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
                 cells[i]["metadata"].pop("nbgrader", None)
             notes.append(f"cell {gid!r} appeared {len(places)} times (duplicated): graded the last copy, the others ran as ordinary cells")
             where[gid] = places[-1:]
+    duplicated = [gid for gid in claimed if sum(1 for c in cells if c["cell_type"] == tracked[gid]["cell_type"]
+                                                and cell_source(c).strip() == cell_source(tracked[gid]).strip()) > 1]
+    for gid in duplicated:
+        notes.append(f"cell {gid!r} appeared more than once (duplicated): graded the last copy, the others ran as ordinary cells")
+    if relabelled:
+        notes.append(f"grade ids corrected on cell(s) recognised by their source: {', '.join(relabelled)}")
     present = {gid: places[0] for gid, places in where.items()}
 
     # 4. stripped metadata: recognise cells by source (locked cells) or by what they define (solutions)
@@ -231,28 +253,3 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
     metadata = {**metadata, "kernelspec": release.get("metadata", {}).get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})}
     notebook = {"cells": new_cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": max(5, int(release.get("nbformat_minor", 5)))}
     return notebook, notes
-
-
-def review_flags(notebook: dict) -> list[str]:
-    """Notes for the instructor about student code that tampers with the tests' machinery.
-
-    Tests run in the student's kernel, so code that reassigns ``torch.allclose`` or
-    ``cvkit.grading.check_tensor``, or opens the gradebook, could make failing answers pass.
-    Such cells are not changed or penalised here, only named, so a person can look.
-
-    Args:
-        notebook: a repaired submission (test and read-only cells are the release's own).
-
-    Returns:
-        One note per suspicious cell (empty for ordinary submissions).
-    """
-    flags = []
-    for i, cell in enumerate(notebook.get("cells", [])):
-        meta = nbgrader_meta(cell)
-        if cell.get("cell_type") != "code" or meta.get("locked"):
-            continue
-        match = _SUSPICIOUS.search(cell_source(cell))
-        if match:
-            where = f"cell {meta['grade_id']!r}" if meta.get("grade_id") else f"cell {i}"
-            flags.append(f"flagged for review: {where} touches the test machinery ({match.group(0).strip()!r})")
-    return flags

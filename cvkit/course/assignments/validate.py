@@ -2,7 +2,7 @@
 
 nbgrader's own ``validate`` exits 0 even when validation fails (nbgrader issue 1908) and
 checks the source notebook rather than what a student hands in. Here two submissions are
-built and graded by the same path as real ones (:func:`cvkit.course.autograde.autograde`):
+built and graded by the same path as real ones (:func:`cvkit.course.assignments.autograde.autograde`):
 
 * ``reference-solution``: the release with every solution cell filled in from the source
   (the code between the markers), i.e. the reference solution submitted as a student would;
@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvkit.course.assignments import Assignment, cell_source, nbgrader_meta, read_json
-from cvkit.course.autograde import AutogradeReport, GradeResult, autograde, prepare
+from cvkit.course.assignments.autograde import SandboxChoice, autograde, prepare
+from cvkit.course.assignments.grade import GradeResult
+from cvkit.course.assignments.outputs import AutogradeReport
 
 REFERENCE = "reference-solution"
 UNTOUCHED = "untouched-release"
@@ -107,6 +109,7 @@ def validate(
     jobs: int = 2,
     progress: bool = False,
     prepared: str | os.PathLike | None = None,
+    sandbox: SandboxChoice = "auto",
 ) -> ValidateReport:
     """Autograde the reference solution and the untouched release; judge the grades.
 
@@ -115,7 +118,8 @@ def validate(
         out: where the autograde outputs go (default: a temporary folder, removed).
         jobs: processes (at most 2 are useful: there are two submissions).
         progress: print one line per graded submission.
-        prepared: a folder from :func:`cvkit.course.autograde.prepare` to reuse.
+        prepared: a folder from :func:`cvkit.course.assignments.autograde.prepare` to reuse.
+        sandbox: as for :func:`cvkit.course.assignments.autograde.autograde`.
 
     Returns:
         ValidateReport (``ok`` False with the problems listed when either condition fails).
@@ -129,6 +133,6 @@ def validate(
         prepared = Path(prepared) if prepared is not None else prepare(assignment, scratch / "course")
         write_validation_submissions(assignment, scratch / "submissions", prepared / "published" / assignment.notebook_file)
         out_dir = Path(out) if out is not None else scratch / "autograde"
-        report = autograde(assignment, scratch / "submissions", out_dir, jobs=max(1, min(jobs, 2)), progress=progress, prepared=prepared)
+        report = autograde(assignment, scratch / "submissions", out_dir, jobs=max(1, min(jobs, 2)), progress=progress, prepared=prepared, sandbox=sandbox)
         by_student = {r.student: r for r in report.results}
         return ValidateReport(assignment.name, judge(report), by_student.get(REFERENCE), by_student.get(UNTOUCHED), time.perf_counter() - tic, str(out_dir) if out is not None else "")
