@@ -41,6 +41,7 @@ from cvkit.course.assignments.grade import (
     scratch_folder,
     warm_up,
 )
+from cvkit.course.assignments.manual import answer_cells
 from cvkit.course.assignments.model import Assignment, read_json
 from cvkit.course.assignments.nbgrader_course import copy_release, generate, prepare_environment
 from cvkit.course.assignments.outputs import (
@@ -104,7 +105,7 @@ def build_spec(assignment: Assignment, prepared: Path, hidden: list[Path], cell_
     return AssignmentSpec(
         assignment.name, release, tuple(test_cells(assignment, release)), resolve_rules(assignment.rules), source,
         tuple(protected_lines(source)), str(data) if data.is_dir() else None, limits, tuple(str(p) for p in hidden),
-        str(private) if private.is_dir() else None,
+        str(private) if private.is_dir() else None, tuple(answer_cells(source, release)),
     )
 
 
@@ -191,7 +192,7 @@ def autograde(
     write_atomic(out_dir / RUN_FILE, json.dumps({"assignment": assignment.name, "fingerprint": fingerprint, "complete": False,
                                                  "isolated": mode == "bwrap", "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
     report = AutogradeReport(assignment.name, sorted(done.values(), key=lambda r: r.student), tests, str(out_dir), jobs, 0.0, notices,
-                             mode == "bwrap", sorted(done))
+                             mode == "bwrap", sorted(done), list(spec.answers))
     if progress:
         for line in notices:
             print(f"warning: {line}", flush=True)
@@ -204,7 +205,9 @@ def autograde(
         report.seconds = time.perf_counter() - tic
         write_summary(report, out_dir, lms)
         if progress:
+            todo_manual = sum(1 for v in (result.manual or {}).values() if v is None)
             print(f"[{result.status:>10}] {result.student}: {result.total:g}/{result.max_total:g} ({result.seconds:.1f} s)"
+                  + (f", {todo_manual} free-response answer(s) awaiting a person" if todo_manual else "")
                   + (f"  {result.message[:140]}" if result.message else ""), flush=True)
 
     write_summary(report, out_dir, lms)
@@ -237,7 +240,7 @@ def _fingerprint(assignment: Assignment) -> str:
 
     digest = hashlib.sha256(Path(assignment.source_notebook).read_bytes())
     digest.update(cvkit.__version__.encode())
-    for module in ("grade", "execute", "runner", "testcells", "rules"):
+    for module in ("grade", "execute", "runner", "testcells", "rules", "manual"):
         digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
     digest.update(Path(sys.modules["cvkit.grading"].__file__).read_bytes() if "cvkit.grading" in sys.modules else b"")
     return digest.hexdigest()[:16]
