@@ -372,7 +372,7 @@ def test_static_scan_flags_forbidden_calls_in_graded_code_and_tampering(submissi
     from cvkit.course.assignments.model import Rule
     from cvkit.course.assignments.rules import resolve_rules
 
-    rules = resolve_rules((Rule(("torch.nn.functional.conv2d", "cvkit.convolution"), ("*",), "write it yourself"),))
+    rules = resolve_rules((Rule(("torch.nn.functional.conv2d", "cvkit.conv.ops"), ("*",), "write it yourself"),))
     assert scan_notebook(submission, RELEASE, rules) == [], "the reference solution is clean"
     i = index(submission, "conv2d_loops")
     submission["cells"][i]["source"] += "\n\ndef cheat(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)\n\ndef lazy(x, w):\n    return F.conv2d(x, w)"

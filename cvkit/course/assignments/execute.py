@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvkit.course.assignments.sandbox import Limits, Mode, plain_command, sandbox_command, set_limits
+from cvkit.course.assignments.sandbox import Limits, SandboxMode, plain_command, sandbox_command, set_limits
 
 GRACE = 10.0  # at most this many seconds past the per-cell limit before a cell that swallowed the interrupt is stopped
 STARTUP_TIMEOUT = 120.0  # seconds for the sandbox to start Python, IPython and torch
@@ -283,7 +283,7 @@ def execute_submission(
     rules: list[dict],
     box: Path,
     limits: Limits,
-    mode: Mode,
+    mode: SandboxMode,
     hidden: list[Path],
     log_path: Path,
 ) -> Execution:

@@ -23,8 +23,8 @@ import re
 from cvkit.course.assignments.execute import CellRecord, Execution
 from cvkit.course.assignments.model import cell_source, nbgrader_meta
 
-STREAM_LIMIT = 20_000  # characters of printed text shown per cell
-TEXT_LIMIT = 5_000  # characters of a displayed text/plain
+SHOWN_STREAM_CHARS = 20_000  # characters of printed text shown per cell
+SHOWN_TEXT_CHARS = 5_000  # characters of a displayed text/plain
 IMAGES_PER_CELL = 4
 IMAGE_BYTES = 1_500_000  # decoded bytes of one PNG/JPEG
 IMAGES_TOTAL = 8_000_000  # decoded bytes of all images in one page
@@ -47,7 +47,7 @@ def cap_outputs(outputs: list, budget: dict) -> list[dict]:
         kind = out.get("output_type")
         if kind == "stream":
             text = _ANSI.sub("", str(out.get("text", "")))
-            room = STREAM_LIMIT - text_used
+            room = SHOWN_STREAM_CHARS - text_used
             if room <= 0:
                 continue
             if len(text) > room:
@@ -71,7 +71,7 @@ def cap_outputs(outputs: list, budget: dict) -> list[dict]:
                     shown[mime] = base64.b64encode(raw).decode()
                     break
             if not shown and isinstance(data.get("text/plain"), str):
-                shown["text/plain"] = _ANSI.sub("", data["text/plain"])[:TEXT_LIMIT]
+                shown["text/plain"] = _ANSI.sub("", data["text/plain"])[:SHOWN_TEXT_CHARS]
             if shown:
                 kept.append({"output_type": "display_data", "data": shown, "metadata": {}})
         elif kind == "error":
@@ -184,7 +184,7 @@ def render_html(notebook: dict) -> str:
     return body
 
 
-def warm_up() -> None:
+def load_templates() -> None:
     """Load nbconvert's templates once (a batch calls this before starting its worker processes)."""
     render_html({"cells": [{"cell_type": "markdown", "id": "warm-up", "metadata": {}, "source": "warm-up"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 

@@ -32,7 +32,7 @@ from cvkit.course.assignments.execute import CellRecord, Execution, execute_subm
 from cvkit.course.assignments.manual import AnswerCell, read_free_responses
 from cvkit.course.assignments.model import cell_source, nbgrader_meta
 from cvkit.course.assignments.rules import ResolvedRule
-from cvkit.course.assignments.sandbox import Limits, Mode
+from cvkit.course.assignments.sandbox import Limits, SandboxMode
 from cvkit.course.assignments.testcells import TestCell
 
 Status = Literal["graded", "repaired", "exited", "timeout", "crashed", "review", "ungradable"]
@@ -115,7 +115,7 @@ class GradeJob:
     notebook: str | None
     notes: tuple[str, ...]
     work: str
-    mode: Mode = "bwrap"
+    mode: SandboxMode = "bwrap"
     threads: int = 1
     sha256: str = ""
 
@@ -268,17 +268,17 @@ def warm_up(spec: AssignmentSpec) -> None:
     A batch calls it before it starts its worker processes, which then inherit all of it. Only the
     top-level statements of the instructor's test cells run (imports, definitions); no test runs.
     """
-    from cvkit.course.assignments.feedback import warm_up as warm_feedback
+    from cvkit.course.assignments.feedback import load_templates
 
     for test in spec.tests:
         try:
             exec(compile(test.grader_source, f"<checks {test.grade_id}>", "exec"), {"__name__": "cvkit_warm_up"})  # noqa: S102 - the instructor's code
         except Exception:  # noqa: BLE001, S110 - a failing import shows up in that test's verdict, not here
             pass
-    warm_feedback()
+    load_templates()
 
 
-def run_checks(test: TestCell, got) -> None:
+def check_answers(test: TestCell, got) -> None:
     """Run a test's grader half on the answers ``got``, in this process.
 
     Raises:
@@ -334,7 +334,7 @@ def score_tests(notebook: dict, execution: Execution, spec: AssignmentSpec) -> d
             verdict.message = f"AnswerError: the answers could not be read ({record.answer_error or 'none were written'})"
             continue
         try:
-            run_checks(test, record.answers)
+            check_answers(test, record.answers)
         except GradingError as exc:
             verdict.message = f"GradingError: {exc}"
             continue

@@ -50,7 +50,7 @@ class Rule:
         calls: what is forbidden, each one of: a dispatcher op (``"aten::convolution"``,
             ``"torchvision::nms"``: every way of reaching it counts), a Python function or class
             (``"torchvision.ops.nms"``, ``"torch.nn.Conv2d"``), or a module or package
-            (``"cvkit.convolution"``: every function defined in it).
+            (``"cvkit.conv.ops"``: every function defined in it).
         tests: ``grade_id`` patterns of the tests the rule applies to (``fnmatch``; default every test).
         text: the rule as the student reads it (shown when a test fails because of it).
     """
@@ -224,7 +224,7 @@ def parse_rules(raw: object, where: object = "metadata.cvkit.forbid") -> tuple[R
     Raises:
         AssignmentError: any other shape (the message shows the expected one).
     """
-    shape = 'a list of {"calls": ["aten::convolution", "cvkit.convolution"], "tests": ["test_conv*"], "rule": "..."}'
+    shape = 'a list of {"calls": ["aten::convolution", "cvkit.conv.ops"], "tests": ["test_conv*"], "rule": "..."}'
     if not isinstance(raw, list):
         raise AssignmentError(f"{where}: metadata.cvkit.forbid must be {shape}, got {raw!r}")
     rules = []

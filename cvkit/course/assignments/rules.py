@@ -8,7 +8,7 @@ watch while a test's ``answers`` runs (:mod:`cvkit.course.assignments.runner`):
   they were reached (``F.conv2d``, ``nn.Conv2d``, ``torch.ops.aten``, ``getattr`` tricks);
 * ``"torchvision.ops.nms"``, ``"torch.nn.Conv2d"``: a Python function or class: the code objects of
   the function (or of the class's methods), seen by a profile hook whenever one of them starts;
-* ``"cvkit.convolution"``: a module or package: every function and method defined in it;
+* ``"cvkit.conv.ops"``: a module or package: every function and method defined in it;
 * a C builtin such as ``"torch.conv2d"``: the builtin itself (and its ``aten::`` op).
 
 Names are resolved in the grader's process before any student code runs; code objects are matched by

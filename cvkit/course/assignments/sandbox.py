@@ -34,7 +34,7 @@ from typing import Literal
 import cvkit
 
 HOME = "/home/student"  # where the submission's private folder appears inside the sandbox
-Mode = Literal["bwrap", "none"]
+SandboxMode = Literal["bwrap", "none"]
 NOT_ISOLATED = "submissions were NOT isolated (bubblewrap not available: {reason}); grade untrusted work on Linux with bubblewrap"
 
 

@@ -9,7 +9,7 @@ It reads each code cell the student wrote (cells identical to a released cell ar
 Python's ``ast``, follows import aliases (``import torch.nn.functional as F``; ``from torchvision.ops
 import nms as n``), and flags:
 
-* uses of anything a rule of the assignment forbids (``F.conv2d``, ``cvkit.convolution.conv2d_loops``, ...)
+* uses of anything a rule of the assignment forbids (``F.conv2d``, ``cvkit.conv.ops.conv2d_loops``, ...)
   inside a function, class or lambda (where graded code lives; comparing one's own function with
   ``F.conv2d`` in a scratch cell is fine);
 * code that loads or runs code the scan cannot see (``importlib``, ``__import__``, ``exec``, ``eval``,

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
+from cvkit.course.figure_alt import KERNEL_LINE as FIGURE_ALT_TEXT
 from cvkit.course.lectures.kernel_sockets import private_kernel_sockets
-from cvkit.runtime import describe_device, resolve_profile
+from cvkit.runtime import describe_device, recorded_results, resolve_profile
 
 NotebookStatus = Literal["passed", "failed", "error"]
 
@@ -44,6 +45,9 @@ class NotebookResult:
         device: the device it ran on, e.g. ``"cpu (2 threads)"``.
         message: for a failure, what went wrong and in which cell.
         output: path of the executed notebook (outputs included).
+        source: path of the notebook that was run.
+        results: the headline numbers the notebook recorded with :func:`cvkit.runtime.record_results`, as
+            ``{"name", "value", "source"}`` dicts (``source`` is ``"live"`` or ``"checkpoint"``), in order.
     """
 
     name: str
@@ -54,6 +58,7 @@ class NotebookResult:
     message: str = ""
     output: str = ""
     source: str = ""
+    results: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,18 +93,19 @@ class RunReport:
         }
 
     def to_markdown(self) -> str:
-        """A Markdown table: notebook, status, seconds, device, profile, message."""
+        """A Markdown table: notebook, status, seconds, device, profile, recorded results, message."""
         lines = [
             f"# Notebook run: {'all passed' if self.ok else 'FAILURES'}",
             "",
             f"profile **{self.profile}**, device **{self.device}**, {self.jobs} job(s), {self.seconds:.1f} s in all",
             "",
-            "| notebook | status | seconds | device | profile | message |",
-            "|---|---|---:|---|---|---|",
+            "| notebook | status | seconds | device | profile | results | message |",
+            "|---|---|---:|---|---|---|---|",
         ]
         for r in self.results:
             message = r.message.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.device} | {r.profile} | {message} |")
+            results = format_results(r.results).replace("|", "\\|")
+            lines.append(f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.device} | {r.profile} | {results} | {message} |")
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -210,6 +216,7 @@ def run_notebook(
     out.parent.mkdir(parents=True, exist_ok=True)
     device = describe_device()
     _prepare_kernel_env(threads)
+    started = time.time()
     tic = time.perf_counter()
     status: NotebookStatus = "passed"
     message = ""
@@ -229,16 +236,73 @@ def run_notebook(
                 log_output=False,
                 execution_timeout=cell_timeout,
                 config=config,
+                # figures inline as in Jupyter, whatever MPLBACKEND the caller has (pytest sets Agg, which shows
+                # nothing), each carrying its titles as alt text (for the course website)
+                extra_arguments=["--IPKernelApp.matplotlib=inline", f"--IPKernelApp.exec_lines={FIGURE_ALT_TEXT}"],
             )
     except Exception as exc:  # noqa: BLE001 - papermill raises several types; all mean "failed"
         status = "failed"
         message = _describe_failure(exc)
     seconds = time.perf_counter() - tic
-    if status == "passed":
-        problem = unexecuted_cells(nbformat.read(out, as_version=4))
+    results: list[dict] = []
+    if out.exists() and out.stat().st_mtime >= started - 1:  # written by this run, even when a cell failed
+        executed = nbformat.read(out, as_version=4)
+        results = recorded_results(executed)
+        problem = unexecuted_cells(executed) if status == "passed" else ""
         if problem:
             status, message = "failed", problem
-    return NotebookResult(source.name, status, seconds, resolved, device, message, str(out), str(source))
+    result = NotebookResult(source.name, status, seconds, resolved, device, message, str(out), str(source), results)
+    record_run(out, result)
+    return result
+
+
+def record_run(executed: str | os.PathLike, result: NotebookResult) -> None:
+    """Write how a notebook ran into its executed copy's metadata (``metadata.cvkit.run``).
+
+    The executed notebook then says by itself which profile and device produced its outputs, when,
+    and whether it passed; the course website (``cvkit site``) shows this on the lecture's page.
+    Does nothing when the executed copy was not written (the notebook could not start).
+    """
+    import datetime
+
+    import nbformat
+
+    from cvkit import __version__
+
+    path = Path(executed)
+    if not path.is_file():
+        return
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written copy stays as papermill left it
+        return
+    nb.metadata.setdefault("cvkit", {})["run"] = {
+        "status": result.status,
+        "profile": result.profile,
+        "device": result.device,
+        "seconds": round(result.seconds, 1),
+        "message": result.message[:500],
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cvkit": __version__,
+    }
+    nbformat.write(nb, path)
+
+
+def format_results(results: Sequence[dict]) -> str:
+    """Recorded results as one short line: ``acc 0.912, miou 0.55; checkpoint: ap50 0.61`` (``""`` when none)."""
+    parts = []
+    for origin in ("live", "checkpoint"):
+        text = ", ".join(f"{r['name']} {_short(r['value'])}" for r in results if r["source"] == origin)
+        if text:
+            parts.append(text if origin == "live" else f"checkpoint: {text}")
+    return "; ".join(parts)
+
+
+def _short(value) -> str:
+    """4 significant digits for floats, ``nan`` for a non-finite float (stored as ``None``)."""
+    if value is None:
+        return "nan"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def unexecuted_cells(executed) -> str:
