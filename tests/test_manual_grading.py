@@ -6,6 +6,7 @@ graded through the real commands, in a sandbox when bubblewrap works here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -173,6 +174,44 @@ def test_manual_points_from_a_csv_give_the_final_totals(graded, capsys, tmp_path
     canvas = list(csv.reader(open(out / "final-canvas.csv", newline="")))
     assert canvas[1][-1] == "6" and ["ann", "", "", "ann", "", "5.5"] in canvas
     assert _csv(out / "grades.csv")["ann"]["total"] == "1"  # the autograde table is left as it was
+
+    # a second sheet with only the answer graded since: the earlier points stay, the new one is added
+    later = tmp_path / "later.csv"
+    later.write_text("student,question,points,comment\ndee,fr_receptive_field,2,late but right\n")
+    assert main(["grades", "merge", NAME, "--manual", str(later), "--out", str(out)]) == 0
+    final = _csv(out / "final.csv")
+    assert {s: r["total"] for s, r in final.items()} == {"ann": "5.5", "bo": "1", "cy": "0.5", "dee": "3"}
+    assert final["dee"]["manual"] == "graded" and final["bo"]["comments"].startswith("fr_receptive_field: the stacking")
+    entered = json.loads((out / "manual_entered.json").read_text())
+    assert {(e["student"], e["question"]): e["points"] for e in entered} == {
+        ("ann", "fr_receptive_field"): 3, ("ann", "fr_dilation"): 1.5, ("bo", "fr_receptive_field"): 1, ("bo", "fr_dilation"): 0,
+        ("cy", "fr_receptive_field"): 0, ("cy", "fr_dilation"): 0.5, ("dee", "fr_receptive_field"): 2, ("dee", "fr_dilation"): 0}
+
+
+def test_points_typed_into_manual_csv_survive_the_sheet_being_rewritten(graded, tmp_path):
+    """A resumed autograde rewrites manual.csv: what a person typed there stays while the answer is unchanged."""
+    from cvkit.course.assignments.manual import AnswerCell
+    from cvkit.course.assignments.outputs import manual_csv, read_manual_sheet, read_results
+
+    root, out = graded
+    answers = [AnswerCell(**a) for a in json.loads((out / "answers.json").read_text())]
+    results = sorted(read_results(out).values(), key=lambda r: r.student)
+    sheet = list(csv.DictReader(open(out / "manual.csv", newline="")))
+    for row in sheet:
+        if (row["student"], row["question"]) == ("ann", "fr_receptive_field"):
+            row["points"], row["comment"] = "2", "good"
+    edited = tmp_path / "manual.csv"
+    with open(edited, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(sheet[0]))
+        writer.writeheader()
+        writer.writerows(sheet)
+    rewritten = {(r["student"], r["question"]): r for r in csv.DictReader(io.StringIO(manual_csv(results, answers, read_manual_sheet(edited))))}
+    assert (rewritten[("ann", "fr_receptive_field")]["points"], rewritten[("ann", "fr_receptive_field")]["comment"]) == ("2", "good")
+    assert rewritten[("ann", "fr_dilation")]["points"] == "" and rewritten[("cy", "fr_dilation")]["points"] == "0"
+    ann = next(r for r in results if r.student == "ann")
+    ann.answers = {**ann.answers, "fr_receptive_field": "a new answer, resubmitted"}  # a changed answer is graded afresh
+    rewritten = {(r["student"], r["question"]): r for r in csv.DictReader(io.StringIO(manual_csv(results, answers, read_manual_sheet(edited))))}
+    assert rewritten[("ann", "fr_receptive_field")]["points"] == ""
 
 
 @pytest.mark.parametrize("row, message", [

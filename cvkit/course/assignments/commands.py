@@ -52,7 +52,9 @@ Every row is checked first (a known student and question, points between 0 and t
 question's points, no answer twice); on any problem nothing is written and the command
 exits 2 listing them. Writes OUT/final.csv: total and max (autograded + free response),
 auto, manual_points, one column per answer (blank: still awaiting), comments; with
---format also final-canvas.csv / final-moodle.csv. Run it again after entering more points."""
+--format also final-canvas.csv / final-moodle.csv. Run it again after entering more points:
+points accepted earlier are kept (OUT/manual_entered.json), so a sheet with only the answers
+graded since is enough; a new value for an answer replaces the old one."""
 
 _PUBLISH_HELP = """\
 Write the student-facing course into DIR: the lecture notebooks, the released assignments,

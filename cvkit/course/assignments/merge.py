@@ -2,8 +2,10 @@
 
 Reads a ``cvkit autograde`` output folder (``results/*.json``, ``answers.json``) and the instructor's filled
 ``manual.csv`` (checked by :func:`cvkit.course.assignments.manual.read_manual_csv`), and writes ``final.csv``
-(and ``final-canvas.csv`` / ``final-moodle.csv``), each atomically. Nothing else in the folder changes, and a
-CSV with any problem writes nothing.
+(and ``final-canvas.csv`` / ``final-moodle.csv``), each atomically. The points accepted so far are kept in
+``manual_entered.json`` (:data:`ENTERED_FILE`): a later merge with a CSV that holds only some answers adds to the
+earlier ones (a new value for the same answer replaces the old one), so no grade entered earlier is lost. Nothing
+else in the folder changes, and a CSV with any problem writes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from cvkit.course.assignments.manual import AnswerCell, manual_status, read_manual_csv
 from cvkit.course.assignments.outputs import LMS_FORMATS, lms_csv, read_results, safe_cell, write_atomic
+
+ENTERED_FILE = "manual_entered.json"  # every point and comment a person entered and a merge accepted
 
 
 @dataclass
@@ -56,7 +60,7 @@ class FinalReport:
     rows: list[FinalRow]
     answers: list[AnswerCell]
     out_dir: str
-    entered: int  # points read from the CSV
+    entered: int  # points read from this CSV
     files: list[str]
 
     @property
@@ -76,6 +80,9 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
         assignment: the assignment's name.
         answers: its free-response questions (default: read from ``out_dir/answers.json``, written by autograde).
         lms: also write ``final-canvas.csv`` / ``final-moodle.csv`` with the final totals.
+
+    Points accepted by earlier merges into ``out_dir`` (``manual_entered.json``) are kept unless this CSV gives
+    the same answer a new value; the union is written back to ``manual_entered.json`` (atomically).
 
     Returns:
         FinalReport (``awaiting`` lists the answers no points were entered for).
@@ -97,6 +104,9 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
         stored = out / "answers.json"
         answers = [AnswerCell(**a) for a in json.loads(stored.read_text())] if stored.is_file() else []
     points, comments = read_manual_csv(manual, {r.student for r in results}, answers)
+    entered = len(points)
+    earlier_points, earlier_comments = _read_entered(out / ENTERED_FILE, {r.student for r in results}, answers)
+    points, comments = {**earlier_points, **points}, {**earlier_comments, **comments}
     rows = []
     for r in results:
         given = {}
@@ -116,9 +126,29 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
                          *("" if row.manual[g] is None else f"{row.manual[g]:g}" for g in ids),
                          safe_cell("; ".join(f"{g}: {c}" for g, c in row.comments.items())), safe_cell(row.message)])
     files = [out / "final.csv"]
+    keys = sorted(set(points) | set(comments))
+    write_atomic(out / ENTERED_FILE, json.dumps([{"student": st, "question": q, "points": points.get((st, q)), "comment": comments.get((st, q), "")}
+                                                 for st, q in keys], indent=1) + "\n")
     write_atomic(files[0], buffer.getvalue())
     for fmt in lms:
         final = [replace(r, total=row.total, max_total=row.max_total) for r, row in zip(results, rows)]
         files.append(out / f"final-{fmt}.csv")
         write_atomic(files[-1], lms_csv(final, assignment, rows[0].max_total, fmt))  # type: ignore[arg-type]
-    return FinalReport(assignment, rows, list(answers), str(out), len(points), [str(f) for f in files])
+    return FinalReport(assignment, rows, list(answers), str(out), entered, [str(f) for f in files])
+
+
+def _read_entered(path: Path, students: set[str], answers: list[AnswerCell]) -> tuple[dict, dict]:
+    """The points and comments earlier merges accepted (``manual_entered.json``), for known students and questions."""
+    if not path.is_file():
+        return {}, {}
+    maxima = {a.grade_id: a.points for a in answers}
+    points, comments = {}, {}
+    for entry in json.loads(path.read_text()):
+        key = (entry["student"], entry["question"])
+        if key[0] not in students or key[1] not in maxima:
+            continue
+        if entry.get("points") is not None and 0 <= float(entry["points"]) <= maxima[key[1]]:
+            points[key] = float(entry["points"])
+        if entry.get("comment"):
+            comments[key] = entry["comment"]
+    return points, comments

@@ -148,11 +148,13 @@ def grades_csv(results: list[GradeResult], test_cells: list[tuple[str, float]], 
     return buffer.getvalue()
 
 
-def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]) -> str:
+def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell], entered: dict[tuple[str, str], tuple[str, str, str]] | None = None) -> str:
     """``manual.csv``: one row per question and student (grouped by question), ``points`` blank where a person decides.
 
     Unanswered questions are pre-filled with 0 and the comment ``unanswered`` (an instructor may change them).
-    Every cell is safe for a spreadsheet (:func:`safe_cell`).
+    ``entered``: what a person already typed into an earlier ``manual.csv`` (:func:`read_manual_sheet`); an
+    awaiting answer keeps those points and comment while its text is unchanged, so re-writing the sheet (a resumed
+    run) loses nothing. Every cell is safe for a spreadsheet (:func:`safe_cell`).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -161,11 +163,34 @@ def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]
         for r in results:
             value = r.manual.get(answer.grade_id) if r.manual else 0.0
             points, comment = ("", "") if value is None else (f"{value:g}", "unanswered" if value == 0 else "")
+            kept = (entered or {}).get((r.student, answer.grade_id))
+            if value is None and kept is not None and kept[2] == safe_cell((r.answers or {}).get(answer.grade_id, "")):
+                points, comment = kept[0], kept[1]
             if r.status == "ungradable":
                 points, comment = "0", "ungradable submission"
             writer.writerow([safe_cell(r.student), safe_cell(r.name), answer.grade_id, f"{answer.points:g}", points, comment,
                              safe_cell((r.answers or {}).get(answer.grade_id, ""))])
     return buffer.getvalue()
+
+
+def read_manual_sheet(path: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """What a person typed into an existing ``manual.csv``: ``(student, question) -> (points, comment, answer)``.
+
+    Only rows with points or a comment count; an unreadable or foreign file gives ``{}`` (it is then replaced).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    kept = {}
+    for row in rows:
+        if row.get("student") is None or row.get("question") is None:
+            return {}
+        if (row.get("points") or "").strip() or (row.get("comment") or "").strip():
+            student = row["student"][1:] if row["student"].startswith("'") else row["student"]
+            kept[(student, row["question"])] = ((row.get("points") or "").strip(), (row.get("comment") or "").strip(), row.get("answer") or "")
+    return kept
 
 
 def grading_sheet(assignment: str, results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]) -> str:
@@ -252,7 +277,7 @@ def write_summary(report: AutogradeReport, out_dir: Path, lms: tuple[str, ...] =
     if report.answers:
         import dataclasses
 
-        write_atomic(out_dir / "manual.csv", manual_csv(report.results, report.answers))
+        write_atomic(out_dir / "manual.csv", manual_csv(report.results, report.answers, read_manual_sheet(out_dir / "manual.csv")))
         write_atomic(out_dir / "manual.md", grading_sheet(report.assignment, report.results, report.answers))
         write_atomic(out_dir / "answers.json", json.dumps([dataclasses.asdict(a) for a in report.answers], indent=1) + "\n")
     for fmt in lms:
