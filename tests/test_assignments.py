@@ -338,7 +338,7 @@ def test_batch_outputs_have_one_row_per_student(name, workdir):
     students = {s for (s,) in db.execute("select id from student")}
     assert students == {r.student for r in report.results}
     (n_grades,) = db.execute("select count(*) from grade").fetchone()
-    assert n_grades == len(report.results) * len(cols)
+    assert n_grades == len(report.results) * (len(cols) + len(report.answers))  # free-response answers are grades too
     totals = dict(db.execute(
         "select sa.student_id, sum(g.auto_score) from grade g join submitted_notebook sn on g.notebook_id = sn.id "
         "join submitted_assignment sa on sn.assignment_id = sa.id group by sa.student_id"

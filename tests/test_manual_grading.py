@@ -169,7 +169,8 @@ def test_manual_points_from_a_csv_give_the_final_totals(graded, capsys, tmp_path
     assert {s: (r["total"], r["max"]) for s, r in final.items()} == {"ann": ("5.5", "6"), "bo": ("1", "6"), "cy": ("0.5", "6"), "dee": ("1", "6")}
     assert (final["ann"]["auto"], final["ann"]["manual_points"], final["ann"]["manual"]) == ("1", "4.5", "graded")
     assert final["dee"]["manual"] == "awaiting 1 answer(s) (3 points)" and final["dee"]["fr_receptive_field"] == ""
-    assert final["bo"]["comments"] == "fr_receptive_field: the stacking is right; 3 + 2 is missing"
+    # comments in question order; the sheet's own "unanswered" notes count as comments too
+    assert final["bo"]["comments"] == "fr_receptive_field: the stacking is right; 3 + 2 is missing; fr_dilation: unanswered"
     assert "1 answer(s) still await a person" in printed
     canvas = list(csv.reader(open(out / "final-canvas.csv", newline="")))
     assert canvas[1][-1] == "6" and ["ann", "", "", "ann", "", "5.5"] in canvas
@@ -182,6 +183,7 @@ def test_manual_points_from_a_csv_give_the_final_totals(graded, capsys, tmp_path
     final = _csv(out / "final.csv")
     assert {s: r["total"] for s, r in final.items()} == {"ann": "5.5", "bo": "1", "cy": "0.5", "dee": "3"}
     assert final["dee"]["manual"] == "graded" and final["bo"]["comments"].startswith("fr_receptive_field: the stacking")
+    assert final["dee"]["comments"] == "fr_receptive_field: late but right; fr_dilation: unanswered"
     entered = json.loads((out / "manual_entered.json").read_text())
     assert {(e["student"], e["question"]): e["points"] for e in entered} == {
         ("ann", "fr_receptive_field"): 3, ("ann", "fr_dilation"): 1.5, ("bo", "fr_receptive_field"): 1, ("bo", "fr_dilation"): 0,

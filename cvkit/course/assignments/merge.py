@@ -114,7 +114,7 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
             auto_decided = (r.manual or {}).get(a.grade_id, 0.0 if r.status == "ungradable" else None)
             given[a.grade_id] = points.get((r.student, a.grade_id), auto_decided)
         rows.append(FinalRow(r.student, r.name, r.status, r.total, r.max_total, given, sum(a.points for a in answers),
-                             {gid: c for (s, gid), c in comments.items() if s == r.student}, r.message))
+                             {a.grade_id: comments[(r.student, a.grade_id)] for a in answers if (r.student, a.grade_id) in comments}, r.message))
     ids = [a.grade_id for a in answers]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
