@@ -118,7 +118,14 @@ def test_a_worker_killed_mid_grade_loses_no_grade(workdir):
     reference = baseline(workdir)
     with dask_cluster(workdir / "cluster-kill") as (address, workers):
         outcome = {}
-        batch = threading.Thread(target=lambda: outcome.setdefault("report", _grade(workdir, "kill", scheduler=address)), daemon=True)
+
+        def grade():
+            try:
+                outcome["report"] = _grade(workdir, "kill", scheduler=address)
+            except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+                outcome["error"] = exc
+
+        batch = threading.Thread(target=grade, daemon=True)
         batch.start()
         killed: list[str] = []
         with Client(address, timeout=30) as watcher:
@@ -126,12 +133,13 @@ def test_a_worker_killed_mid_grade_loses_no_grade(workdir):
             deadline = time.monotonic() + 300
             while not killed and time.monotonic() < deadline and batch.is_alive():
                 first = set(watcher.processing().get(w0, ()))
-                time.sleep(1.0)  # a submission takes seconds: one still there a second later is being graded
+                time.sleep(3.0)  # a submission takes seconds: one still there 3 s later is being graded
                 killed = sorted(first & set(watcher.processing().get(w0, ())))
                 if killed:
                     os.killpg(workers[0].pid, signal.SIGKILL)
         batch.join(600)
     assert killed, "worker w0 never got a submission to grade"
+    assert "report" in outcome, f"the batch failed: {outcome.get('error')!r}"
     report = outcome["report"]
     assert _rows(report) == reference, f"killed while grading {killed}"
     assert workers[0].poll() is not None
