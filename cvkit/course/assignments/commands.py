@@ -30,6 +30,9 @@ stripped cells; renamed files) and run in a bubblewrap sandbox of its own (no ne
 of the course, the solutions or other students; memory, time, file-size and process limits);
 its tests hand back plain data and the grader's own process checks it and awards the points.
 One bad notebook never stops the batch, and an interrupted run resumes where it stopped.
+-j N grades on a Dask LocalCluster of N worker processes here; --scheduler ADDRESS on a Dask
+cluster (dask scheduler + dask worker, or dask-jobqueue on SLURM): the same code, and a
+submission whose worker is lost is graded by another.
 Writes into --out, as each student is graded: grades.csv (status, points per test, total,
 max, message), feedback/<student>/<a>.html (hidden tests: name, points, message only),
 autograded/<student>/<a>.ipynb (for the instructor), results/<student>.json, report.md,
@@ -87,6 +90,9 @@ def register(sub) -> None:
     ag.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)")
     ag.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write canvas.csv or moodle.csv for an LMS grade import (repeatable)")
     ag.add_argument("--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging")
+    ag.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="grade on a running Dask cluster (tcp://host:8786, or a scheduler file *.json) instead of -j N local worker processes; "
+                         "every worker needs the same cvkit, bubblewrap, and the course and submissions at the same paths")
     _sandbox_option(ag)
     ag.set_defaults(handler=_autograde)
 
@@ -154,12 +160,13 @@ def _autograde(args) -> int:
     tic = time.perf_counter()
     assignment = load_assignment(args.assignment, course_root())
     report = autograde(assignment, args.submissions, args.out, jobs=args.jobs, cell_timeout=args.timeout, keep_work=args.keep_work,
-                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox)
+                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox, scheduler=args.scheduler)
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no submissions"
-    print(f"\n{len(report.results)} submission(s) of {assignment.name} graded with -j {args.jobs} in {time.perf_counter() - tic:.1f} s ({summary})")
+    where = f"on {args.scheduler}" if args.scheduler else f"with -j {args.jobs}"
+    print(f"\n{len(report.results)} submission(s) of {assignment.name} graded {where} in {time.perf_counter() - tic:.1f} s ({summary})")
     for w in report.warnings:
         print(f"warning: {w}")
     out = Path(report.out_dir)
