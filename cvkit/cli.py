@@ -6,6 +6,7 @@
     cvkit release [A ...]      generate assignments/<a>/ from solutions/<a>/ (nbgrader)
     cvkit validate [A ...]     reference solution -> full marks, untouched release -> 0
     cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
+    cvkit checkpoints ...      list, retrain or compare the course checkpoints
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Sequence
 
 from cvkit import __version__
 from cvkit.course.assignment_commands import register as _register_assignment_commands
+from cvkit.course.checkpoint_commands import add_checkpoint_commands as _register_checkpoint_commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Further subcommands append a ``register(subparsers)`` function here.
-_EXTENSIONS: list = [_register_assignment_commands]
+_EXTENSIONS: list = [_register_assignment_commands, _register_checkpoint_commands]
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:

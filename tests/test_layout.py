@@ -22,6 +22,7 @@ TIERS = [
     {"cvkit.train"},
     {"cvkit.detection", "cvkit.segmentation", "cvkit.diffusion", "cvkit.generative", "cvkit.ssl", "cvkit.vl", "cvkit.sam"},
     {"cvkit.models"},
+    {"cvkit.lessons"},
     {"cvkit.viz"},
     {"cvkit.widgets"},
     {"cvkit.course"},

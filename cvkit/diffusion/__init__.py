@@ -11,6 +11,7 @@ Images are (B, C, H, W) scaled to [-1, 1] (``x * 2 - 1``); timesteps are 0-based
 """
 
 from cvkit.diffusion.forward import gather, predict_x0, q_sample
+from cvkit.diffusion.fidelity import guidance_class_share
 from cvkit.diffusion.guidance import guided_epsilon
 from cvkit.diffusion.loss import NULL_LABEL, diffusion_loss, diffusion_step, drop_labels
 from cvkit.diffusion.samplers import SampleResult, ddim_step, ddpm_step, inference_timesteps, sample
@@ -31,6 +32,7 @@ __all__ = [
     "diffusion_step",
     "drop_labels",
     "gather",
+    "guidance_class_share",
     "guided_epsilon",
     "inference_timesteps",
     "linear_betas",

@@ -16,6 +16,7 @@ from cvkit.vl.clip import (
     clip_loss,
     clip_step,
     dense_similarity,
+    pointing_game,
     region_embeddings,
     zero_shot_classifier,
     zero_shot_predict,
@@ -28,5 +29,5 @@ from cvkit.vl.tokenizer import CaptionTokenizer
 __all__ = [
     "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ClipImageEncoder", "ShowAttendTell", "TextEncoder",
     "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
-    "clip_step", "dense_similarity", "greedy_decode", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
+    "clip_step", "dense_similarity", "greedy_decode", "pointing_game", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
 ]
