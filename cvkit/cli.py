@@ -6,6 +6,7 @@
     cvkit release [A ...]      generate assignments/<a>/ from solutions/<a>/ (nbgrader)
     cvkit validate [A ...]     reference solution -> full marks, untouched release -> 0
     cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
+    cvkit train [--model M ...]  train a registry model (`torchrun --nproc_per_node N -m cvkit train ...`: N GPUs)
     cvkit checkpoints ...      list, retrain or compare the course checkpoints
 """
 
@@ -92,3 +93,66 @@ def _run(args) -> int:
     report = run_notebooks(paths, args.out, profile=args.profile, jobs=args.jobs, cell_timeout=args.timeout)
     print(f"\n{sum(r.ok for r in report.results)}/{len(report.results)} notebooks passed in {report.seconds:.1f} s; report: {args.out}/report.md")
     return 0 if report.ok else 1
+
+
+TRAIN_DATASETS = ("fashion-mnist", "digits", "shapes", "cifar10")
+
+_TRAIN_HELP = """\
+Train a classifier from the model registry on one of the kit's datasets, with the progress bar
+and epoch lines of cvkit.train.fit, and write into --out: history.json (settings and one row per
+epoch), history.csv, history.png and checkpoints/last.pt, best.pt. Running the same command again
+resumes from checkpoints/last.pt; --no-resume moves the earlier --out aside and starts over.
+
+On several GPUs (Kaggle's two T4s, a machine with 4 or 8) start one process per GPU:
+
+    torchrun --nproc_per_node 2 -m cvkit train --dataset fashion-mnist --model resnext_mini
+
+--batch-size is the global batch: each of N processes trains on batch-size / N images of every
+step, so N processes take the same steps as one (DistributedDataParallel). Process 0 alone prints
+and writes files.
+
+Datasets: fashion-mnist (offline from Debian's dataset-fashion-mnist or $CVKIT_DATA, else
+downloaded), digits (scikit-learn, 8x8), shapes (generated: one circle, square or triangle per
+32x32 image), cifar10 ($CVKIT_DATA or downloaded). Models: `python -c "import cvkit.models as m;
+print(m.list_models('classification'))"`; the *_mini ones are sized for 28x28 images."""
+
+
+def _register_train_command(sub) -> None:
+    """Add ``train`` (its code is :mod:`cvkit.course.train_job`, imported when it runs)."""
+    p = sub.add_parser("train", help="train a registry model on a kit dataset from a terminal (torchrun for several GPUs)",
+                       description=_TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=TRAIN_DATASETS, default="fashion-mnist", help="default fashion-mnist")
+    p.add_argument("--model", default="resnext_mini", help="a classification model of cvkit.models (default resnext_mini)")
+    p.add_argument("--profile", choices=["auto", "fast", "full"], default="auto",
+                   help="sizes: fast (2 epochs, 6,000 images: CPU), full (15 epochs, every image: GPU); auto: full on CUDA")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the training images (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch, split among the processes (default 256)")
+    p.add_argument("--train-images", type=int, default=None, help="class-balanced subset of the training split (default: the profile's)")
+    p.add_argument("--val-images", type=int, default=None, help="subset of the validation split (default: the profile's)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3; one-cycle schedule, AdamW)")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto: bf16 on Ampere and later, fp16 + GradScaler on a T4, fp32 on CPU")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto", help="auto: on CUDA")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="torch.compile; auto: on CUDA for runs of 2000+ steps")
+    p.add_argument("--sync-batchnorm", action="store_true",
+                   help="several GPUs: BatchNorm statistics over the global batch (default: per process)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random flips and translations (fashion-mnist, shapes, cifar10; never digits)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available; one GPU per process under torchrun)")
+    p.add_argument("--out", default=None, help="output folder (default build/train/<dataset>-<model>)")
+    p.add_argument("--checkpoint-dir", default=None, help="where last.pt and best.pt go (default OUT/checkpoints)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from CHECKPOINT_DIR/last.pt when it exists (default); --no-resume moves OUT aside first")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the epoch lines stay)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args) -> int:
+    from cvkit.course.train_job import run
+
+    return run(args)
+
+
+_EXTENSIONS.append(_register_train_command)

@@ -34,6 +34,8 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
     Returns:
         torch.device: for example ``device(type='cuda', index=0)`` or ``device(type='cpu')``.
+        Under ``torchrun`` (``LOCAL_RANK`` set), CUDA without an index means this process's own
+        GPU, ``cuda:LOCAL_RANK``, so that each process's data and model land on its GPU.
 
     Raises:
         ValueError: ``device`` names a device that is not available here (for
@@ -42,7 +44,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _own_gpu(torch.device("cuda"))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -56,7 +58,15 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
             f"device {str(dev)!r} is not available on this machine (available: {', '.join(available)}); "
             "pass device=None to pick the best one automatically"
         )
-    return dev
+    return _own_gpu(dev)
+
+
+def _own_gpu(dev: torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:LOCAL_RANK`` under torchrun (one GPU per process); any other device unchanged."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if dev.type != "cuda" or dev.index is not None or local_rank is None:
+        return dev
+    return torch.device("cuda", int(local_rank) % max(torch.cuda.device_count(), 1))
 
 
 def available_devices() -> list[str]:

@@ -4,13 +4,18 @@ With 2 CPU cores (Colab), a ``DataLoader`` that decodes and transforms one image
 time cannot feed a GPU. Fashion-MNIST (47 MB as uint8) and CIFAR-10 (150 MB) fit on any
 GPU, so :class:`DeviceLoader` copies them there once, as uint8, and each batch is an index,
 a conversion to float, a normalisation and a batched augmentation, all on the device.
+
+Under ``torchrun`` (several processes, one per GPU) every process holds the whole dataset and
+takes its own share of each global batch: the processes together see exactly the batches one
+process would, in the same order, with the same augmentations.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
+import torch.distributed as dist
 
 from cvkit.data.augment import BatchTransform
 from cvkit.data.labeled import LabeledImages
@@ -35,15 +40,29 @@ class DeviceLoader:
         channels_last: return batches in ``torch.channels_last`` memory format (faster
             convolutions with tensor cores).
         dtype: floating dtype of the returned images.
+        shard: split every batch among the processes of a ``torch.distributed`` group
+            (``torchrun``): ``"auto"`` (default) does so when a group of two or more processes is
+            initialised at iteration time (:func:`cvkit.train.fit` initialises it), ``False``
+            gives every process every batch.
 
     Yields:
-        images (B, C, H, W) ``dtype`` on ``device``, labels (B, ...) on ``device``.
+        images (B, C, H, W) ``dtype`` on ``device``, labels (B, ...) on ``device``; under
+        ``torchrun``, this process's share of each batch (below).
 
     Raises:
         ValueError: mismatched lengths, wrong ranks or a non-positive batch size.
 
     The epoch advances by one at each ``iter()``; :func:`cvkit.train.fit` calls
     :meth:`set_epoch` so that a resumed run sees the same batches as an uninterrupted one.
+
+    **Several processes.** ``batch_size`` is the *global* batch. Every process draws the same
+    order (same seed and epoch), cuts the same global batches, and keeps part ``rank`` of
+    ``batch.tensor_split(world_size)``: B / N images (shares differ by at most one image when N
+    does not divide B). Augmentation is drawn for the whole global batch before the split, so
+    each image gets the augmentation it would get in one process (this costs each process the
+    augmentation of B images, cheap next to the model). A final batch of fewer than N images is
+    dropped (at most N - 1 images per epoch), since a process with no image cannot take part
+    in the step. :meth:`shard_weights` says how :func:`cvkit.train.fit` weights unequal shares.
     """
 
     def __init__(
@@ -61,6 +80,7 @@ class DeviceLoader:
         std: Sequence[float] | None = None,
         channels_last: bool = False,
         dtype: torch.dtype = torch.float32,
+        shard: bool | Literal["auto"] = "auto",
     ) -> None:
         if images.dim() != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
@@ -70,6 +90,8 @@ class DeviceLoader:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
+        if shard not in (True, False, "auto"):
+            raise ValueError(f"shard must be True, False or 'auto', got {shard!r}")
         self.device = pick_device(device)
         self.images = images.to(self.device, non_blocking=True)
         self.labels = labels.to(self.device, non_blocking=True)
@@ -80,6 +102,7 @@ class DeviceLoader:
         self.seed = seed
         self.channels_last = channels_last
         self.dtype = dtype
+        self.shard = shard
         c = images.shape[1]
         if mean is not None:
             if len(mean) != c or len(std) != c:
@@ -104,7 +127,44 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         n = self.images.shape[0]
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last:
+            return n // self.batch_size
+        full, last = divmod(n, self.batch_size)
+        return full + (0 < last and last >= self.num_shards)  # a last batch too small to share is dropped
+
+    @property
+    def shard_index(self) -> int:
+        """This process's share of each batch (its rank; 0 when the batches are not split)."""
+        return dist.get_rank() if self.num_shards > 1 else 0
+
+    @property
+    def num_shards(self) -> int:
+        """Into how many shares each batch is split: the number of processes under ``torchrun``, else 1."""
+        if self.shard is False or not (dist.is_available() and dist.is_initialized()):
+            return 1
+        return dist.get_world_size()
+
+    def shard_weights(self) -> list[float] | None:
+        """Per step, ``N * n_rank / n``: the factor by which this process's mean loss is multiplied.
+
+        DistributedDataParallel averages the N processes' gradients, each the gradient of a mean
+        over that process's ``n_rank`` images; the gradient of the mean over the global batch of
+        ``n`` images is the average weighted by ``n_rank / n``. Scaling each process's loss by
+        ``N * n_rank / n`` turns DDP's plain average into that weighted one.
+
+        Returns:
+            ``None`` when every share of every step is equal (no weighting needed), else one
+            float per step (``len(self)`` of them).
+        """
+        world = self.num_shards
+        if world == 1:
+            return None
+        n = self.images.shape[0]
+        sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)][: len(self)]
+        rank = self.shard_index
+        shares = [size // world + (rank < size % world) for size in sizes]  # the sizes tensor_split gives
+        weights = [world * share / size for share, size in zip(shares, sizes)]
+        return None if all(w == 1.0 for w in weights) else weights
 
     @property
     def num_images(self) -> int:
@@ -120,9 +180,19 @@ class DeviceLoader:
             order = torch.arange(n, device=self.device)
         self.epoch += 1
         stop = n - n % self.batch_size if self.drop_last else n
+        world, rank = self.num_shards, self.shard_index
         for start in range(0, stop, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield self._prepare(self.images[idx]), self.labels[idx]
+            idx = order[start : start + self.batch_size]  # (B,) the global batch
+            if world == 1:
+                yield self._prepare(self.images[idx]), self.labels[idx]
+                continue
+            if idx.numel() < world:
+                break  # too few images to give every process one
+            mine = idx.tensor_split(world)[rank]  # (about B / N,) this process's share
+            if self.augment is None:
+                yield self._prepare(self.images[mine]), self.labels[mine]
+            else:  # augment the global batch, so every image is drawn the augmentation one process would draw
+                yield self._prepare(self.images[idx]).tensor_split(world)[rank], self.labels[mine]
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(self.dtype)

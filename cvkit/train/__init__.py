@@ -9,10 +9,14 @@ Typical use in a notebook::
     test = DeviceLoader.from_dataset(load_fashion_mnist("test"), 1024, shuffle=False)
     history = fit(model, train, test, epochs=5, lr=3e-3, checkpoint_dir="checkpoints/lenet")
     cvkit.viz.plot_history(history)
+
+The same script runs on several GPUs (or CPU processes) with ``torchrun --nproc_per_node N script.py``;
+see :mod:`cvkit.train.distributed` and ``cvkit train`` (:mod:`cvkit.course.train_job`).
 """
 
 from cvkit.train.checkpoint import load_checkpoint, save_checkpoint
 from cvkit.train.config import TrainConfig
+from cvkit.train.distributed import ProcessInfo, is_main_process, process_info
 from cvkit.train.history import History
 from cvkit.train.loop import (
     NonFiniteLossError,
@@ -33,6 +37,7 @@ __all__ = [
     "History",
     "NonFiniteLossError",
     "Precision",
+    "ProcessInfo",
     "SpeedPlan",
     "StepOutput",
     "TrainConfig",
@@ -42,11 +47,13 @@ __all__ = [
     "evaluate",
     "fit",
     "has_native_bf16",
+    "is_main_process",
     "load_checkpoint",
     "make_optimizer",
     "make_scheduler",
     "plan_speed",
     "predict",
+    "process_info",
     "save_checkpoint",
     "to_device",
 ]

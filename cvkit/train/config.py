@@ -35,8 +35,10 @@ class TrainConfig:
     checkpoint_dir: str | None = None  # save last.pt (and best.pt) here after every epoch
     resume: bool = True  # continue from checkpoint_dir/last.pt when it exists
     check_every: int = 25  # steps between host syncs (progress bar, NaN/inf check); the steps in between never wait for the GPU
-    progress: bool = True  # show a tqdm progress bar per epoch
-    verbose: bool = True  # print one summary line per epoch
+    progress: bool = True  # show a tqdm progress bar per epoch (process 0 only under torchrun)
+    verbose: bool = True  # print one summary line per epoch (process 0 only under torchrun)
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm over the global batch (SyncBatchNorm, CUDA only), else per process
+    find_unused_parameters: bool = False  # under torchrun: let DDP train models whose forward leaves parameters unused
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -57,6 +59,9 @@ class TrainConfig:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        for name in ("sync_batchnorm", "find_unused_parameters"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
 

@@ -21,6 +21,12 @@ What a step computes is a function, so the same loop trains classifiers (the def
         return StepOutput(loss=F.mse_loss(recon, x), count=x.shape[0])
 
     fit(model, loader, step=step, epochs=3)
+
+Started by ``torchrun --nproc_per_node N`` (see :mod:`cvkit.train.distributed`), the same call
+trains with DistributedDataParallel on N processes: a :class:`cvkit.data.DeviceLoader` gives each
+process its share of every global batch, losses and accuracies are summed over the processes (so
+every process records the same :class:`History`), and process 0 alone shows progress, prints and
+writes checkpoints. In one process nothing of this happens.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvkit.runtime import pick_device, seed_everything
+from cvkit.train import distributed
 from cvkit.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from cvkit.train.config import TrainConfig
 from cvkit.train.history import History
@@ -106,14 +113,32 @@ def fit(
             tensors in a batch are moved to the device. ``set_epoch(epoch)`` is called when it exists.
         val_loader: batches for evaluation after every epoch (``None``: no validation).
         config: a :class:`TrainConfig`; ``options`` override its fields (``fit(m, dl, epochs=3, lr=1e-3)``).
-        step: ``step(model, batch) -> StepOutput`` (default: :func:`classification_step`).
-        callbacks: ``callback(epoch, history)`` called after each epoch is recorded and saved.
+        step: ``step(model, batch) -> StepOutput`` (default: :func:`classification_step`). Under
+            ``torchrun`` it receives the DistributedDataParallel wrapper: call it, and reach the
+            model's own attributes through ``.module``.
+        callbacks: ``callback(epoch, history)`` called after each epoch is recorded and saved (on
+            every process under ``torchrun``; guard file writes with
+            :func:`cvkit.train.distributed.is_main_process`).
+
+    Under ``torchrun`` (environment ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): joins the process
+    group (NCCL on CUDA, gloo on CPU), each process on its own GPU (``cuda:LOCAL_RANK``);
+    wraps the model in DistributedDataParallel (``sync_batchnorm``, ``find_unused_parameters``
+    in :class:`TrainConfig`); weights unequal shares of a batch (:meth:`DeviceLoader.shard_weights`)
+    so that a step is the one-process step on the global batch; sums the metrics over the
+    processes; seeds each process's global generator (dropout) with ``seed + rank`` and saves
+    every process's random state in the checkpoint, so a resumed run equals an uninterrupted
+    one; process 0 alone prints, shows progress and writes checkpoints. ``train_loader`` should
+    be sharded (a :class:`cvkit.data.DeviceLoader`, or a ``DataLoader`` with a
+    ``DistributedSampler``), otherwise every process trains on the same batches.
 
     Returns:
         History: one row per epoch (including epochs restored from a checkpoint).
 
     Raises:
         TypeError: an unknown option name.
+        ValueError: resuming a checkpoint of another number of epochs (the schedule spans them
+            all); under ``torchrun``, the processes do not all see the same checkpoint, or
+            ``sync_batchnorm`` off CUDA.
         NonFiniteLossError: the loss became NaN/inf (message: epoch and step, last good checkpoint).
         TrainingOutOfMemoryError: CUDA out of memory (message: batch size and what to try).
         ValueError: an empty ``train_loader`` or bad options (see :class:`TrainConfig`).
@@ -121,10 +146,12 @@ def fit(
     cfg = (config or TrainConfig()).updated(**options) if options else (config or TrainConfig())
     step = step or (lambda m, b: classification_step(m, b, cfg.label_smoothing))
     device = pick_device(cfg.device)
+    proc = distributed.setup(device)  # under torchrun: join the process group (before len(), so a DeviceLoader shards)
     steps_per_epoch = _length(train_loader)
     plan = plan_speed(cfg, device, cfg.epochs * steps_per_epoch)
+    verbose = cfg.verbose and proc.is_main
 
-    seed_everything(cfg.seed)
+    seed_everything((cfg.seed + proc.rank) % 2**32)  # process 0 (or the only one): cfg.seed; others: own dropout masks
     model.to(device)
     if plan.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -135,66 +162,97 @@ def fit(
     start_epoch = 0
 
     checkpoint = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
-    if checkpoint is not None and cfg.resume and checkpoint.is_file():
+    if checkpoint is not None and cfg.resume and _every_process_finds(checkpoint, proc):
         state = load_checkpoint(checkpoint, map_location=device)
+        _check_same_schedule(state, cfg, checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         history = History.from_state_dict(state["history"])
-        restore_rng_state(state["rng"])
         start_epoch = state["epoch"]
-        if cfg.verbose:
+        _restore_rng(state, proc, cfg, verbose)
+        if verbose:
             print(f"resumed from {checkpoint} after epoch {start_epoch}/{cfg.epochs}")
 
-    if cfg.verbose and start_epoch < cfg.epochs:
-        print(f"training on {plan.describe()}")
-    runner = torch.compile(model) if plan.compile else model  # shares its parameters with model
+    if verbose and start_epoch < cfg.epochs:
+        print(f"training on {plan.describe()}" + (f", {proc.describe()}" if proc.distributed else ""))
+    # one process: the model itself; several: a DistributedDataParallel wrapper sharing its parameters
+    runner = distributed.wrap_model(
+        model, device, sync_batchnorm=cfg.sync_batchnorm, find_unused_parameters=cfg.find_unused_parameters
+    )
+    if proc.distributed:
+        model = runner.module  # the same model (SyncBatchNorm layers swapped in when asked)
+        if verbose and not distributed.is_sharded(train_loader):
+            print(f"warning: train_loader is not split among the {proc.world_size} processes, so each trains on "
+                  "the same batches; use a cvkit.data.DeviceLoader or a DataLoader with a DistributedSampler")
+    runner = torch.compile(runner) if plan.compile else runner  # shares its parameters with model
+    evaluator = model if proc.distributed else runner  # no collective inside evaluation: shards may differ in length
     best = max((r.get("val_accuracy", -math.inf) for r in history.rows), default=-math.inf)
 
     with cudnn_benchmark(plan.cudnn_benchmark):
         for epoch in range(start_epoch, cfg.epochs):
             tic = time.perf_counter()
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch)
-            train = _train_one_epoch(runner, train_loader, optimizer, scheduler, scaler, step, plan, cfg, epoch, steps_per_epoch)
+            _set_epoch(train_loader, epoch)
+            train = _train_one_epoch(
+                runner, train_loader, optimizer, scheduler, scaler, step, plan, cfg, epoch, steps_per_epoch, proc
+            )
+            distributed.broadcast_buffers(model)  # process 0's BatchNorm statistics everywhere (as DDP's next forward)
             row: dict[str, Any] = {"epoch": epoch + 1, **train}
             if val_loader is not None:
-                val = evaluate(runner, val_loader, step=step, device=device, precision=plan.precision.name, channels_last=plan.channels_last)
+                val = evaluate(
+                    evaluator, val_loader, step=step, device=device, precision=plan.precision.name,
+                    channels_last=plan.channels_last,
+                )
                 row.update({f"val_{k}": v for k, v in val.items()})
             row["lr"] = optimizer.param_groups[0]["lr"]
             row["seconds"] = time.perf_counter() - tic
+            if proc.distributed:  # the metrics agree already (summed over the processes); the times: process 0's clock
+                times = ("train_seconds", "images_per_second", "seconds")
+                row.update(distributed.broadcast_object({k: row[k] for k in times}))
             history.append(row)
-            if cfg.verbose:
+            if verbose:
                 print(_summary(row, cfg.epochs))
 
             if checkpoint is not None:
+                rngs = distributed.gather_objects(rng_state())  # every process's generators (dropout differs per process)
                 state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "scaler": scaler.state_dict(),
                     "history": history.state_dict(),
-                    "rng": rng_state(),
+                    "rng": rngs[0],
                     "epoch": epoch + 1,
                     "config": cfg.to_dict(),
+                    "world_size": proc.world_size,
                 }
-                save_checkpoint(state, checkpoint)
-                if row.get("val_accuracy", -math.inf) > best:
-                    best = row["val_accuracy"]
-                    save_checkpoint(state, checkpoint.with_name("best.pt"))
+                if proc.distributed:
+                    state["rng_per_rank"] = rngs
+                is_best = row.get("val_accuracy", -math.inf) > best
+                best = max(best, row.get("val_accuracy", -math.inf))
+                if proc.is_main:
+                    save_checkpoint(state, checkpoint)
+                    if is_best:
+                        save_checkpoint(state, checkpoint.with_name("best.pt"))
+                distributed.barrier()  # nobody runs ahead (into a callback that ends the run) while process 0 writes
             for callback in callbacks:
                 callback(epoch + 1, history)
     return history
 
 
-def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, plan: SpeedPlan, cfg, epoch, steps_per_epoch) -> dict[str, float]:
-    """One pass over ``loader``; returns the epoch's mean loss, accuracy, training seconds and throughput."""
+def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, plan: SpeedPlan, cfg, epoch, steps_per_epoch,
+                     proc: distributed.ProcessInfo) -> dict[str, float]:
+    """One pass over ``loader``; returns the epoch's mean loss, accuracy, training seconds and throughput.
+
+    Under torchrun the loss, accuracy and image count are sums over every process's share.
+    """
     runner.train()
     device = plan.device
-    meter = _EpochMeter(steps_per_epoch, device)
-    bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+    meter = _EpochMeter(steps_per_epoch, device, summed_over_processes=proc.distributed)
+    weights = loader.shard_weights() if proc.distributed and hasattr(loader, "shard_weights") else None
+    bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and proc.is_main)
     tic = time.perf_counter()
     for i, batch in enumerate(loader):
         if i == steps_per_epoch:
@@ -204,7 +262,8 @@ def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, plan: S
             with plan.precision.autocast(device):
                 out = step(runner, batch)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
+            loss = out.loss if weights is None else out.loss * weights[i]  # unequal shares: DeviceLoader.shard_weights
+            scaler.scale(loss).backward()
             if cfg.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(runner.parameters(), cfg.grad_clip)
@@ -242,16 +301,21 @@ class _EpochMeter:
     ``record`` writes step ``i``'s loss into slot ``i`` of a device tensor (no sync);
     ``flush`` copies the slots written since the last flush to the host in one transfer,
     checks them for NaN/inf (naming the first bad step) and adds them to the running sums.
+    With ``summed_over_processes`` (torchrun), ``flush`` first sums each step's loss * count,
+    correct predictions and count over the processes (one all-reduce), so every process sees
+    the global numbers, and all stop together at a NaN.
     """
 
-    def __init__(self, steps: int, device: torch.device) -> None:
+    def __init__(self, steps: int, device: torch.device, summed_over_processes: bool = False) -> None:
         self.losses = torch.zeros(steps, device=device)  # (steps,) mean loss of each step
         self.corrects = torch.zeros(steps, device=device)  # (steps,) correct predictions of each step
-        self.counts: list[int] = []  # examples in each step
+        self.counts: list[int] = []  # examples in each step (this process's)
         self.flushed = 0  # steps already read by the host
+        self.seen = 0  # examples in the flushed steps (every process's)
         self.loss_sum = 0.0  # sum over flushed steps of loss * count
         self.correct_sum = 0.0
         self.has_accuracy = False
+        self.summed = summed_over_processes
 
     def record(self, i: int, out: StepOutput) -> None:
         self.losses[i] = out.loss.detach()
@@ -264,17 +328,22 @@ class _EpochMeter:
         start, stop = self.flushed, len(self.counts)
         if start == stop:
             return
-        losses, corrects = torch.stack([self.losses[start:stop], self.corrects[start:stop]]).tolist()  # one sync
-        for offset, (loss, count) in enumerate(zip(losses, self.counts[start:stop])):
+        counts = self.counts[start:stop]
+        if not self.summed:
+            losses, corrects = torch.stack([self.losses[start:stop], self.corrects[start:stop]]).tolist()  # one sync
+        else:
+            n = torch.tensor(counts, dtype=self.losses.dtype, device=self.losses.device)  # (k,)
+            block = torch.stack([self.losses[start:stop] * n, self.corrects[start:stop], n])  # (3, k)
+            sums, corrects, totals = distributed.all_reduce(block).tolist()  # one all-reduce, one sync
+            counts = [round(t) for t in totals]
+            losses = [s / t if t else 0.0 for s, t in zip(sums, totals)]  # each step's mean over the global batch
+        for offset, (loss, count) in enumerate(zip(losses, counts)):
             if not math.isfinite(loss):
                 _raise_non_finite(epoch, start + offset, cfg)
             self.loss_sum += loss * count
         self.correct_sum += sum(corrects)
+        self.seen += sum(counts)
         self.flushed = stop
-
-    @property
-    def seen(self) -> int:
-        return sum(self.counts[: self.flushed])
 
     def postfix(self) -> dict[str, str]:
         seen = max(self.seen, 1)
@@ -297,7 +366,9 @@ def evaluate(
     """Mean loss (and accuracy, when the step counts correct predictions) over ``loader``.
 
     The model is put in eval mode (BatchNorm uses running statistics, dropout is off) and
-    restored to its previous mode afterwards.
+    restored to its previous mode afterwards. Under ``torchrun``, with a loader split among the
+    processes (:func:`cvkit.train.distributed.is_sharded`), the sums are taken over every
+    process, so each returns the same numbers; call it on every process then.
 
     Returns:
         ``{"loss": float, "accuracy": float}`` (``accuracy`` only when the step reports ``correct``).
@@ -325,6 +396,11 @@ def evaluate(
                 has_accuracy = True
     finally:
         model.train(was_training)
+    if distributed.is_sharded(loader) and distributed.process_info().distributed:
+        count = torch.tensor(float(seen), device=device)
+        totals = torch.stack([total_loss.float(), total_correct.float(), count])  # (3,)
+        total_loss, total_correct, seen_all = distributed.all_reduce(totals)
+        seen = round(seen_all.item())
     if seen == 0:
         raise ValueError("the evaluation loader produced no batches")
     result = {"loss": (total_loss / seen).item()}
@@ -414,6 +490,57 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return None
+
+
+def _set_epoch(loader: Iterable, epoch: int) -> None:
+    """Tell a loader (or its ``DistributedSampler``) which epoch comes, so a resumed run draws the same order."""
+    for target in (loader, getattr(loader, "sampler", None)):
+        if hasattr(target, "set_epoch"):
+            target.set_epoch(epoch)
+            return
+
+
+def _every_process_finds(checkpoint: Path, proc: distributed.ProcessInfo) -> bool:
+    """Whether ``checkpoint`` exists; under torchrun every process must find it (or none).
+
+    Raises:
+        ValueError: some processes find it and others do not (a folder not shared between machines).
+    """
+    found = checkpoint.is_file()
+    if proc.distributed:
+        everyone = distributed.gather_objects(found)
+        if len(set(everyone)) > 1:
+            missing = [rank for rank, f in enumerate(everyone) if not f]
+            raise ValueError(f"processes {missing} do not see {checkpoint}, the others do; "
+                             "put checkpoint_dir on a file system every machine of the run shares")
+    return found
+
+
+def _check_same_schedule(state: dict[str, Any], cfg: TrainConfig, checkpoint: Path) -> None:
+    """Refuse to resume a learning-rate schedule planned for another number of epochs.
+
+    Raises:
+        ValueError: ``"onecycle"`` or ``"cosine"`` and the checkpoint's run had other ``epochs``.
+    """
+    saved = state.get("config", {}).get("epochs", cfg.epochs)
+    if cfg.scheduler != "none" and saved != cfg.epochs:
+        raise ValueError(
+            f"{checkpoint} is from a run of {saved} epochs, this one asks for {cfg.epochs}; its {cfg.scheduler!r} "
+            f"learning-rate schedule spans all {saved} epochs, so resume with epochs={saved}, or start over in "
+            "another checkpoint_dir (or with resume=False, which overwrites it)"
+        )
+
+
+def _restore_rng(state: dict[str, Any], proc: distributed.ProcessInfo, cfg: TrainConfig, verbose: bool) -> None:
+    """Restore this process's random generators from a checkpoint (each process its own under torchrun)."""
+    saved = state.get("rng_per_rank") or [state["rng"]]
+    if len(saved) != proc.world_size and verbose:
+        print(f"note: the checkpoint was written by {len(saved)} process(es) and resumes on {proc.world_size}: "
+              "random draws from the global generator (dropout) differ from an uninterrupted run")
+    if proc.rank < len(saved):
+        restore_rng_state(saved[proc.rank])
+    else:
+        seed_everything((cfg.seed + proc.rank + 1_000_003 * state["epoch"]) % 2**32)
 
 
 def _length(loader: Iterable) -> int:
