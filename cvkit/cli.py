@@ -8,6 +8,7 @@
     cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
     cvkit train [--model M ...]  train a registry model (`torchrun --nproc_per_node N -m cvkit train ...`: N GPUs)
     cvkit checkpoints ...      list, retrain or compare the course checkpoints
+    cvkit site                 build the course website from the executed notebooks into build/site/
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 from typing import Sequence
 
 from cvkit import __version__
-from cvkit.course.assignment_commands import register as _register_assignment_commands
+from cvkit.course.assignments.commands import register as _register_assignment_commands
 from cvkit.course.checkpoint_commands import add_checkpoint_commands as _register_checkpoint_commands
+from cvkit.site.command import register_site_command as _register_site_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     course = sub.add_parser("course", help="run the whole course: every notebook, then the assignments (default)")
     _add_run_options(course, default_out="build/course")
+    course.add_argument("--site", default="build/site", help="where the course website goes (default build/site)")
+    course.add_argument("--no-site", action="store_true", help="do not build the course website")
     course.set_defaults(handler=_course)
 
     doctor = sub.add_parser("doctor", help="versions, device, and which datasets resolve offline")
@@ -59,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Further subcommands append a ``register(subparsers)`` function here.
-_EXTENSIONS: list = [_register_assignment_commands, _register_checkpoint_commands]
+_EXTENSIONS: list = [_register_assignment_commands, _register_checkpoint_commands, _register_site_command]
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -71,7 +75,12 @@ def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:
 def _course(args) -> int:
     from cvkit.course.main_job import run_course
 
-    return 0 if run_course(args.profile, args.jobs, args.out) else 1
+    from functools import partial
+
+    from cvkit.site.command import site_stage
+
+    final = None if args.no_site else partial(site_stage, site=args.site)
+    return 0 if run_course(args.profile, args.jobs, args.out, final_stage=final) else 1
 
 
 def _doctor(args) -> int:
@@ -84,7 +93,7 @@ def _doctor(args) -> int:
 
 
 def _run(args) -> int:
-    from cvkit.course.notebooks import run_notebooks
+    from cvkit.course.lectures.notebooks import run_notebooks
     from cvkit.course.paths import lecture_notebooks
 
     paths = args.paths or lecture_notebooks()

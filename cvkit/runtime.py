@@ -162,6 +162,35 @@ class RunProfile:
         """True in the fast (CPU/CI) profile."""
         return self.profile == "fast"
 
+    def checkpoint_dir(self, run: str) -> str | None:
+        """Where a training cell checkpoints in the full profile (``None`` in the fast profile).
+
+        Pass it to :func:`cvkit.train.fit`: ``fit(..., checkpoint_dir=P.checkpoint_dir("07_swin"))``. In the full
+        profile the run (minutes on a GPU) saves ``last.pt`` after every epoch into the platform's outputs
+        folder (:func:`cvkit.storage.checkpoint_dir`: Google Drive when mounted on Colab, ``/kaggle/working``
+        on Kaggle), so running the cell again after a disconnect resumes it. The folder name ends with a digest
+        of the profile's settings, so a changed setting starts a fresh run instead of resuming a different one.
+        The fast profile (CI, seconds on a CPU) does not checkpoint: a rerun must recompute, never resume.
+
+        Args:
+            run: a name for the run, unique in the course (``"<notebook>_<model>"``, e.g. ``"07_swin"``).
+
+        Raises:
+            ValueError: ``run`` is not a plain folder name.
+        """
+        if not run or "/" in run or "\\" in run or run.startswith("."):
+            raise ValueError(f"run must be a plain name such as '07_swin', got {run!r}")
+        if self.fast:
+            return None
+        import hashlib
+        import json
+
+        from cvkit.storage import checkpoint_dir
+
+        settings = json.dumps({k: self.sizes[k] for k in sorted(self.sizes)}, default=str)
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+        return str(checkpoint_dir(f"{run}-{self.profile}-{digest}"))
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v!r}" for k, v in self.sizes.items())
         return f"RunProfile({self.profile!r}, device={str(self.device)!r}, {sizes})"
@@ -277,3 +306,134 @@ def headless() -> bool:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return True
     return not in_notebook()
+
+
+# -- headline results --------------------------------------------------------------------------------------------------
+
+RESULTS_MIME = "application/vnd.cvkit.results+json"
+"""MIME type of the display output :func:`record_results` writes; ``cvkit run`` reads it back from the executed notebook."""
+
+ResultSource = Literal["live", "checkpoint"]
+RESULT_SOURCES = ("live", "checkpoint")
+
+
+def record_results(values: Mapping[str, Any] | None = None, /, *, source: ResultSource = "live", **named: Any) -> None:
+    """Record a notebook's headline numbers, so ``cvkit run`` puts them in its report.
+
+    Call it in a notebook's Checks section, once per source::
+
+        cvkit.runtime.record_results(test_accuracy=acc, miou=miou)              # trained here, now
+        cvkit.runtime.record_results(ap50=ckpt_ap50, source="checkpoint")       # weights from a shipped checkpoint
+        cvkit.runtime.record_results({f"probe {k}": v for k, v in acc.items()})  # names from a dict
+
+    The values are shown in the notebook as one line (``recorded (live): test_accuracy=0.912, miou=0.55``) and
+    written as a display output of MIME type :data:`RESULTS_MIME`; the runner reads every such output of the
+    executed notebook (:func:`recorded_results`) into ``report.md`` / ``report.json``. Outside a kernel the line is
+    printed and nothing else happens.
+
+    Args:
+        values: optional mapping name -> value (for names built in a loop).
+        source: ``"live"`` (computed by this run) or ``"checkpoint"`` (computed with weights loaded from a
+            checkpoint the course ships).
+        **named: more name -> value pairs. A value is a Python or NumPy number, a bool, a 0-d or one-element tensor
+            or array (read as a number), or a short string (at most 80 characters). Names are made identifier-like
+            (lower case, every run of other characters becomes ``_``: ``"random init (ViT)"`` -> ``random_init_vit``),
+            so put units in the name (``psnr_db``, ``seconds``).
+
+    Nothing is returned (so a call at the end of a cell shows only its line). Numbers are recorded as ``int`` or
+    ``float`` (4 significant digits shown, 6 stored); NaN and infinities are stored as ``None`` (the report is JSON).
+
+    Raises:
+        ValueError: ``source`` is not ``"live"`` or ``"checkpoint"``, no value was given, a name has no letter or
+            digit, two names become the same, or a string value is longer than 80 characters.
+        TypeError: a value is not a number, bool, one-element tensor/array or string (e.g. a list).
+    """
+    if source not in RESULT_SOURCES:
+        raise ValueError(f"source must be one of {RESULT_SOURCES}, got {source!r}")
+    pairs = [*dict(values or {}).items(), *named.items()]
+    if not pairs:
+        raise ValueError("record_results needs at least one name=value, e.g. record_results(test_accuracy=0.91)")
+    clean: dict[str, Any] = {}
+    for raw, value in pairs:
+        name = _result_name(raw)
+        if name in clean:
+            raise ValueError(f"two results are both named {name!r} (from {raw!r}); give them different names")
+        clean[name] = _result_value(name, value)
+    text = f"recorded ({source}): " + ", ".join(f"{k}={_format_result(v)}" for k, v in clean.items())
+    payload = {"source": source, "values": [[k, _json_safe(v)] for k, v in clean.items()]}  # pairs: JSON may sort keys
+    if in_notebook():
+        from IPython.display import display
+
+        display({RESULTS_MIME: payload, "text/plain": text}, raw=True)
+    else:
+        print(text)
+
+
+def _result_name(raw: Any) -> str:
+    """``"random init (ViT)"`` -> ``"random_init_vit"``; raises ValueError when nothing is left."""
+    import re
+
+    name = re.sub(r"[^0-9a-z]+", "_", str(raw).lower()).strip("_")
+    if not name:
+        raise ValueError(f"a result name needs a letter or digit, got {raw!r}")
+    return name
+
+
+def recorded_results(notebook: Any) -> list[dict[str, Any]]:
+    """The results an executed notebook recorded with :func:`record_results`, in order.
+
+    Args:
+        notebook: an executed notebook, as an ``nbformat`` node or the plain dict of its JSON.
+
+    Returns:
+        list of ``{"name": str, "value": number | str | None, "source": "live" | "checkpoint"}``; a name recorded
+        twice with the same source keeps its last value (in the place of its first). NaN and infinities come back
+        as ``None`` (they are not JSON).
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for cell in notebook.get("cells", []) if isinstance(notebook, dict) else notebook.cells:
+        for output in cell.get("outputs", []) or []:
+            payload = (output.get("data") or {}).get(RESULTS_MIME)
+            if not isinstance(payload, dict) or payload.get("source") not in RESULT_SOURCES:
+                continue
+            values = payload.get("values") or []
+            for name, value in values.items() if isinstance(values, dict) else values:
+                found[(str(name), payload["source"])] = {"name": str(name), "value": value, "source": payload["source"]}
+    return list(found.values())
+
+
+def _result_value(name: str, value: Any) -> int | float | bool | str:
+    """One recorded value as a plain Python scalar (see :func:`record_results` for what is accepted)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        if len(value) > 80:
+            raise ValueError(f"{name}: a recorded string must be at most 80 characters, got {len(value)}")
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name}: a recorded tensor must hold one number, got shape {tuple(value.shape)}")
+        value = value.detach().cpu().item()
+    elif isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise TypeError(f"{name}: a recorded array must hold one number, got shape {value.shape}")
+        value = value.item()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    raise TypeError(f"{name}: record a number, a bool or a short string, got {type(value).__name__}")
+
+
+def _format_result(value: int | float | bool | str) -> str:
+    """Short text of a recorded value: 4 significant digits for floats."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _json_safe(value: int | float | bool | str) -> int | float | bool | str | None:
+    """Floats that JSON cannot hold (NaN, infinities) become ``None``; 6 significant digits otherwise."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if np.isfinite(value) else None
+    return value

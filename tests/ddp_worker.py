@@ -4,7 +4,7 @@
     python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py SETTINGS_JSON
 
 SETTINGS_JSON: ``{"report": DIR, "watch": DIR, "runs": [{"name", "model", "epochs", "images",
-"batch_size", "checkpoint_dir", "interrupt_after"}, ...]}``. Each run trains on the first
+"batch_size", "checkpoint_dir", "interrupt_after", "options"}, ...]}`` (``options``: more TrainConfig fields). Each run trains on the first
 ``images`` scikit-learn digits (8x8) with a DeviceLoader (flip and one-pixel translations), the
 next 200 digits as validation. Each process writes, into ``report``, ``<name>-rank<r>.pt``
 (its final weights) and ``rank<r>.json``: its History per run, the first dropout mask it drew,
@@ -107,6 +107,7 @@ def main() -> None:
             progress=False,
             verbose=True,
             checkpoint_dir=run.get("checkpoint_dir"),
+            **run.get("options", {}),
         )
 
         def stop(epoch, history, after=run.get("interrupt_after")):

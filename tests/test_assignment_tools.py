@@ -1,4 +1,5 @@
-"""The pieces of the assignment pipeline that need no kernel: repair, collection, feedback scrubbing, leak checks, verdicts."""
+"""The pieces of the assignment pipeline that need no sandbox: repair, collection, the static scan, the test-cell
+format, feedback caps and leak checks, outputs (CSV, LMS), statuses and verdicts."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from cvkit.course.assignments import AssignmentError, cell_source, load_assignment, nbgrader_meta, read_json
-from cvkit.course.autograde import AutogradeReport, GradeResult, _status
-from cvkit.course.feedback import scrub_hidden_tests, strip_ansi
-from cvkit.course.release import release_leaks
-from cvkit.course.repair import UngradableError, parse_notebook, repair_submission, review_flags
-from cvkit.course.submissions import collect_submissions, safe_student_id
-from cvkit.course.validate import REFERENCE, UNTOUCHED, judge, reference_submission, solution_text
+from cvkit.course.assignments.execute import CellRecord, Execution
+from cvkit.course.assignments.feedback import cap_outputs, find_leaks
+from cvkit.course.assignments.grade import GradeResult, TestVerdict, decide_status
+from cvkit.course.assignments.outputs import AutogradeReport, grades_csv, lms_csv, safe_cell
+from cvkit.course.assignments.release import release_leaks
+from cvkit.course.assignments.repair import UngradableError, parse_notebook, repair_submission
+from cvkit.course.assignments.scan import scan_notebook
+from cvkit.course.assignments.submissions import collect_submissions, safe_student_id
+from cvkit.course.assignments.testcells import TestCellError, is_hidden, split_test_cell
+from cvkit.course.assignments.validate import REFERENCE, UNTOUCHED, judge, reference_submission, solution_text
 from cvkit.grading import GradingError, check_raises
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,47 +155,60 @@ def test_collect_folders_flat_files_renames_and_empty_folders(tmp_path):
     assert subs["ollie"].notes, "a flat file without the assignment name is graded, with a note"
 
 
-def test_two_entries_for_one_student_are_refused(tmp_path):
+def test_every_entry_gets_a_unique_id_whatever_the_names(tmp_path):
     _nb(tmp_path / "ann" / f"{A}.ipynb")
     _nb(tmp_path / f"ann_{A}.ipynb")
-    with pytest.raises(ValueError, match="two submissions for student 'ann'"):
-        collect_submissions(tmp_path, A)
+    _nb(tmp_path / "Иван" / f"{A}.ipynb")
+    _nb(tmp_path / "李小龍" / f"{A}.ipynb")
+    _nb(tmp_path / "安" / f"{A}.ipynb")
+    _nb(tmp_path / "日" / f"{A}.ipynb")
+    _nb(tmp_path / "=cmd" / f"{A}.ipynb")
+    subs = collect_submissions(tmp_path, A)
+    ids = [s.student for s in subs]
+    assert len(ids) == len(set(ids)) == 7, ids
+    by_name = {s.name: s for s in subs}
+    assert by_name["Иван"].student == "Ivan" and by_name["李小龍"].student == "LiXiaoLong"
+    assert by_name["=cmd"].student == "cmd", "an id never starts with a spreadsheet formula character"
+    anns = [s for s in subs if s.name == "ann"]
+    assert len(anns) == 2 and all(s.student.startswith("ann-") and any("made unique" in n for n in s.notes) for s in anns)
     with pytest.raises(FileNotFoundError):
         collect_submissions(tmp_path / "missing", A)
 
 
 def test_student_ids_are_made_safe():
     assert safe_student_id("../../etc passwd") == "etc_passwd"
-    assert safe_student_id("  ") == "student"
+    assert safe_student_id("  ") == ""
+    assert safe_student_id("Zoë Ångström") == "Zoe_Angstrom"
 
 
 # ------------------------------------------------------------------------------------------ feedback
-def test_feedback_hides_test_sources_and_their_traceback_frames():
-    test_src = "check(x)\n### BEGIN HIDDEN TESTS\nsecret_check(y)\n### END HIDDEN TESTS"
-    graded = {
-        "cells": [
-            {"cell_type": "code", "execution_count": 3, "metadata": {"nbgrader": {"grade": False, "solution": True, "grade_id": "f"}}, "source": "def f(): ...", "outputs": []},
-            {"cell_type": "code", "execution_count": 4, "metadata": {"nbgrader": {"grade": True, "solution": False, "grade_id": "test_f", "points": 1}},
-             "source": "check(x)\nsecret_check(y)",
-             "outputs": [{"output_type": "error", "ename": "GradingError", "evalue": "f(y): expected 1, got 2",
-                          "traceback": ["\x1b[31m---\x1b[39m", "GradingError  Traceback",
-                                        "\x1b[36mCell\x1b[39m In[4], line 2\n      1 check(x)\n----> 2 secret_check(y)\n",
-                                        "Cell In[3], line 1, in f()\n----> 1 def f(): ...\n",
-                                        "\x1b[31mGradingError\x1b[39m: f(y): expected 1, got 2"]}]},
-        ]
-    }
-    release = {"cells": [dict(graded["cells"][0], source="def f():\n    raise NotImplementedError()"),
-                         {"cell_type": "code", "metadata": {"nbgrader": {"grade": True, "solution": False, "grade_id": "test_f", "points": 1}}, "source": "check(x)\n"}]}
-    safe = scrub_hidden_tests(graded, release)
-    text = json.dumps(safe)
-    assert "secret_check" not in text
-    assert safe["cells"][1]["source"] == "check(x)\n"
-    tb = [strip_ansi(t) for t in safe["cells"][1]["outputs"][0]["traceback"]]
-    assert any("In[4], line 2" in t and "not shown" in t for t in tb)
-    assert any("def f(): ..." in t for t in tb), "frames in the student's own cells keep their source"
-    assert tb[-1].startswith("GradingError: f(y): expected 1, got 2"), "the check's message stays"
-    assert "secret_check" in json.dumps(graded), "the instructor's copy is untouched"
-    assert test_src  # the source layout this mimics
+def test_outputs_are_capped_by_type():
+    import base64
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 100).decode()
+    fake = base64.b64encode(b"<svg onload=alert(1)>").decode()
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "x" * 100_000},
+               {"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>", "text/plain": "y" * 50_000}},
+               *[{"output_type": "display_data", "data": {"image/png": png}} for _ in range(10)],
+               {"output_type": "display_data", "data": {"image/png": fake}},
+               {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": ["frame"] * 100}]
+    budget = {"images": 10**9}
+    kept = cap_outputs(outputs, budget)
+    assert sum(len(o.get("text", "")) for o in kept if o["output_type"] == "stream") < 21_000
+    assert all("text/html" not in o.get("data", {}) for o in kept), "HTML never reaches a feedback page"
+    assert sum("image/png" in o.get("data", {}) for o in kept) == 4, "at most 4 images per cell; a non-PNG is not an image"
+    assert max(len(o["data"].get("text/plain", "")) for o in kept if "data" in o) <= 5_000
+    assert len(kept[-1]["traceback"]) == 12
+    small = {"images": 150}
+    assert sum("image/png" in o.get("data", {}) for o in cap_outputs(outputs, small)) == 1, "the page-wide image budget holds"
+
+
+def test_leaks_are_lines_of_the_protected_code_the_student_did_not_write():
+    protected = ("x, w = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)", "return out.view(N, K, H2, W2)")
+    page = "<pre>x, w = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)\nreturn out.view(N, K, H2, W2)</pre>"
+    submitted = {"cells": [{"cell_type": "code", "source": "    return out.view(N, K, H2, W2)  \n"}]}
+    assert find_leaks(page, protected, submitted) == [protected[0]], "their own line is theirs to see; the hidden one is a leak"
+    assert find_leaks("<p>all fine</p>", protected, submitted) == []
 
 
 # ------------------------------------------------------------------------------------------ release checks
@@ -235,15 +253,84 @@ def test_judge_accepts_full_marks_and_zero_and_names_what_is_wrong():
 
 
 def test_status_takes_the_most_severe_event():
-    assert _status([], []) == ("graded", [])
-    assert _status([], ["a repair"])[0] == "repaired"
-    events = [{"kind": "exit", "cell": 3, "grade_id": "f", "message": "called sys.exit()"},
-              {"kind": "timeout", "cell": 5, "grade_id": "", "message": "interrupted"},
-              {"kind": "output", "cell": 6, "grade_id": "g", "message": "truncated"}]
-    status, notes = _status(events, ["a repair"])
+    def run(*records, **stop):
+        return Execution(records={r.index: r for r in records}, **stop)
+
+    ok = TestVerdict("t", 1.0, 1.0)
+    assert decide_status([], [], run(CellRecord(1, ran=True)), {"t": ok}, []) == ("graded", [])
+    assert decide_status(["a repair"], [], run(), {}, [])[0] == "repaired"
+    records = (CellRecord(3, "f", True, events=["exit"]), CellRecord(5, "", True, events=["timeout"]), CellRecord(6, "g", True, events=["output"]))
+    status, notes = decide_status(["a repair"], [], run(*records), {}, [])
     assert status == "timeout"
-    assert notes == ["cell 'f': called sys.exit()", "cell 5: interrupted", "cell 'g': truncated"]
-    assert _status(events + [{"kind": "memory", "cell": 7, "grade_id": "h", "message": "m"}], [])[0] == "crashed"
+    assert notes == ["cell 'f': called sys.exit()/exit(); the rest of that cell did not run", "cell 5: interrupted after the per-cell limit",
+                     "cell 'g': printed too much; output truncated"]
+    assert decide_status([], [], run(*records, stopped="memory", stopped_at=7, message="m"), {}, [])[0] == "crashed"
+    assert decide_status([], [], run(stopped="unresponsive", stopped_at=7, message="m"), {}, [])[0] == "timeout"
+    assert decide_status([], ["flagged for review: x"], run(*records, stopped="memory", stopped_at=7, message="m"), {}, [])[0] == "review"
+    status, notes = decide_status([], [], run(), {}, ["a hidden line"])
+    assert status == "review" and "feedback withheld" in notes[-1]
+
+
+def test_test_cells_split_into_a_sandbox_half_and_a_grader_half():
+    cell = """# Hidden tests (1 point)
+### BEGIN HIDDEN TESTS
+import torch
+from cvkit.grading import check_tensor, run_test
+
+def inputs():
+    return {"x": torch.ones(2)}
+
+def answers(student, x):
+    return student.double(x)
+
+@staticmethod
+def checks(got, x):
+    check_tensor(got, torch.tensor([2.0, 2.0]), "double")
+
+run_test(inputs, answers, checks)
+### END HIDDEN TESTS"""
+    assert is_hidden(cell) and not is_hidden(cell.replace("# Hidden tests (1 point)", "print(1)"))
+    sandbox, grader = split_test_cell(cell)
+    assert "def answers" in sandbox and "def checks" not in sandbox and "[2.0, 2.0]" not in sandbox and "staticmethod" not in sandbox
+    assert "run_test(" not in sandbox and "run_test(" not in grader and "def checks" in grader
+    line = next(i for i, text in enumerate(cell.splitlines()) if text.startswith("def answers"))
+    assert sandbox.splitlines()[line].startswith("def answers") and grader.splitlines()[line].startswith("def answers"), "line numbers are kept"
+    for broken, why in ((cell.replace("def answers", "def answer"), "needs a function answers"),
+                        (cell.replace("run_test(inputs, answers, checks)", "checks(1)"), "must end with run_test"),
+                        (cell.replace("def inputs", "def make_inputs"), "defines no inputs"),
+                        (cell.replace("run_test(inputs", "CHECK = checks\nrun_test(inputs"), "only the final run_test may use checks")):
+        with pytest.raises(TestCellError, match=why):
+            split_test_cell(broken)
+
+
+def test_csv_cells_never_start_a_formula_and_lms_files_have_their_shapes():
+    assert [safe_cell(v) for v in ("=1+1", "+cmd", "-x", "@SUM(A1)", "\tx", "ann", 2.5, -0.5)] == ["'=1+1", "'+cmd", "'-x", "'@SUM(A1)", "'\tx", "ann", "2.5", "-0.5"]
+    rows = [GradeResult("cmd", "graded", {"t": 2.0}, 2.0, 3.0, "=HYPERLINK(1)", name="=cmd()"),
+            GradeResult("bo", "review", {"t": 0.0}, 0.0, 3.0, "", name="Bo")]
+    text = grades_csv(rows, [("t", 3.0)])
+    import csv
+    import io
+
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0][:5] == ["student", "name", "status", "total", "max"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in parsed for cell in row)
+    canvas = list(csv.reader(io.StringIO(lms_csv(rows, A, 3.0, "canvas"))))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", A]
+    assert canvas[1] == ["Points Possible", "", "", "", "", "3"] and canvas[2][0] == "'=cmd()" and canvas[3][-1] == "0"
+    moodle = list(csv.reader(io.StringIO(lms_csv(rows, A, 3.0, "moodle"))))
+    assert moodle[0] == ["Username", A, f"{A} (feedback)"] and moodle[2][:2] == ["Bo", "0"]
+    with pytest.raises(ValueError, match="choose one of canvas, moodle"):
+        lms_csv(rows, A, 3.0, "blackboard")
+
+
+def test_locked_cells_are_recognised_by_their_source_before_their_grade_id(submission):
+    a, b = index(submission, "test_conv2d_loops"), index(submission, "test_pooling")
+    meta_a, meta_b = submission["cells"][a]["metadata"]["nbgrader"], submission["cells"][b]["metadata"]["nbgrader"]
+    submission["cells"][a]["metadata"]["nbgrader"], submission["cells"][b]["metadata"]["nbgrader"] = meta_b, meta_a
+    fixed, notes = repair_submission(submission, RELEASE)
+    assert ids(fixed) == ids(RELEASE), "swapped grade ids do not move the tests"
+    assert cell_source(fixed["cells"][index(fixed, "test_conv2d_loops")]) == cell_source(RELEASE["cells"][index(RELEASE, "test_conv2d_loops")])
+    assert any("grade ids corrected" in n for n in notes)
 
 
 def test_load_assignment_rejects_bad_names_and_settings(tmp_path):
@@ -264,51 +351,71 @@ def test_load_assignment_rejects_bad_names_and_settings(tmp_path):
 
 # ------------------------------------------------------------------------------------------ grading
 def test_check_raises():
+    from cvkit.grading import outcome
+
     def bad():
         raise ValueError("no")
 
     assert isinstance(check_raises(bad, ValueError), ValueError)
+    assert check_raises(outcome(bad), ValueError).message == "no"
     with pytest.raises(GradingError, match="expected ValueError to be raised, but it returned normally: raise it"):
-        check_raises(lambda: 3, ValueError, "f(3)", hint="raise it")
+        check_raises(outcome(lambda: 3), ValueError, "f(3)", hint="raise it")
     with pytest.raises(GradingError, match="expected ValueError, got KeyError"):
-        check_raises(lambda: {}["x"], ValueError, "f")
+        check_raises(outcome(lambda: {}["x"]), ValueError, "f")
     with pytest.raises(GradingError, match="inner"):
         check_raises(lambda: (_ for _ in ()).throw(GradingError("inner")), AssertionError)
-    with pytest.raises(TypeError, match="callable"):
-        check_raises(3, ValueError)
+    with pytest.raises(TypeError, match="exception classes"):
+        check_raises(bad, 3)
 
 
-def test_review_flags_name_cells_that_tamper_with_the_checks(submission):
-    assert review_flags(submission) == []
+def test_static_scan_flags_forbidden_calls_in_graded_code_and_tampering(submission):
+    from cvkit.course.assignments.model import Rule
+    from cvkit.course.assignments.rules import resolve_rules
+
+    rules = resolve_rules((Rule(("torch.nn.functional.conv2d", "cvkit.conv.ops"), ("*",), "write it yourself"),))
+    assert scan_notebook(submission, RELEASE, rules) == [], "the reference solution is clean"
     i = index(submission, "conv2d_loops")
-    submission["cells"][i]["source"] += "\nimport cvkit.grading\ncvkit.grading.check_tensor = lambda *a, **k: None"
-    submission["cells"].insert(i, {"cell_type": "code", "metadata": {}, "source": "torch.allclose = lambda *a, **k: True", "outputs": [], "execution_count": None})
-    flags = review_flags(submission)
-    assert len(flags) == 2 and "cell 'conv2d_loops'" in flags[1] and "torch.allclose =" in flags[0]
-    harmless = {"cell_type": "code", "metadata": {}, "source": "y = torch.zeros(3)\nif torch.cuda.is_available() == False:\n    pass", "outputs": [], "execution_count": None}
-    assert review_flags({"cells": [harmless]}) == []
+    submission["cells"][i]["source"] += "\n\ndef cheat(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)\n\ndef lazy(x, w):\n    return F.conv2d(x, w)"
+    scratch = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+               "source": "print(torch.allclose(conv2d_loops(x, w), F.conv2d(x, w)))\nimport importlib\ng = importlib.import_module('cvkit.' + 'grading')\ntorch.allclose = lambda *a, **k: True"}
+    submission["cells"].insert(i + 1, scratch)
+    flags = "\n".join(scan_notebook(submission, RELEASE, rules))
+    assert "cell 'conv2d_loops' getattr(torch.nn.functional, <computed name>)" in flags
+    assert "cell 'conv2d_loops' uses torch.nn.functional.conv2d (forbidden: write it yourself)" in flags
+    assert f"cell {i + 1} uses importlib" in flags and f"cell {i + 1} rewrites torch.allclose" in flags
+    assert f"cell {i + 1} uses torch.nn.functional.conv2d" not in flags, "comparing with F.conv2d outside a function is fine"
 
 
 def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
-    from cvkit.course.autograde import _replace_output_folder
+    import json as _json
+
+    from cvkit.course.assignments.autograde import RUN_FILE, _prepare_output_folder
 
     subs, out = tmp_path / "subs", tmp_path / "out"
     subs.mkdir()
     (subs / "ann").mkdir()
-    for bad in (subs, tmp_path, subs.parent):
+    for bad in (subs, tmp_path, subs.parent, subs / "ann"):
         with pytest.raises(ValueError, match="would replace"):
-            _replace_output_folder(bad, subs, tmp_path)
+            _prepare_output_folder(bad, subs, tmp_path, "f1")
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     with pytest.raises(ValueError, match="not the output of an earlier"):
-        _replace_output_folder(out, subs, tmp_path / "course")
+        _prepare_output_folder(out, subs, tmp_path / "course", "f1")
     (out / "thesis.tex").unlink()
     (out / ".work").mkdir()  # an interrupted run's scratch space only: removed
-    assert _replace_output_folder(out, subs, tmp_path / "course") == out and not out.exists()
+    assert _prepare_output_folder(out, subs, tmp_path / "course", "f1") == {} and not out.exists()
     for edited in ("student,total\nann,29 (regraded by hand)\n", "student,total\nann,30\n"):  # two earlier runs
         out.mkdir()
         (out / "grades.csv").write_text(edited)
-        assert _replace_output_folder(out, subs, tmp_path / "course") == out and not out.exists()
+        assert _prepare_output_folder(out, subs, tmp_path / "course", "f1") == {} and not out.exists()
     kept = sorted(tmp_path.glob("out.previous-*"))
     assert len(kept) == 2, "each earlier run's grades are moved aside, never deleted"
     assert {(k / "grades.csv").read_text() for k in kept} == {"student,total\nann,29 (regraded by hand)\n", "student,total\nann,30\n"}
+    # an interrupted run of the same grader is resumed: its rows come back, nothing is moved
+    out.mkdir()
+    (out / RUN_FILE).write_text(_json.dumps({"complete": False, "fingerprint": "f1"}))
+    (out / "results").mkdir()
+    (out / "results" / "ann.json").write_text(_json.dumps(GradeResult("ann", "graded", {"t": 1.0}, 1.0, 1.0, sha256="abc").to_row()))
+    rows = _prepare_output_folder(out, subs, tmp_path / "course", "f1")
+    assert list(rows) == ["ann"] and rows["ann"].sha256 == "abc" and out.exists()
+    assert _prepare_output_folder(out, subs, tmp_path / "course", "f2") == {} and not out.exists(), "another grader version: moved aside"

@@ -9,8 +9,9 @@ For each ``solutions/<a>/`` (parametrized, so a new assignment is checked as soo
   release autogrades to 0 in every test cell, with no crash; the feedback of both shows no hidden test.
 
 For an assignment with ``tests/fixtures/<a>/expected.csv``, the submissions in
-``tests/fixtures/<a>/submissions/`` are autograded in one batch (``-j 2``) and each must get
-its expected status and total.
+``tests/fixtures/<a>/submissions/`` are autograded in one batch (``-j 2``, sandboxed when bubblewrap
+works here) and each must get its expected status and total; for a1 the batch also runs with ``-j 1``
+and, separately, without the sandbox for the submissions whose grade does not depend on isolation.
 
 One generation and one autograde batch per assignment serve all the assertions (module-scoped caches).
 """
@@ -28,9 +29,12 @@ from pathlib import Path
 import pytest
 
 from cvkit.course.assignments import find_assignments, is_test_cell, nbgrader_meta, read_json
-from cvkit.course.autograde import autograde, prepare
-from cvkit.course.release import MARKERS, protected_lines, release_drift, release_leaks
-from cvkit.course.validate import REFERENCE, UNTOUCHED, write_validation_submissions
+from cvkit.course.assignments.autograde import autograde, prepare
+from cvkit.course.assignments.feedback import distinctive
+from cvkit.course.assignments.release import MARKERS, protected_lines, release_drift, release_leaks
+from cvkit.course.assignments.testcells import is_hidden, split_test_cell
+from cvkit.course.assignments.testcells import test_cells as split_test_cells
+from cvkit.course.assignments.validate import REFERENCE, UNTOUCHED, write_validation_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -59,30 +63,47 @@ def prepared(name: str, workdir: Path) -> Path:
     return _prepared[name]
 
 
-def fixture_submissions(name: str, dest: Path) -> Path:
+def fixture_submissions(name: str, dest: Path, only: frozenset[str] | None = None) -> Path:
     """A copy of ``tests/fixtures/<name>/submissions`` at ``dest``, with every ``*.ipynb.corrupt`` renamed to ``*.ipynb``.
 
     A deliberately broken notebook is committed as ``.ipynb.corrupt`` so that the repository's
-    notebooks all stay valid JSON; the grader sees it under its real name.
+    notebooks all stay valid JSON; the grader sees it under its real name. ``only`` keeps those
+    folder or file entries alone (``quinn`` for ``quinn_a1_convolution.ipynb``).
     """
-    shutil.copytree(FIXTURES / name / "submissions", dest)
+    top = FIXTURES / name / "submissions"
+    shutil.copytree(top, dest, ignore=lambda folder, names: [n for n in names if only is not None and Path(folder) == top and _entry_student(n) not in only])
     for corrupt in dest.rglob("*.ipynb.corrupt"):
         corrupt.rename(corrupt.with_name(corrupt.name.removesuffix(".corrupt")))
     return dest
 
 
-def batch(name: str, kind: str, workdir: Path):
-    """One autograde run per assignment and kind ("validation" or "fixtures"), shared by the tests."""
-    key = (name, kind)
+def _entry_student(entry: str) -> str:
+    """The expected.csv student of a submissions folder entry (a folder, or a flat LMS-style file)."""
+    return entry.split(".ipynb")[0].rsplit("_a", 1)[0] if entry.endswith((".ipynb", ".ipynb.corrupt")) else entry
+
+
+# the a1 fixtures graded again one at a time: the attacks on other students and the grader, their victims,
+# and the exits whose grade once depended on a race between two submissions
+ONE_AT_A_TIME = frozenset({"uma_gradebook", "victor_solution_thief", "walt_vandal", "xena_daemon", "yuri_killer", "zack_network",
+                           "olivia_untouched", "alice_warning", "cleo_quit", "dave_sys_exit", "erin_kernel_dies"})
+# ... and without a sandbox: the cheats that the comparison in the grader's process defeats on its own
+WITHOUT_SANDBOX = frozenset({"pat_transformer_hook", "quentin_displayhook", "rita_frame_reader", "tom_grading_patch", "sam_oracle_rebind",
+                             "abel_leaker", "bea_rule_evasion", "cleo_quit", "olivia_untouched", "alice_warning"})
+
+
+def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "auto", only: frozenset[str] | None = None):
+    """One autograde run per assignment, kind ("validation" or "fixtures"), jobs, sandbox and subset, shared by the tests."""
+    key = (name, kind, jobs, sandbox, only)
     if key not in _batches:
         a = _assignment(name)
         course = prepared(name, workdir)
         if kind == "validation":
             subs = workdir / name / "validation-submissions"
-            write_validation_submissions(a, subs, course / "published" / a.notebook_file)
+            if not subs.exists():
+                write_validation_submissions(a, subs, course / "published" / a.notebook_file)
         else:
-            subs = fixture_submissions(name, workdir / name / "fixture-submissions")
-        _batches[key] = autograde(a, subs, workdir / name / kind, jobs=2, progress=False, prepared=course)
+            subs = fixture_submissions(name, workdir / name / f"fixture-submissions-{jobs}-{sandbox}", only)
+        _batches[key] = autograde(a, subs, workdir / name / f"{kind}-{jobs}-{sandbox}", jobs=jobs, progress=False, prepared=course, sandbox=sandbox)
     return _batches[key]
 
 
@@ -125,12 +146,22 @@ def test_source_follows_the_authoring_format(name):
                 problems.append(f"{where}: test cells check with cvkit.grading")
             if text.count("### BEGIN HIDDEN TESTS") != text.count("### END HIDDEN TESTS"):
                 problems.append(f"{where}: unbalanced hidden-test markers")
+            if "BEGIN HIDDEN TESTS" in text and not is_hidden(text):
+                problems.append(f"{where}: a hidden test cell holds only hidden code and comments")
+            try:
+                sandbox_half, _ = split_test_cell(text, where)
+            except ValueError as exc:
+                problems.append(str(exc))
+            else:
+                if "def checks" in sandbox_half:
+                    problems.append(f"{where}: checks must not reach the sandbox")
         if meta.get("solution") and cell["cell_type"] == "code":
             begins, ends = text.count("### BEGIN SOLUTION"), text.count("### END SOLUTION")
             if begins < 1 or begins != ends:
                 problems.append(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION pairs (got {begins} and {ends})")
     assert not problems, "\n".join(problems)
     assert a.max_points > 0
+    assert [t.grade_id for t in split_test_cells(a)] == [nbgrader_meta(c)["grade_id"] for c in nb["cells"] if is_test_cell(c)]
 
 
 # --------------------------------------------------------------------------------------- release
@@ -178,10 +209,17 @@ def test_untouched_release_gets_zero_without_crashing(name, workdir):
     passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) != 0]
     assert not passing, f"test cells that pass on the untouched release: {passing}"
     assert set(raw.failures) == {gid for gid, _ in report.test_cells}
+    assert report.isolated or not _bwrap_works(), "bubblewrap works here: the batch must have been sandboxed"
 
 
 def _feedback_text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def _shown_hidden_lines(path: Path, hidden: list[str]) -> list[str]:
+    """The hidden-test lines a feedback page shows, line by line (generic lines such as ``try:`` excluded)."""
+    shown = {line.strip() for line in _feedback_text(path).splitlines()}
+    return [line for line in hidden if distinctive(line) and line in shown]
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -192,34 +230,81 @@ def test_feedback_shows_no_hidden_tests(name, workdir):
         assert r.feedback, f"no feedback for {r.student}: {r.message}"
         text = _feedback_text(Path(report.out_dir) / r.feedback)
         assert "HIDDEN TESTS" not in text
-        shown = [line for line in hidden if line in text]
+        shown = _shown_hidden_lines(Path(report.out_dir) / r.feedback, hidden)
         assert not shown, f"hidden-test lines in {r.student}'s feedback: {shown[:3]}"
-    # the instructor's copy keeps them: the scrubbing is what removes them
+    # the instructor's copy keeps them: the feedback is built without them
     graded = (Path(report.out_dir) / "autograded" / REFERENCE / f"{name}.ipynb").read_text()
     if hidden:
         assert any(json.dumps(line)[1:-1] in graded for line in hidden)
 
 
 # --------------------------------------------------------------------------------------- adversarial
+def _bwrap_works() -> bool:
+    from cvkit.course.assignments.sandbox import sandbox_status
+
+    return sandbox_status()[0]
+
+
 def _expected(name):
     with open(FIXTURES / name / "expected.csv", newline="") as fh:
         return {row["student"]: row for row in csv.DictReader(fh)}
 
 
-@pytest.mark.parametrize("name", WITH_FIXTURES)
-def test_adversarial_submissions_get_their_expected_status_and_points(name, workdir):
-    report = batch(name, "fixtures", workdir)
-    expected = _expected(name)
+def _check_rows(report, expected: dict) -> None:
     got = {r.student: r for r in report.results}
     assert set(got) == set(expected), f"students graded {sorted(got)} != expected {sorted(expected)}"
     wrong = [
-        f"{s}: expected {e['status']} {e['total']}, got {got[s].status} {got[s].total:g} ({got[s].message[:200]})"
+        f"{s}: expected {e['status']} {e['total']}, got {got[s].status} {got[s].total:g} ({got[s].message[:300]})"
         for s, e in expected.items()
         if got[s].status != e["status"] or got[s].total != float(e["total"])
     ]
     assert not wrong, "\n".join(wrong)
     for r in report.results:
         assert r.status == "graded" or r.message, f"{r.student}: a {r.status} row needs an explanation"
+
+
+@pytest.mark.parametrize("name", WITH_FIXTURES)
+def test_adversarial_submissions_get_their_expected_status_and_points(name, workdir):
+    """Every fixture (the careless ones and the attacks) gets its row, in a sandboxed -j 2 batch."""
+    if any(e.get("needs_sandbox") == "yes" for e in _expected(name).values()) and not _bwrap_works():
+        pytest.fail("bubblewrap does not work on this machine: the attack fixtures need it (ci/install.sh installs it)")
+    subs = workdir / name / "fixture-submissions-2-auto"
+    report = batch(name, "fixtures", workdir)
+    assert report.isolated
+    _check_rows(report, _expected(name))
+    # no submission changed another's files, and nothing a submission started outlived its sandbox
+    originals = FIXTURES / name / "submissions"
+    for path in sorted(p for p in subs.rglob("*") if p.is_file()):
+        source = originals / path.relative_to(subs)
+        if not source.exists():
+            source = source.with_name(source.name + ".corrupt")
+        assert path.read_bytes() == source.read_bytes(), f"{path.relative_to(subs)} was changed during grading"
+    import psutil
+
+    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if "cvkit.course.assignments.runner" in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers, f"sandbox processes outlived the batch: {leftovers}"
+    withheld = {r.student: r for r in report.results if "feedback withheld" in r.message}
+    assert all(not r.feedback for r in withheld.values())
+    if name == "a1_convolution":
+        assert set(withheld) == {"abel_leaker"}, "the leaker's feedback (and only it) is withheld"
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_FIXTURES if n == "a1_convolution"])
+def test_adversarial_submissions_one_at_a_time(name, workdir):
+    """The same rows with -j 1 (no race between submissions decides a grade; an attacker graded before its victims harms none)."""
+    report = batch(name, "fixtures", workdir, jobs=1, only=ONE_AT_A_TIME)
+    _check_rows(report, {s: e for s, e in _expected(name).items() if s in ONE_AT_A_TIME})
+
+
+@pytest.mark.parametrize("name", [n for n in WITH_FIXTURES if n == "a1_convolution"])
+def test_without_a_sandbox_grades_still_come_from_the_grader(name, workdir):
+    """Without bubblewrap (macOS, Windows) grading still works and says it was not isolated; the cheats that
+    need no sandbox to fail (the comparison is the grader's) get their rows."""
+    assert all(_expected(name)[s]["needs_sandbox"] == "no" for s in WITHOUT_SANDBOX)
+    report = batch(name, "fixtures", workdir, sandbox="none", only=WITHOUT_SANDBOX)
+    assert not report.isolated and any("NOT isolated" in w for w in report.warnings)
+    assert "NOT isolated" in (Path(report.out_dir) / "report.md").read_text()
+    _check_rows(report, {s: e for s, e in _expected(name).items() if s in WITHOUT_SANDBOX})
 
 
 @pytest.mark.parametrize("name", WITH_FIXTURES)
@@ -247,5 +332,4 @@ def test_batch_outputs_have_one_row_per_student(name, workdir):
     hidden = protected_lines(read_json(_assignment(name).source_notebook), ("HIDDEN TESTS",))
     for r in report.results:
         if r.feedback:
-            text = _feedback_text(out / r.feedback)
-            assert not [line for line in hidden if line in text], f"hidden tests in {r.student}'s feedback"
+            assert not _shown_hidden_lines(out / r.feedback, hidden), f"hidden tests in {r.student}'s feedback"

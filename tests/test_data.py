@@ -75,11 +75,11 @@ def test_resolution_order_path_then_env_then_debian(isolated, monkeypatch):
     assert fm.locate_fashion_mnist(download=False).label.startswith("Debian package")
 
 
-def test_missing_everywhere_names_all_four_places(isolated):
+def test_missing_everywhere_names_all_five_places(isolated):
     with pytest.raises(DatasetNotFoundError) as info:
         load_fashion_mnist("test", download=False)
     message = str(info.value)
-    for place in ("1. path argument", "2. $CVKIT_DATA", "3. Debian package", "4. download", "apt-get install dataset-fashion-mnist"):
+    for place in ("1. path argument", "2. $CVKIT_DATA", "3. Kaggle input / Google Drive", "4. Debian package", "5. download", "apt-get install dataset-fashion-mnist"):
         assert place in message
 
 

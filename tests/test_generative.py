@@ -98,6 +98,30 @@ def test_train_gan_updates_both_networks_on_a_toy_batch():
         train_gan(torch.nn.Linear(2, 2), d, data, device="cpu")
 
 
+def test_train_gan_resumes_from_its_checkpoint_as_if_never_interrupted(tmp_path):
+    data = [(torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(i)) * 2 - 1, torch.zeros(8)) for i in range(3)]
+
+    def nets():
+        torch.manual_seed(0)
+        return DCGANGenerator(latent_dim=8, width=8), DCGANDiscriminator(width=8)
+
+    g_ref, d_ref = nets()
+    reference = train_gan(g_ref, d_ref, data, epochs=3, device="cpu", verbose=False, progress=False)
+
+    def disconnect(epoch, history):
+        if epoch == 2:
+            raise KeyboardInterrupt("the runtime disconnected")
+
+    g, d = nets()
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(g, d, data, epochs=3, device="cpu", verbose=False, progress=False, checkpoint_dir=tmp_path, callback=disconnect)
+    g, d = nets()  # a fresh kernel: everything must come from the checkpoint
+    resumed = train_gan(g, d, data, epochs=3, device="cpu", verbose=False, progress=False, checkpoint_dir=tmp_path)
+    assert [r["epoch"] for r in resumed.rows] == [1, 2, 3]
+    assert resumed.rows[-1]["g_loss"] == pytest.approx(reference.rows[-1]["g_loss"], rel=1e-5)
+    assert all(torch.allclose(a, b) for a, b in zip(g.parameters(), g_ref.parameters()))
+
+
 def test_psnr_matches_torchmetrics():
     tm = require_oracle("torchmetrics")
     a, b = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)

@@ -17,7 +17,10 @@ from cvkit.train import fit
 REQUIRED = ("command", "seed", "device", "train_seconds", "versions", "config", "metrics", "sha256", "bytes", "storage")
 
 
-@pytest.mark.parametrize("name", list_checkpoints())
+SHIPPED = [name for name in list_checkpoints() if C.checkpoint_available(name)]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint_matches_its_manifest(name):
     weights, _ = C.checkpoint_files(name)
     manifest = read_manifest(name)
@@ -33,6 +36,13 @@ def test_shipped_checkpoint_matches_its_manifest(name):
 
 def test_shipped_checkpoints_keep_the_total_budget():
     assert C.total_size_mb() <= C.TOTAL_BUDGET_MB
+
+
+def test_every_shipped_file_belongs_to_a_registered_checkpoint_and_comes_with_its_pair():
+    files = [p for p in C.WEIGHTS_DIR.glob("*") if p.suffix in (".pt", ".json")] if C.WEIGHTS_DIR.is_dir() else []
+    stems = {p.stem for p in files}
+    assert stems <= set(list_checkpoints()), f"files of no registered checkpoint: {sorted(stems - set(list_checkpoints()))}"
+    assert stems == set(SHIPPED), f"a weights file without its manifest or the reverse: {sorted(stems - set(SHIPPED))}"
 
 
 # ------------------------------------------------------------------------------------------ the machinery, on a toy
@@ -122,6 +132,18 @@ def test_unknown_names_and_missing_files_say_what_to_do(tmp_path):
         load_course_checkpoint("no_such_model")
     with pytest.raises(FileNotFoundError, match="cvkit checkpoints retrain detr"):
         load_course_checkpoint("detr", folder=tmp_path)
+
+
+def test_a_notebook_falls_back_on_its_own_model_when_the_checkpoint_is_not_shipped(toy, tmp_path, capsys):
+    live = nn.Linear(4, 2)
+    model, from_checkpoint = C.course_checkpoint_or("toy", live, device="cpu", folder=tmp_path)
+    assert model is live and not from_checkpoint
+    assert capsys.readouterr().out.strip() == C.not_shipped_message("toy")
+    assert "cvkit checkpoints retrain toy" in C.not_shipped_message("toy")
+    retrain("toy", device="cpu", out=tmp_path, work_dir=tmp_path / "w")
+    model, from_checkpoint = C.course_checkpoint_or("toy", live, device="cpu", folder=tmp_path, verbose=False)
+    assert from_checkpoint and model is not live and not model.training
+    assert _toy_accuracy(model)["accuracy"] == pytest.approx(read_manifest("toy", tmp_path)["metrics"]["accuracy"], abs=1e-6)
 
 
 def test_cli_lists_and_compares(toy, tmp_path, capsys):

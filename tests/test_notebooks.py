@@ -1,7 +1,9 @@
 """Every lecture notebook follows the contract and runs top to bottom in its fast profile.
 
-Executed copies land in build/test-notebooks/ for inspection; ``pytest --durations`` shows each
-notebook's time (the 90 s budget is measured in benchmarks and reports, not asserted here).
+Executed copies land in build/test-notebooks/ for inspection, and are recorded in the session's
+``executed_notebooks`` (conftest.py): tests/test_site.py builds the course website from them.
+``pytest --durations`` shows each notebook's time (the 90 s budget is measured in benchmarks and
+reports, not asserted here).
 """
 
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cvkit.course.notebooks import run_notebook
+from cvkit.course.lectures.notebooks import run_notebook
 from cvkit.course.paths import lecture_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ def test_notebook_contract():
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_fast_profile(path):
-    result = run_notebook(path, ROOT / "build" / "test-notebooks", profile="fast", cell_timeout=600)
+def test_notebook_runs_in_fast_profile(path, executed_notebooks):
+    result = run_notebook(path, executed_notebooks.folder, profile="fast", cell_timeout=600)
+    executed_notebooks.results[path.name] = result
     assert result.ok, f"{path.name} {result.status} after {result.seconds:.0f} s: {result.message}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cvkit.course.notebooks import NotebookError, check_notebook, run_notebooks
+from cvkit.course.lectures.notebooks import NotebookError, check_notebook, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,14 @@ def make_notebook(path: Path, *cells: str, parameters: bool = True) -> Path:
 def batch(tmp_path_factory):
     """One runner call over four notebooks (kernels are slow to start: share them across tests)."""
     d = tmp_path_factory.mktemp("nbs")
-    make_notebook(d / "a_good.ipynb", "import cvkit\nx = 21 * 2", "assert PROFILE == 'fast', PROFILE\nprint('done', x)")
-    make_notebook(d / "b_raises.ipynb", "raise RuntimeError('broken on purpose')", "print('never')")
+    make_notebook(
+        d / "a_good.ipynb",
+        "import cvkit\nx = 21 * 2",
+        "assert PROFILE == 'fast', PROFILE\nprint('done', x)",
+        "import torch\ncvkit.runtime.record_results(answer=x, accuracy=torch.tensor(0.91234567), note='tiny')",
+        "cvkit.runtime.record_results(accuracy=0.99, source='checkpoint')\ncvkit.runtime.record_results(accuracy=0.95)",
+    )
+    make_notebook(d / "b_raises.ipynb", "import cvkit\ncvkit.runtime.record_results(loss=float('nan'))", "raise RuntimeError('broken on purpose')", "print('never')")
     make_notebook(d / "c_exit.ipynb", "import sys\nsys.exit(0)", "print('never reached')")
     make_notebook(d / "d_headless.ipynb", "import os\nassert os.environ['CVKIT_HEADLESS'] == '1'")
     out = d / "out"
@@ -59,6 +65,25 @@ def test_report_written(batch):
     assert "| a_good.ipynb | passed |" in md and "| c_exit.ipynb | failed |" in md
     executed = nbformat.read(out / "a_good.ipynb", 4)
     assert any("done 42" in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_recorded_results_reach_the_report(batch):
+    """record_results in a kernel -> the executed notebook -> report.json and report.md, a failed notebook's too."""
+    report, out = batch
+    data = {n["name"]: n for n in json.loads((out / "report.json").read_text())["notebooks"]}
+    assert data["a_good.ipynb"]["results"] == [
+        {"name": "answer", "value": 42, "source": "live"},
+        {"name": "accuracy", "value": 0.95, "source": "live"},  # recorded twice: the last value
+        {"name": "note", "value": "tiny", "source": "live"},
+        {"name": "accuracy", "value": 0.99, "source": "checkpoint"},
+    ]
+    assert data["b_raises.ipynb"]["results"] == [{"name": "loss", "value": None, "source": "live"}]
+    assert data["c_exit.ipynb"]["results"] == []
+    md = (out / "report.md").read_text()
+    assert "| answer 42, accuracy 0.95, note tiny; checkpoint: accuracy 0.99 |" in md
+    executed = nbformat.read(out / "a_good.ipynb", 4)
+    shown = [o["data"]["text/plain"] for c in executed.cells for o in c.get("outputs", []) if "data" in o]
+    assert "recorded (live): answer=42, accuracy=0.9123, note=tiny" in shown
 
 
 def test_missing_parameters_cell_and_missing_path(tmp_path):
@@ -95,7 +120,7 @@ def test_cli_doctor_reports_datasets():
 
 @pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
 def test_private_kernel_sockets_live_in_a_folder_removed_afterwards():
-    from cvkit.course.kernel_sockets import private_kernel_sockets
+    from cvkit.course.lectures.kernel_sockets import private_kernel_sockets
 
     with private_kernel_sockets() as settings:
         folder = Path(settings["ip"]).parent

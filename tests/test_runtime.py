@@ -81,3 +81,53 @@ def test_headless_outside_a_kernel(monkeypatch):
     monkeypatch.delenv("CVKIT_HEADLESS", raising=False)
     monkeypatch.delenv("CI", raising=False)
     assert headless()  # pytest is not an IPython kernel
+
+
+def test_record_results_outside_a_kernel_prints_and_converts(capsys):
+    import numpy as np
+    import torch
+
+    from cvkit.runtime import record_results
+
+    assert record_results(acc=torch.tensor(0.912345678), epochs=np.int64(3), ok=np.bool_(True), note="small CNN", loss=float("nan")) is None
+    assert capsys.readouterr().out.strip() == "recorded (live): acc=0.9123, epochs=3, ok=True, note=small CNN, loss=nan"
+    record_results({"random init (ViT)": 0.5, "SimCLR": np.float32(0.7)}, mae=0.6, source="checkpoint")
+    assert capsys.readouterr().out.strip() == "recorded (checkpoint): random_init_vit=0.5, simclr=0.7, mae=0.6"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(source="cache", acc=1.0), ValueError, "source must be one of"),
+        (dict(), ValueError, "at least one"),
+        (dict(acc=[0.9]), TypeError, "acc: record a number"),
+        (dict(acc=__import__("torch").ones(2)), TypeError, "one number, got shape \\(2,\\)"),
+        (dict(name="x" * 81), ValueError, "at most 80"),
+        (dict(a_b=1, **{"a b": 2}), ValueError, "both named .a_b."),
+        (dict(**{"()": 1}), ValueError, "letter or digit"),
+    ],
+)
+def test_record_results_refuses_what_a_report_cannot_hold(kwargs, error, match):
+    from cvkit.runtime import record_results
+
+    with pytest.raises(error, match=match):
+        record_results(**kwargs)
+
+
+def test_recorded_results_reads_display_outputs_last_value_wins():
+    from cvkit.runtime import RESULTS_MIME, recorded_results
+
+    def out(source, **values):
+        return {"output_type": "display_data", "data": {RESULTS_MIME: {"source": source, "values": [[k, v] for k, v in values.items()]},
+                                                        "text/plain": "x"}, "metadata": {}}
+
+    nb = {"cells": [
+        {"cell_type": "markdown", "source": "# t"},
+        {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}, out("live", acc=0.5, mIoU=None)]},
+        {"cell_type": "code", "outputs": [out("checkpoint", acc=0.9), out("live", acc=0.6), {"output_type": "display_data", "data": {RESULTS_MIME: {"source": "bogus", "values": {"z": 1}}}}]},
+    ]}
+    assert recorded_results(nb) == [
+        {"name": "acc", "value": 0.6, "source": "live"},
+        {"name": "mIoU", "value": None, "source": "live"},
+        {"name": "acc", "value": 0.9, "source": "checkpoint"},
+    ]

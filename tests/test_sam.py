@@ -341,11 +341,13 @@ def test_click_to_segment_live_controls_update_the_prompts():
 
     seg = ClickToSegment(SmallSamPredictor(SmallSAM(32, embed_dim=16, encoder_width=8)), torch.rand(3, 40, 40))
     ui = seg.show(static=False)  # the ipywidgets version, built without a front end
-    _, mode, row, _ = ui.children
+    _, mode, row, picture, candidates = ui.children
     x, y, add, clear = row.children
+    empty_picture, empty_candidates = picture.value, candidates.value
     x.value, y.value = 12, 20
     add.click()
     assert seg.points == [(12.0, 20.0)] and seg.labels == [1]
+    assert picture.value != empty_picture and candidates.value != empty_candidates  # redrawn with the prompt and masks
     mode.value = "box corner"
     add.click()
     x.value, y.value = 30, 35
@@ -353,6 +355,24 @@ def test_click_to_segment_live_controls_update_the_prompts():
     assert seg.box == (12.0, 20.0, 30.0, 35.0)
     clear.click()
     assert seg.points == [] and seg.box is None
+    assert picture.value == empty_picture  # nothing drawn on the image again
+
+
+def test_click_to_segment_takes_clicks_on_the_image_through_ipyevents():
+    """A click event as ipyevents delivers it (image pixels, at the PNG's scale) adds a point at that pixel."""
+    pytest.importorskip("ipyevents")
+    from cvkit.widgets import ClickToSegment
+
+    seg = ClickToSegment(SmallSamPredictor(SmallSAM(32, embed_dim=16, encoder_width=8)), torch.rand(3, 40, 40))
+    ui = seg.show(static=False)
+    scale = 9  # 360 px for a 40-pixel image
+    import io
+
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(ui.children[3].value)).size == (40 * scale, 40 * scale)  # clicks map to pixels exactly
+    ui.listener._handle_mouse_msg(None, {"event": "click", "dataX": 12 * scale, "dataY": 30 * scale}, None)
+    assert seg.points == [(12.0, 30.0)] and seg.labels == [1]
 
 
 def test_official_adapter_drives_a_tiny_transformers_sam():

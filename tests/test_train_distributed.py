@@ -4,7 +4,8 @@ Three launches of tests/ddp_worker.py, shared by the tests of this module:
 
 * one process (plain ``python``): run ``plain``;
 * torchrun, two processes: ``plain`` (same data, seed and global batch), ``bn`` (BatchNorm and
-  dropout, uninterrupted) and ``bn_cut`` (the same, stopped by a callback after epoch 1);
+  dropout, uninterrupted), ``bn_cut`` (the same, stopped by a callback after epoch 1) and
+  ``bf16_nhwc`` (``plain`` with bf16 autocast and channels_last, as on a GPU);
 * torchrun, two fresh processes: ``bn_resumed``, which resumes ``bn_cut`` from its checkpoint.
 
 Every process runs on one thread (as torchrun sets it), with CUDA hidden: this is the gloo path.
@@ -92,55 +93,17 @@ def runs(tmp_path_factory):
     def settings(report: Path, runs: list[dict]) -> str:
         return json.dumps({"report": str(report), "watch": str(watch), "runs": runs})
 
+    bn = dict(epochs=3, images=256, batch_size=64, model="bn_dropout")  # 32 images per process and step
     launch([sys.executable, str(WORKER), settings(reports["single"], [dict(RUN, name="plain", model="plain")])])
-    ddp = launch(
-        torchrun(
-            2,
-            str(WORKER),
-            settings(
-                reports["ddp"],
-                [
-                    dict(RUN, name="plain", model="plain", checkpoint_dir=str(watch / "plain")),
-                    dict(
-                        epochs=3,
-                        images=256,
-                        batch_size=64,
-                        name="bn",
-                        model="bn_dropout",
-                        checkpoint_dir=str(watch / "bn"),
-                    ),
-                    dict(
-                        epochs=3,
-                        images=256,
-                        batch_size=64,
-                        name="bn_cut",
-                        model="bn_dropout",
-                        checkpoint_dir=str(watch / "bn_cut"),
-                        interrupt_after=1,
-                    ),
-                ],
-            ),
-        )
-    )
-    launch(
-        torchrun(
-            2,
-            str(WORKER),
-            settings(
-                reports["resumed"],
-                [
-                    dict(
-                        epochs=3,
-                        images=256,
-                        batch_size=64,
-                        name="bn_resumed",
-                        model="bn_dropout",
-                        checkpoint_dir=str(watch / "bn_cut"),
-                    ),
-                ],
-            ),
-        )
-    )
+    two_processes = [
+        dict(RUN, name="plain", model="plain", checkpoint_dir=str(watch / "plain")),
+        dict(bn, name="bn", checkpoint_dir=str(watch / "bn")),
+        dict(bn, name="bn_cut", checkpoint_dir=str(watch / "bn_cut"), interrupt_after=1),
+        dict(RUN, name="bf16_nhwc", model="plain", options=dict(precision="bf16", channels_last=True)),
+    ]
+    ddp = launch(torchrun(2, str(WORKER), settings(reports["ddp"], two_processes)))
+    resumed = [dict(bn, name="bn_resumed", checkpoint_dir=str(watch / "bn_cut"))]
+    launch(torchrun(2, str(WORKER), settings(reports["resumed"], resumed)))
     return reports, watch, ddp.stdout
 
 
@@ -193,7 +156,7 @@ def test_only_process_zero_writes_files(runs):
     assert {Path(p).parts[0] for p in zero} == {"plain", "bn", "bn_cut"}
     assert (watch / "plain" / "last.pt").is_file() and (watch / "bn" / "best.pt").is_file()
     assert report(reports["resumed"], 1)["writes"] == [] and report(reports["resumed"], 0)["writes"]
-    assert stdout.count("epoch   1/3") == 3  # one summary line per run: process 0 prints, process 1 does not
+    assert stdout.count("epoch   1/3") == 4  # one summary line per run: process 0 prints, process 1 does not
 
 
 def test_resume_under_ddp_equals_an_uninterrupted_run(runs):
@@ -267,3 +230,16 @@ def test_under_torchrun_cuda_means_this_process_gpu(monkeypatch):
     assert pick_device("cuda:0") == torch.device("cuda", 0) and pick_device("cpu") == torch.device("cpu")
     monkeypatch.delenv("LOCAL_RANK")
     assert pick_device() == torch.device("cuda")  # one process: unchanged
+
+
+def test_mixed_precision_and_channels_last_under_ddp(runs):
+    """bf16 autocast (the CPU has it; fp16 needs a GPU) and channels_last: the processes stay in step and learn."""
+    reports, _, stdout = runs
+    assert "bf16 autocast, channels_last" in stdout
+    w0, w1 = weights(reports["ddp"], "bf16_nhwc", 0), weights(reports["ddp"], "bf16_nhwc", 1)
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    rows = report(reports["ddp"], 0)["runs"]["bf16_nhwc"]["history"]
+    fp32 = report(reports["ddp"], 0)["runs"]["plain"]["history"]
+    assert rows == report(reports["ddp"], 1)["runs"]["bf16_nhwc"]["history"]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["train_loss"] == pytest.approx(fp32[-1]["train_loss"], abs=0.05)  # bf16 keeps ~3 significant digits

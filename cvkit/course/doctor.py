@@ -17,7 +17,8 @@ class Check:
 
 def run_checks() -> list[Check]:
     """Run every check; never raises (a failing check is a line with ``ok=False``)."""
-    checks = [_check("python and torch", _versions), _check("torchvision ops", _torchvision_ops), _check("device", _device)]
+    checks = [_check("python and torch", _versions), _check("torchvision ops", _torchvision_ops), _check("device", _device),
+              _check("platform", _platform)]
     checks += [
         _check("Fashion-MNIST", _fashion_mnist),
         _check("CIFAR-10", _cifar10),
@@ -25,6 +26,7 @@ def run_checks() -> list[Check]:
         _check("digits", _digits),
         _check("synthetic shapes", _shapes),
         _check("notebook tools", _notebook_tools),
+        _check("grading sandbox", _grading_sandbox),
     ]
     return checks
 
@@ -109,6 +111,13 @@ def _shapes() -> str:
     return f"generated locally (e.g. {sample.caption!r})"
 
 
+def _platform() -> str:
+    from cvkit.storage import places
+
+    where = places()
+    return f"{where.platform}; outputs and checkpoints in {where.outputs} ({where.note})"
+
+
 def _notebook_tools() -> str:
     import importlib.metadata as md
 
@@ -117,8 +126,17 @@ def _notebook_tools() -> str:
         try:
             versions.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
-            versions.append(f"{pkg} MISSING (pip install 'cvkit[course]')")
+            versions.append(f"{pkg} MISSING (pip install 'cvkit-course[course]', or pip install -e '.[course]' in a clone)")
     missing = [v for v in versions if "MISSING" in v]
     if missing:
         raise RuntimeError("; ".join(missing))
     return ", ".join(versions)
+
+
+def _grading_sandbox() -> str:
+    from cvkit.course.assignments.sandbox import sandbox_status
+
+    works, detail = sandbox_status()
+    if not works:
+        raise RuntimeError(f"autograding will NOT isolate submissions: {detail}")
+    return f"{detail}: each submission is graded in its own sandbox"

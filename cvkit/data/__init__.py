@@ -20,7 +20,9 @@ from cvkit.data.shapes import (
     ShapesSample,
     collate_detection,
 )
-from cvkit.data.sources import DatasetNotFoundError, cache_home, data_home, find_dataset
+from cvkit.data.pets import PETS_CLASSES, load_oxford_pets, locate_oxford_pets
+from cvkit.data.sources import DatasetNotFoundError, cache_home, data_home, find_dataset, try_dataset
+from cvkit.data.voc import VOC_CLASSES, VocSample, coco_to_voc, load_voc_detection, locate_voc, parse_voc_annotation
 
 
 __all__ = [
@@ -32,25 +34,35 @@ __all__ = [
     "DeviceLoader",
     "FASHION_MNIST_CLASSES",
     "LabeledImages",
+    "PETS_CLASSES",
     "PHOTOS",
     "RandomFlip",
     "RandomTranslate",
     "SHAPE_CLASSES",
     "ShapesDataset",
     "ShapesSample",
+    "VOC_CLASSES",
+    "VocSample",
     "cache_home",
+    "check_image_batch",
+    "coco_to_voc",
     "collate_detection",
     "data_home",
     "find_dataset",
-    "check_image_batch",
     "flip_and_translate",
     "load_cifar10",
     "load_digits",
     "load_fashion_mnist",
+    "load_oxford_pets",
     "load_photo",
+    "load_voc_detection",
     "locate_cifar10",
     "locate_fashion_mnist",
+    "locate_oxford_pets",
+    "locate_voc",
+    "parse_voc_annotation",
     "photo_batch",
     "resize",
     "to_hwc_uint8",
+    "try_dataset",
 ]

@@ -16,8 +16,10 @@ apply: it runs one optimizer on one loss.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -25,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvkit.runtime import pick_device, seed_everything
+from cvkit.train.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -74,6 +77,8 @@ def train_gan(
     seed: int = 0,
     callback: Callable[[int, GANHistory], None] | None = None,
     verbose: bool = True,
+    progress: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> GANHistory:
     """Train a GAN with alternating discriminator and generator steps (see the module docstring).
 
@@ -88,6 +93,10 @@ def train_gan(
         seed: seeds every generator before training.
         callback: ``callback(epoch, history)`` after each epoch (e.g. to save a sample grid).
         verbose: print one line per epoch.
+        progress: a tqdm progress bar per epoch (a notebook bar in Jupyter, text elsewhere).
+        checkpoint_dir: save both networks, both optimizers, the history and the random state to
+            ``checkpoint_dir/last.pt`` after every epoch, and resume from it when it exists (a notebook cell run
+            again after a disconnect continues where it stopped; see :func:`cvkit.storage.checkpoint_dir`).
 
     Returns:
         :class:`GANHistory`.
@@ -105,12 +114,26 @@ def train_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     history = GANHistory()
-    for epoch in range(1, epochs + 1):
+    checkpoint = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    start = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, map_location=device)
+        generator.load_state_dict(state["model"]["generator"])
+        discriminator.load_state_dict(state["model"]["discriminator"])
+        opt_g.load_state_dict(state["optimizer"]["generator"])
+        opt_d.load_state_dict(state["optimizer"]["discriminator"])
+        history.rows = list(state["history"])
+        restore_rng_state(state["rng"])
+        start = int(state["epoch"])
+        if verbose:
+            print(f"resumed from {checkpoint} after epoch {start}/{epochs}")
+    for epoch in range(start + 1, epochs + 1):
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch - 1)
         tic = time.perf_counter()
         sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake, summed over steps (no host sync)
         steps = 0
+        bar = _progress_bar(loader, max_steps_per_epoch, f"epoch {epoch}/{epochs}") if progress else None
         for i, batch in enumerate(loader):
             if max_steps_per_epoch is not None and i >= max_steps_per_epoch:
                 break
@@ -133,13 +156,36 @@ def train_gan(
 
             sums += torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits).mean().detach(), torch.sigmoid(fake_logits).mean().detach()])
             steps += 1
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
         if steps == 0:
             raise ValueError("the loader produced no batches")
         d_loss_m, g_loss_m, d_real, d_fake = (sums / steps).tolist()
         row = dict(epoch=epoch, d_loss=d_loss_m, g_loss=g_loss_m, d_real=d_real, d_fake=d_fake, seconds=time.perf_counter() - tic)
         history.rows.append(row)
+        if checkpoint is not None:
+            save_checkpoint({
+                "model": {"generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
+                "optimizer": {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
+                "history": history.rows, "rng": rng_state(), "epoch": epoch,
+            }, checkpoint)
         if verbose:
             print(f"epoch {epoch}/{epochs}: D loss {d_loss_m:.3f}, G loss {g_loss_m:.3f}, D(real) {d_real:.2f}, D(fake) {d_fake:.2f}, {row['seconds']:.1f} s")
         if callback is not None:
             callback(epoch, history)
     return history
+
+
+def _progress_bar(loader: Iterable, max_steps: int | None, desc: str):
+    """A tqdm bar over one epoch (``tqdm.auto``: a widget in a notebook, text elsewhere)."""
+    from tqdm.auto import tqdm
+
+    try:
+        total = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    if total is not None and max_steps is not None:
+        total = min(total, max_steps)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)

@@ -200,6 +200,50 @@ def load_course_checkpoint(name: str, device: str | torch.device | None = None, 
     return model
 
 
+def checkpoint_available(name: str, folder: str | os.PathLike | None = None) -> bool:
+    """Whether this copy of the course has both files of checkpoint ``name`` (weights and manifest) in ``folder``.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    get_checkpoint(name)
+    weights, manifest = checkpoint_files(name, folder)
+    return weights.is_file() and manifest.is_file()
+
+
+def not_shipped_message(name: str, instead: str = "using the model trained here") -> str:
+    """The one line a notebook prints when course checkpoint ``name`` is absent: what is missing, how to make it,
+    and (``instead``) what the notebook does without it."""
+    return (f"course checkpoint {name!r} is not shipped with this copy of the course (make it with: "
+            f"cvkit checkpoints retrain {name}); {instead}")
+
+
+def course_checkpoint_or(name: str, live: nn.Module, device: str | torch.device | None = None,
+                         folder: str | os.PathLike | None = None, verbose: bool = True) -> tuple[nn.Module, bool]:
+    """The course checkpoint ``name`` when this copy of the course ships it, else ``live`` (the model trained here).
+
+    A notebook trains live, then calls this to show what longer training produces where the checkpoint exists; a
+    checkout without the weights (not trained yet, or removed) still runs, on its own model.
+
+    Args:
+        name: a name from :func:`list_checkpoints`.
+        live: the model to fall back on (returned unchanged).
+        device, folder, verbose: as in :func:`load_course_checkpoint`; with ``verbose`` a missing checkpoint prints
+            :func:`not_shipped_message`.
+
+    Returns:
+        ``(model, from_checkpoint)``.
+
+    Raises:
+        ValueError: unknown name, or a present file that fails its manifest's hash.
+    """
+    if checkpoint_available(name, folder):
+        return load_course_checkpoint(name, device=device, folder=folder, verbose=verbose), True
+    if verbose:
+        print(not_shipped_message(name))
+    return live, False
+
+
 # ---------------------------------------------------------------------------------------------- retraining
 
 

@@ -23,7 +23,7 @@ def build_clip(widths: Sequence[int] = (16, 32, 64)) -> CLIP:
 
 def train_clip(train_images: int = 3000, image_size: int = 48, widths: Sequence[int] = (16, 32, 64), epochs: int = 12,
                batch_size: int = 128, lr: float = 3e-3, *, seed: int = 0, device: str | torch.device | None = None,
-               checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = False,
+               checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = True,
                verbose: bool = True, model: nn.Module | None = None,
                data: CaptionedImages | None = None) -> tuple[nn.Module, History]:
     """Contrastive pre-training on (image, caption) pairs of synthetic shapes (seed 0): CLIP's symmetric loss.

@@ -31,7 +31,7 @@ def build_detr() -> nn.Module:
 
 def train_detr(train_images: int = 512, epochs: int = 6, batch_size: int = 16, *, seed: int = 0,
                device: str | torch.device | None = None, checkpoint_dir: str | None = None,
-               callbacks: Sequence[Callable] = (), progress: bool = False, verbose: bool = True) -> tuple[nn.Module, History]:
+               callbacks: Sequence[Callable] = (), progress: bool = True, verbose: bool = True) -> tuple[nn.Module, History]:
     """Train the lesson's DETR on synthetic shapes (64 x 64 images, seed 0) with the Hungarian set loss.
 
     AdamW at 1e-3 with a one-cycle schedule, weight decay 1e-4, gradient clipping at 0.1 (as in the paper),

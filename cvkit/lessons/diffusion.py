@@ -33,7 +33,7 @@ def build_ddpm(base_channels: int = 16) -> DiffusionUNet:
 
 def train_ddpm(train_images: int | None = 3000, epochs: int = 2, batch_size: int = 64, base_channels: int = 16,
                lr: float = 2e-3, *, seed: int = 0, device: str | torch.device | None = None,
-               checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = False,
+               checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = True,
                verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
     r"""Train the lesson's DDPM on Fashion-MNIST: predict the noise, :math:`\lVert \epsilon - \epsilon_\theta(x_t, t, y) \rVert^2`.
 

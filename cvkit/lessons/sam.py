@@ -30,7 +30,7 @@ def shapes_pairs(n: int, image_size: int, seed: int) -> tuple[torch.Tensor, torc
 def train_sam(image_size: int = 32, train_images: int = 800, epochs: int = 5, batch_size: int = 16, embed_dim: int = 32,
               encoder_width: int = 16, encoder_blocks: int = 2, lr: float = 3e-3, *, seed: int = 0,
               device: str | torch.device | None = None, checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (),
-              progress: bool = False, verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
+              progress: bool = True, verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
     """Train the small SAM with SAM's loss on simulated prompts (points, boxes, point + box) over synthetic shapes.
 
     Every (image, object) pair of ``train_images`` shapes images (seed 0) is one example; focal and dice loss weighted

@@ -121,7 +121,7 @@ def build_ssl(method: str, widths: Sequence[int] = (16, 32, 64), dim: int = 48, 
 def train_ssl(method: str = "simclr", pretrain_images: int | None = 4096, epochs: int = 3, batch_size: int = 256,
               lr: float = 2e-3, widths: Sequence[int] = (16, 32, 64), dim: int = 48, depth: int = 2, queue_size: int = 2048,
               visual_tokens: int = 64, *, seed: int = 0, device: str | torch.device | None = None,
-              checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = False,
+              checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = True,
               verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
     """Pre-train one of the lesson's methods on unlabelled Fashion-MNIST with :func:`cvkit.ssl.pretrain`.
 
@@ -167,14 +167,20 @@ def probe_course_checkpoints(bench: ProbeBench, methods: Sequence[str], device: 
     """Load the course checkpoints ``ssl_<method>`` and linear-probe their frozen encoders on ``bench``'s data.
 
     The results are returned, not stored in ``bench.results`` (so a notebook's own table stays about what it trained).
+    A checkpoint this copy of the course does not ship is skipped with one printed line saying how to make it.
 
     Returns:
-        ``{display name: ProbeResult}`` in the order of ``methods``, the names of :data:`METHOD_NAMES`.
+        ``{display name: ProbeResult}`` in the order of ``methods``, the names of :data:`METHOD_NAMES`; only the
+        shipped checkpoints (empty when none is).
     """
-    from cvkit.lessons.checkpoints import load_course_checkpoint
+    from cvkit.lessons.checkpoints import checkpoint_available, load_course_checkpoint
 
     out = {}
     for method in methods:
+        if not checkpoint_available(f"ssl_{method}"):
+            print(f"course checkpoint 'ssl_{method}' is not shipped with this copy of the course (make it with: "
+                  f"cvkit checkpoints retrain ssl_{method}); skipped")
+            continue
         model = load_course_checkpoint(f"ssl_{method}", device=device, verbose=False)
         out[METHOD_NAMES[method]] = linear_probe(model.encoder, bench.train_images, bench.train_labels, bench.test_images,
                                                  bench.test_labels)

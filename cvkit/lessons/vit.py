@@ -25,7 +25,7 @@ JUDGE_CONFIG = dict(model_name="convnet_small_28", train_images=30000, epochs=4,
 def train_fashion_classifier(model_name: str = "vit_tiny_patch4_28", train_images: int | None = 1000, epochs: int = 10,
                              batch_size: int = 32, lr: float = 3e-3, weight_decay: float = 0.05, test_images: int = 1000, *,
                              seed: int = 0, device: str | torch.device | None = None, checkpoint_dir: str | None = None,
-                             callbacks: Sequence[Callable] = (), progress: bool = False, verbose: bool = False,
+                             callbacks: Sequence[Callable] = (), progress: bool = True, verbose: bool = False,
                              model: nn.Module | None = None) -> tuple[nn.Module, History]:
     """Train a registry classifier on a class-balanced subset of Fashion-MNIST, scored on held-out test images.
 

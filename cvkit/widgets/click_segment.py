@@ -4,15 +4,18 @@ Works with anything that has the predictor interface (:class:`cvkit.sam.predicto
 the small SAM trained in lecture 13 or Meta's SAM through :mod:`cvkit.sam.official`.
 
 * In a live notebook, :meth:`ClickToSegment.show` displays the picture with controls: choose
-  foreground point, background point or box corner, then click on the image (with the ``ipympl``
-  backend, ``%matplotlib widget``) or place the point with the x/y sliders and press "add".
+  foreground point, background point or box corner, then click on the image (clicks reach Python
+  through ``ipyevents``, preinstalled on Colab; ``pip install ipyevents`` elsewhere) or place the point
+  with the x/y sliders and press "add" (what works without ipyevents). The picture shows the best mask
+  on the image; below it, every candidate with its predicted IoU. ipywidgets 7 and 8 both work.
 * Headless (papermill, CI; :func:`cvkit.runtime.headless`) it draws one static figure for the
   prompts given in code, so an executed notebook still shows the result and never waits.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -117,7 +120,7 @@ class ClickToSegment:
     def width(self) -> int:
         return int(self.image.shape[2])
 
-    def add_point(self, x: float, y: float, label: int = 1) -> "ClickToSegment":
+    def add_point(self, x: float, y: float, label: int = 1) -> ClickToSegment:
         """Add a click at pixel (x, y): label 1 foreground, 0 background.
 
         Raises:
@@ -131,7 +134,7 @@ class ClickToSegment:
         self.labels.append(int(label))
         return self
 
-    def set_box(self, box: Sequence[float] | None) -> "ClickToSegment":
+    def set_box(self, box: Sequence[float] | None) -> ClickToSegment:
         """Set (or with ``None`` remove) the box prompt, xyxy pixels (corners in any order)."""
         if box is None:
             self.box = None
@@ -155,7 +158,7 @@ class ClickToSegment:
         else:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
 
-    def clear(self) -> "ClickToSegment":
+    def clear(self) -> ClickToSegment:
         """Remove every prompt."""
         self.points, self.labels, self.box, self._corner = [], [], None, None
         return self
@@ -189,44 +192,97 @@ class ClickToSegment:
             return self.figure()
         return self._live()
 
+    def prompt_png(self, scale: int = 1) -> bytes:
+        """The image with the best mask candidate and the prompts drawn on it, as a PNG of exactly
+        ``(H * scale, W * scale)`` pixels, so a click at PNG pixel (u, v) is image pixel (u / scale, v / scale).
+        """
+        import io
+
+        import matplotlib.pyplot as plt
+
+        prediction = self.predict()
+        picture = to_display(self.image)
+        if prediction is not None and len(prediction.masks):
+            best = int(torch.as_tensor(prediction.scores).argmax())
+            picture = overlay_binary(self.image, prediction.masks[best])
+        dpi = 100
+        fig = plt.figure(figsize=(self.width * scale / dpi, self.height * scale / dpi), dpi=dpi)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(picture, interpolation="nearest", extent=(0, self.width, self.height, 0))
+        draw_prompts(ax, self.points or None, self.labels or None, self.box)
+        if self._corner is not None:
+            ax.scatter([self._corner[0]], [self._corner[1]], marker="+", s=120, c="yellow", zorder=3)
+        ax.set_xlim(0, self.width)
+        ax.set_ylim(self.height, 0)
+        ax.axis("off")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        plt.close(fig)
+        return buffer.getvalue()
+
     def _live(self):
         import ipywidgets as widgets
-        import matplotlib
-        import matplotlib.pyplot as plt
         from IPython.display import display
 
-        out = widgets.Output()
+        from cvkit.widgets.explorer import figure_png
+
+        clicks = _click_events()
+        scale = max(1, round(360 / max(self.height, self.width)))
         mode = widgets.ToggleButtons(options=list(MODES), value="foreground point", description="click adds")
         x = widgets.IntSlider(min=0, max=self.width - 1, value=self.width // 2, description="x")
         y = widgets.IntSlider(min=0, max=self.height - 1, value=self.height // 2, description="y")
         add = widgets.Button(description="add", icon="plus")
         clear = widgets.Button(description="clear", icon="trash")
-        interactive_backend = "ipympl" in matplotlib.get_backend().lower() or "widget" in matplotlib.get_backend().lower()
+        picture = widgets.Image(format="png")  # the image itself: click it (with ipyevents)
+        candidates = widgets.Image(format="png")  # every mask candidate with its predicted IoU
+        picture.add_class("cvkit-click-image")
+        candidates.add_class("cvkit-candidates")
 
         def redraw(*_):
-            with out:
-                out.clear_output(wait=True)
-                fig = self.figure()
-                if interactive_backend:  # clicks on the prompt panel add prompts
-                    fig.canvas.mpl_connect("button_press_event", on_click)
-                    plt.show()
-                else:
-                    display(fig)
-                    plt.close(fig)
+            picture.value = self.prompt_png(scale)
+            candidates.value = figure_png(self.figure())
 
         def on_click(event):
-            if event.inaxes is not None and event.xdata is not None and event.inaxes is event.canvas.figure.axes[0]:
-                self.click(event.xdata, event.ydata, mode.value)
+            if "dataX" in event and "dataY" in event:
+                px = min(max(event["dataX"] / scale, 0), self.width)
+                py = min(max(event["dataY"] / scale, 0), self.height)
+                self.click(px, py, mode.value)
                 redraw()
 
         add.on_click(lambda _: (self.click(x.value, y.value, mode.value), redraw()))
         clear.on_click(lambda _: (self.clear(), redraw()))
-        hint = widgets.HTML("Click the left panel (needs <code>%matplotlib widget</code>) or place a point with the sliders and press <b>add</b>; "
-                            "two box corners make a box.")
-        ui = widgets.VBox([hint, mode, widgets.HBox([x, y, add, clear]), out])
-        display(ui)
+        if clicks is not None:
+            listener = clicks(source=picture, watched_events=["click"], prevent_default_action=True)
+            listener.on_dom_event(on_click)
+            how = "Click the image"
+        else:
+            listener = None
+            how = "Clicking the image needs <code>pip install ipyevents</code>; until then place a point with the sliders"
+        hint = widgets.HTML(f"{how} or set x, y and press <b>add</b>; two box corners make a box.")
+        ui = widgets.VBox([hint, mode, widgets.HBox([x, y, add, clear]), picture, candidates])
+        ui.add_class("cvkit-click-to-segment")
+        ui.listener = listener  # keep the event source alive as long as the widget
         redraw()
+        display(ui)
         return ui
+
+
+def _click_events():
+    """ipyevents' ``Event`` class, or ``None`` when ipyevents is not installed (the widget then uses sliders).
+
+    On Colab, third-party widgets need Colab's custom widget manager, switched on here.
+    """
+    try:
+        from ipyevents import Event
+    except ImportError:
+        return None
+    try:
+        from google.colab import output  # type: ignore[import-not-found]  # Colab only
+
+        output.enable_custom_widget_manager()
+    except ImportError:
+        pass
+    return Event
 
 
 def click_to_segment(predictor, image: torch.Tensor, points=None, labels=None, box=None, multimask: bool = True, static: bool | None = None):
@@ -251,7 +307,7 @@ def click_to_segment(predictor, image: torch.Tensor, points=None, labels=None, b
         seg.set_box(box)
     shown = seg.show(static)
     try:
-        setattr(shown, "cvkit_segmenter", seg)
+        shown.cvkit_segmenter = seg
     except AttributeError:
         pass
     return shown

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from cvkit.widgets.explorer import Choice, Slider, explore
 

@@ -1,0 +1,118 @@
+"""The sandbox a submission runs in: what it can see and reach, its limits, and that nothing outlives it.
+
+One real bubblewrap sandbox runs a handful of probing cells (about 5 s); the same cells run once
+without a sandbox to show what the isolation adds. Where bubblewrap does not work, the sandboxed test
+skips locally and fails under CI (``ci/install.sh`` installs bubblewrap).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cvkit.course.assignments.execute import execute_submission, prepare_box
+from cvkit.course.assignments.model import Rule
+from cvkit.course.assignments.rules import resolve_rules
+from cvkit.course.assignments.sandbox import Limits, sandbox_status
+from cvkit.course.assignments.testcells import split_test_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBES = [
+    ("fs", "import os, json\nprint(json.dumps({'root': sorted(os.listdir('/')), 'cwd': os.getcwd(), 'home': sorted(os.listdir('.'))}))"),
+    ("course", f"import os\nprint(os.path.exists({str(ROOT / 'solutions')!r}), os.path.exists({str(ROOT / 'tests')!r}))"),
+    ("net", "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\n    print('online')\nexcept OSError as e:\n    print('offline', e.errno)"),
+    ("pids", "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"),
+    ("write", "import os\ntry:\n    open(os.__file__, 'a')\n    print('python env writable')\nexcept OSError:\n    print('python env read-only')"),
+    ("big", "try:\n    open('big.bin', 'wb').truncate(2 * 2**30)\n    print('wrote 2 GB')\nexcept OSError as e:\n    print('refused', e.errno)"),
+    ("daemon", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    with open('/tmp/daemon', 'w') as f: f.write('x')\n    os.execvp('sleep', ['sleep', '300'])\nprint('forked')"),
+    ("exit", "exit()\nprint('not printed')"),
+]
+
+TEST = '''
+import torch
+from cvkit.grading import check_tensor, run_test
+
+
+def answers(student):
+    return {"y": student.double(torch.ones(2))}
+
+
+def checks(got):
+    check_tensor(got["y"], torch.full((2,), 2.0), "double")
+
+
+run_test(None, answers, checks)
+'''
+
+
+def _run(tmp_path: Path, mode: str):
+    sandbox_half, _ = split_test_cell(TEST)
+    cells = [(i, "", src) for i, (_, src) in enumerate(PROBES)]
+    cells.append((len(cells), "", "import torch\nimport torch.nn.functional as F\ndef double(x):\n    return getattr(F, 'l' + 'inear')(x, torch.eye(2) * 2)"))
+    cells.append((len(cells), "t", ""))
+    box = tmp_path / f"box-{mode}"
+    prepare_box(box, {"cells": []}, None)
+    rules = resolve_rules((Rule(("aten::linear", "aten::addmm", "aten::mm"), ("*",), "no library matrix products"),))
+    before = {p.pid for p in psutil.process_iter()}
+    execution = execute_submission(cells, {"t": {"source": sandbox_half, "rules": [0]}}, [r.to_json() for r in rules], box,
+                                   Limits(memory_gb=2, time_limit=120, cell_timeout=20), mode, [ROOT], tmp_path / f"log-{mode}.txt")
+    time.sleep(0.5)
+    out = {name: "".join(o.get("text", "") for o in execution.records[i].outputs) for i, (name, _) in enumerate(PROBES)}
+    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before and "sleep" in " ".join(p.info["cmdline"] or [])]
+    return execution, out, leftovers
+
+
+def test_a_submission_sees_only_its_folder_and_leaves_nothing_behind(tmp_path):
+    works, why = sandbox_status()
+    if not works:
+        if os.environ.get("CI"):
+            pytest.fail(f"bubblewrap does not work on the CI machine ({why}); ci/install.sh installs it")
+        pytest.skip(f"bubblewrap does not work here: {why}")
+    execution, out, leftovers = _run(tmp_path, "bwrap")
+    assert execution.isolated and not execution.stopped, execution.message
+    fs = json.loads(out["fs"])
+    assert fs["cwd"] == "/home/student" and "submission.ipynb" in fs["home"] and "answers" in fs["home"]
+    assert out["course"].split() == ["False", "False"], "no view of solutions/ or tests/"
+    assert out["net"].startswith("offline")
+    assert json.loads(out["pids"]) == [1, 2], "its own PID namespace: bubblewrap's init and the runner"
+    assert out["write"].strip() == "python env read-only"
+    assert out["big"].startswith("refused"), "the file-size limit"
+    assert out["daemon"].strip() == "forked"
+    assert leftovers == [], "a daemon the submission started outlived its sandbox"
+    exit_record = execution.records[len(PROBES) - 1]
+    assert exit_record.events == ["exit"] and "not printed" not in json.dumps(exit_record.outputs)
+    test = execution.records[len(PROBES) + 1]
+    assert test.violations and {what for _, what in test.violations} & {"aten::linear", "aten::addmm", "aten::mm"}, test.violations
+    assert not (tmp_path / "box-bwrap" / "big.bin").exists() or (tmp_path / "box-bwrap" / "big.bin").stat().st_size <= 256 * 2**20
+
+
+def test_without_a_sandbox_it_runs_but_is_not_isolated(tmp_path):
+    execution, out, leftovers = _run(tmp_path, "none")
+    for p in leftovers:  # what the sandbox would have prevented: clean up after the demonstration
+        p.kill()
+    assert not execution.isolated and not execution.stopped, execution.message
+    assert out["course"].split() == ["True", "True"], "without bubblewrap the course is in plain view"
+    assert out["big"].startswith("refused"), "the file-size limit holds without the sandbox too"
+    test = execution.records[len(PROBES) + 1]
+    assert test.violations, "forbidden calls are caught without the sandbox too"
+
+
+def test_a_grading_job_is_plain_picklable_data(tmp_path):
+    """A job can travel to another process (a Dask worker): it is plain data, and so is its result."""
+    from cvkit.course.assignments.autograde import build_spec, prepare
+    from cvkit.course.assignments.grade import GradeJob, GradeResult
+    from cvkit.course.assignments.model import load_assignment
+
+    a = load_assignment("a1_convolution", ROOT)
+    spec = build_spec(a, prepare(a, tmp_path / "course"), [ROOT])
+    job = GradeJob(spec, "ann", "Ann", None, ("a note",), str(tmp_path / "work"), "none", 1, "")
+    again = pickle.loads(pickle.dumps(job))
+    assert again.spec.tests == spec.tests and again.spec.rules == spec.rules and again.student == "ann"
+    assert pickle.loads(pickle.dumps(GradeResult("ann", "graded", {"t": 1.0}, 1.0, 1.0))).scores == {"t": 1.0}
