@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,13 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from cvkit.train.distributed import torchrun_command
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(nproc: int, threads: int, model: str, args, out: Path) -> tuple[float, float]:
@@ -62,20 +57,7 @@ def run(nproc: int, threads: int, model: str, args, out: Path) -> tuple[float, f
     if nproc == 1:
         command = [sys.executable, "-m", "cvkit", *train]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(nproc),
-            "--master_addr",
-            "127.0.0.1",
-            "--master_port",
-            str(free_port()),
-            "-m",
-            "cvkit",
-            *train,
-        ]
+        command = torchrun_command(nproc, "-m", "cvkit", *train)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
     tic = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 import cvkit
 from cvkit.data import DeviceLoader
 from cvkit.train import TrainConfig
-from cvkit.train.distributed import wrap_model
+from cvkit.train.distributed import torchrun_command, wrap_model
 from tests.ddp_worker import build
 
 ROOT = Path(cvkit.__file__).resolve().parent.parent
@@ -43,12 +42,6 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 WEIGHT_ATOL = 1e-5
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def environment() -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", CVKIT_HEADLESS="1")
     env.pop("LOCAL_RANK", None)
@@ -57,18 +50,7 @@ def environment() -> dict[str, str]:
 
 def torchrun(nproc: int, *args: str) -> list[str]:
     """The command line of ``torchrun --nproc_per_node nproc`` on 127.0.0.1 and a free port."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(free_port()),
-        *args,
-    ]
+    return torchrun_command(nproc, *args)
 
 
 def launch(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -243,3 +225,11 @@ def test_mixed_precision_and_channels_last_under_ddp(runs):
     assert rows == report(reports["ddp"], 1)["runs"]["bf16_nhwc"]["history"]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert rows[-1]["train_loss"] == pytest.approx(fp32[-1]["train_loss"], abs=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_torchrun_command_is_this_interpreters_torchrun_on_localhost():
+    command = torchrun_command(3, "-m", "cvkit", "train", port=29512)
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert command[3:] == ["--nproc_per_node", "3", "--master_addr", "127.0.0.1", "--master_port", "29512", "-m", "cvkit", "train"]
+    with pytest.raises(ValueError, match="positive integer"):
+        torchrun_command(0)

@@ -11,7 +11,7 @@ from cvkit.data.digits import load_digits
 from cvkit.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, locate_fashion_mnist
 from cvkit.data.labeled import LabeledImages
 from cvkit.data.loader import DeviceLoader
-from cvkit.data.photos import PHOTOS, load_photo, photo_batch, resize, to_hwc_uint8
+from cvkit.data.photos import PHOTOS, load_photo, load_stereo, photo_batch, resize, to_hwc_uint8
 from cvkit.data.shapes import (
     CAPTION_VOCAB,
     COLOUR_NAMES,
@@ -55,6 +55,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_oxford_pets",
     "load_photo",
+    "load_stereo",
     "load_voc_detection",
     "locate_cifar10",
     "locate_fashion_mnist",

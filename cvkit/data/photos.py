@@ -120,3 +120,39 @@ def to_hwc_uint8(image: torch.Tensor) -> np.ndarray:
         raise ValueError(f"image must be (C, H, W) with C = 1 or 3, got {tuple(image.shape)}")
     array = image.detach().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return array
+
+
+# Middlebury 2014 "Motorcycle" as scikit-image ships it (down-sampled x4); from ``skimage.data.stereo_motorcycle``'s docstring
+MOTORCYCLE_CALIBRATION = {"focal": 994.978, "cx": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_mm": 193.001}
+
+
+def load_stereo(downscale: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """The rectified stereo pair bundled with scikit-image (Middlebury 2014 Motorcycle) with its true disparities.
+
+    A scene point at column x of the left image is at column x - d of the right image, same row.
+
+    Args:
+        downscale: average-pool both images by this factor (1, 2, 4, ...); disparities and the calibration in pixels
+            are divided by it.
+
+    Returns:
+        left (3, H, W) and right (3, H, W) float32 in [0, 1]; disparity (H, W) float32 pixels (NaN where unknown);
+        the calibration ``{"focal", "cx", "cy", "doffs"}`` in pixels and ``"baseline_mm"``.
+
+    Raises:
+        ValueError: ``downscale`` < 1.
+    """
+    if downscale < 1:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    import skimage.data
+
+    left, right, disp = skimage.data.stereo_motorcycle()
+    lt = torch.from_numpy(np.ascontiguousarray(left)).float().div(255).permute(2, 0, 1)
+    rt = torch.from_numpy(np.ascontiguousarray(right)).float().div(255).permute(2, 0, 1)
+    d = torch.from_numpy(np.ascontiguousarray(disp)).float()
+    d[~torch.isfinite(d)] = float("nan")
+    if downscale > 1:
+        lt, rt = (F.avg_pool2d(t[None], downscale)[0] for t in (lt, rt))
+        d = d[downscale // 2 :: downscale, downscale // 2 :: downscale][: lt.shape[1], : lt.shape[2]] / downscale
+    calibration = {k: (v / downscale if k != "baseline_mm" else v) for k, v in MOTORCYCLE_CALIBRATION.items()}
+    return lt, rt, d, calibration

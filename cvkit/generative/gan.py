@@ -189,3 +189,27 @@ def _progress_bar(loader: Iterable, max_steps: int | None, desc: str):
     if total is not None and max_steps is not None:
         total = min(total, max_steps)
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def discriminator_gradient_norms(discriminator: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    r""":math:`\lVert \nabla_x D(x) \rVert_2` for every image: how fast the discriminator's logit changes with its input.
+
+    A discriminator whose gradients grow without bound gives the generator exploding or vanishing signals; spectral
+    normalization (Miyato et al. 2018) bounds them by making every layer (nearly) 1-Lipschitz; WGAN-GP (Gulrajani et
+    al. 2017) penalises them towards 1.
+
+    Args:
+        discriminator: images -> (B,) logits; evaluated in eval mode (BatchNorm's running statistics), mode restored.
+        images: (B, C, H, W) in the discriminator's range.
+
+    Returns:
+        (B,) float32 norms.
+    """
+    was = discriminator.training
+    discriminator.eval()
+    try:
+        x = images.detach().clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(discriminator(x).sum(), x)
+    finally:
+        discriminator.train(was)
+    return grad.flatten(1).norm(dim=1)

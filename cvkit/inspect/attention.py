@@ -246,3 +246,59 @@ def attention_inside_mask(attention: torch.Tensor, masks: torch.Tensor) -> tuple
     a = attention.float().cpu()
     inside = (a * share).sum((1, 2)) / a.sum((1, 2)).clamp_min(1e-12)
     return inside, share.mean((1, 2))
+
+
+@torch.no_grad()
+def window_attention_logits(model: nn.Module, images: torch.Tensor) -> list[dict[str, float | str]]:
+    r"""How large the attention logits of every Swin block get, before position bias and mask (Swin V2, sec. 3.2).
+
+    For a V1 :class:`cvkit.layers.window.SwinBlock` the logits are the scaled dot products :math:`qk^\top/\sqrt d` of its
+    (pre-normalised) windows; for a :class:`cvkit.layers.window_v2.SwinV2Block` they are the scaled cosines
+    :math:`\cos(q, k)/\tau` of its windows, whose inputs are not normalised (residual post-norm). Hooks run the same
+    computation as the block; nothing in the model is changed.
+
+    Args:
+        model: a model containing Swin blocks (e.g. :class:`cvkit.models.swin.SwinTransformer`); run in eval mode,
+            its mode restored.
+        images: a batch the model takes.
+
+    Returns:
+        one dict per block, in forward order: ``kind`` ("dot product" or "cosine"), ``activation_rms`` (RMS of the
+        block's input tokens), ``max_logit`` and ``mean_logit`` (over every window, head and pair: max and mean of
+        the absolute logit).
+
+    Raises:
+        ValueError: the model has no Swin block.
+    """
+    from cvkit.layers.window import SwinBlock, tokens_to_grid, window_partition
+    from cvkit.layers.window_v2 import SwinV2Block, dot_product_logits
+
+    rows: list[dict[str, float | str]] = []
+
+    def hook(block: nn.Module, inputs: tuple) -> None:
+        x = inputs[0]
+        if isinstance(block, SwinV2Block):
+            logits, _ = block.attn.logits(block.windows(x))
+            kind = "cosine"
+        else:
+            grid = tokens_to_grid(block.norm1(x), block.input_resolution)  # (B, H, W, D), as the block computes it
+            if block.shift_size:
+                grid = torch.roll(grid, shifts=(-block.shift_size, -block.shift_size), dims=(1, 2))
+            logits = dot_product_logits(block.attn, window_partition(grid, block.window_size))
+            kind = "dot product"
+        rows.append({"kind": kind, "activation_rms": float(x.pow(2).mean().sqrt()), "max_logit": float(logits.abs().max()),
+                     "mean_logit": float(logits.abs().mean())})
+
+    blocks = [m for m in model.modules() if isinstance(m, (SwinBlock, SwinV2Block))]
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no SwinBlock or SwinV2Block")
+    handles = [b.register_forward_pre_hook(hook) for b in blocks]
+    was = model.training
+    model.eval()
+    try:
+        model(images)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from cvkit.layers.weight_norms import spectral_normalize_all
 from cvkit.models.registry import register_model
 
 
@@ -67,17 +68,24 @@ class DCGANDiscriminator(nn.Module):
 
     Args:
         in_channels: C. width: channels after the first conv (twice as many after the second).
+        spectral_norm: normalise every conv and linear weight by its largest singular value
+            (:func:`cvkit.layers.weight_norms.spectral_normalize`; Miyato et al. 2018) and drop BatchNorm, as the SN-GAN
+            discriminator does: each layer is then 1-Lipschitz, and so is the whole network (LeakyReLU is too).
     """
 
-    def __init__(self, in_channels: int = 1, width: int = 64) -> None:
+    def __init__(self, in_channels: int = 1, width: int = 64, spectral_norm: bool = False) -> None:
         super().__init__()
+        self.spectral_norm = spectral_norm
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14, no BN on the input layer
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 14 -> 7
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=spectral_norm),
+            nn.Identity() if spectral_norm else nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 14 -> 7
             nn.Flatten(),
             nn.Linear(2 * width * 7 * 7, 1),
         )
         self.apply(dcgan_init)
+        if spectral_norm:
+            spectral_normalize_all(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[-2:] != (28, 28):
@@ -94,6 +102,6 @@ def dcgan_generator(latent_dim: int = 64, width: int = 64, out_channels: int = 1
 
 @register_model("dcgan_discriminator", task="generation", input_shape=(1, 28, 28), output_shape=(),
                 smoke_kwargs=dict(width=16), reference="Radford et al. 2016")
-def dcgan_discriminator(in_channels: int = 1, width: int = 64) -> DCGANDiscriminator:
-    """DCGAN discriminator: a 28x28 image to one real/fake logit."""
-    return DCGANDiscriminator(in_channels, width)
+def dcgan_discriminator(in_channels: int = 1, width: int = 64, spectral_norm: bool = False) -> DCGANDiscriminator:
+    """DCGAN discriminator: a 28x28 image to one real/fake logit (``spectral_norm=True``: SN-GAN's, without BN)."""
+    return DCGANDiscriminator(in_channels, width, spectral_norm)

@@ -15,6 +15,8 @@ from cvkit.layers.conv_encoder import ConvEncoder
 from cvkit.models.registry import register_model
 from cvkit.ssl.beit import BEiT, PatchKMeansTokenizer
 from cvkit.ssl.byol import BYOL
+from cvkit.ssl.cpc import CPC
+from cvkit.ssl.dae import DenoisingAutoencoder
 from cvkit.ssl.dino import DINO
 from cvkit.ssl.mae import MaskedAutoencoder
 from cvkit.ssl.moco import MoCo
@@ -114,3 +116,20 @@ def beit_tiny(image_size: int = 28, patch_size: int = 4, in_channels: int = 1, d
         codebook = torch.rand(num_tokens, patch_size * patch_size * in_channels, generator=torch.Generator().manual_seed(0))
         tokenizer = PatchKMeansTokenizer(codebook, patch_size)
     return BEiT(ViTEncoder(image_size, patch_size, in_channels, dim, depth), tokenizer, **kwargs)
+
+
+def _one_view(batch_size: int) -> tuple[torch.Tensor]:
+    return (torch.rand(batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0)),)
+
+
+@register_model("cpc", task="other", example_inputs=_one_view, smoke_kwargs=_SMALL, reference="van den Oord et al. 2018")
+def cpc(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> CPC:
+    """CPC on 8 x 8 patches (stride 4) of 28 x 28 images, a ConvEncoder per patch: forward(images) -> InfoNCE loss."""
+    return CPC(ConvEncoder(in_channels, widths), **kwargs)
+
+
+@register_model("denoising_autoencoder", task="other", example_inputs=_one_view, smoke_kwargs=_SMALL,
+                reference="Vincent et al. 2008; Chen et al. 2024 (l-DAE)")
+def denoising_autoencoder(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> DenoisingAutoencoder:
+    """A ConvEncoder and a transposed-conv decoder trained to remove noise of random level: forward(images) -> MSE."""
+    return DenoisingAutoencoder(ConvEncoder(in_channels, widths), **kwargs)

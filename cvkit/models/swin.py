@@ -22,6 +22,7 @@ import torch.nn as nn
 from cvkit.layers.patch_embed import PatchEmbed
 from cvkit.layers.patch_merging import PatchMerging
 from cvkit.layers.window import SwinBlock
+from cvkit.layers.window_v2 import SwinV2Block
 from cvkit.models.registry import register_model
 
 
@@ -47,8 +48,11 @@ class SwinConfig:
     attn_drop: float = 0.0
     drop_path: float = 0.2  # stochastic depth of the last block, linear from 0 (Swin-T: 0.2)
     norm_eps: float = 1e-5
+    version: int = 1  # 1: pre-norm dot-product blocks (Swin); 2: residual post-norm, cosine attention, log-spaced CPB (Swin V2)
 
     def __post_init__(self) -> None:
+        if self.version not in (1, 2):
+            raise ValueError(f"version must be 1 or 2, got {self.version}")
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"depths {self.depths} and num_heads {self.num_heads} need one entry per stage")
         if self.img_size % self.patch_size:
@@ -98,6 +102,11 @@ class SwinTransformer(nn.Module):
                             dim, heads, res, cfg.window_size, shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
                             mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, drop=cfg.drop, attn_drop=cfg.attn_drop,
                             drop_path=rates[k + j], norm_eps=cfg.norm_eps,
+                        )
+                        if cfg.version == 1 else
+                        SwinV2Block(
+                            dim, heads, res, cfg.window_size, shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
+                            mlp_ratio=cfg.mlp_ratio, drop_path=rates[k + j], norm_eps=cfg.norm_eps,
                         )
                         for j in range(depth)
                     )
@@ -192,6 +201,17 @@ _SMOKE = dict(embed_dim=16, depths=(2, 1), num_heads=(1, 2), drop_path=0.1)
 def swin_tiny_patch4_32(**overrides) -> SwinTransformer:
     """A two-stage Swin for 32 x 32 colour images: 8 x 8 tokens of 4 x 4 pixels in 4 x 4 windows (shifted by 2), then 4 x 4 tokens after merging."""
     cfg = SwinConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, mlp_ratio=2.0, drop_path=0.1)
+    return SwinTransformer(cfg, **overrides)
+
+
+@register_model(
+    "swinv2_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
+    smoke_kwargs=_SMOKE, reference="Liu et al. 2022 (Swin V2)",
+)
+def swinv2_tiny_patch4_32(**overrides) -> SwinTransformer:
+    """:func:`swin_tiny_patch4_32` with Swin V2 blocks (residual post-norm, scaled cosine attention, log-spaced position
+    bias); patch merging stays V1's."""
+    cfg = SwinConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, mlp_ratio=2.0, drop_path=0.1, version=2)
     return SwinTransformer(cfg, **overrides)
 
 

@@ -14,6 +14,7 @@ from cvkit.models.registry import register_model
 from cvkit.vl.captioning import ShowAttendTell, TransformerCaptioner
 from cvkit.vl.clip import CLIP
 from cvkit.vl.tokenizer import CaptionTokenizer
+from cvkit.vl.vqa import ANSWERS, QUESTION_VOCAB, VQANet
 
 _TOKENIZER = CaptionTokenizer()
 VOCAB_SIZE = len(_TOKENIZER)
@@ -61,3 +62,16 @@ def caption_transformer(vocab_size: int = VOCAB_SIZE, widths: Sequence[int] = (3
 def clip_shapes(vocab_size: int = VOCAB_SIZE, widths: Sequence[int] = (32, 64, 128), **kwargs) -> CLIP:
     """A small CLIP for the shapes captions: returns the (B, B) image-text logits."""
     return CLIP(vocab_size, widths=widths, **kwargs)
+
+
+def _vqa_inputs(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    questions = CaptionTokenizer(QUESTION_VOCAB).encode(["what colour is the circle ?", "how many squares are there ?"] * batch_size)[:batch_size]
+    return torch.rand(batch_size, 3, 48, 48, generator=g), questions
+
+
+@register_model("vqa_net", task="other", example_inputs=_vqa_inputs, output_shape=(len(ANSWERS),),
+                smoke_kwargs={"widths": (8, 16, 16), "dim": 16}, reference="Antol et al. 2015; Yang et al. 2016 (stacked attention)")
+def vqa_net(widths: Sequence[int] = (32, 64, 96), dim: int = 128, use_image: bool = True) -> VQANet:
+    """CNN + GRU + question-guided attention over the regions; ``use_image=False`` is the blind baseline."""
+    return VQANet(widths=widths, dim=dim, use_image=use_image)

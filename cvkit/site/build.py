@@ -430,8 +430,13 @@ def _lectures_index(pages: list[PageInfo]) -> str:
             f"| [{p.title}](<{Path(p.page).name}.ipynb>) | {p.state} ({p.run.get('status', '-')}) | "
             f"{p.run.get('profile', '-')} | {p.run.get('device', '-')} | {seconds} | {p.figures} |"
         )
-    rows += ["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *[Path(p.page).name for p in pages], "```", ""]
+    rows += ["", *_hidden_toctree([Path(p.page).name for p in pages])]
     return "\n".join(rows)
+
+
+def _hidden_toctree(entries: list[str]) -> list[str]:
+    """The lines of a hidden MyST toctree listing ``entries`` (pages reached from the sidebar), then a blank line."""
+    return ["```{toctree}", ":hidden:", ":maxdepth: 1", "", *entries, "```", ""]
 
 
 def _assignments_index(pages: list[PageInfo]) -> str:
@@ -445,16 +450,7 @@ def _assignments_index(pages: list[PageInfo]) -> str:
         "",
     ]
     rows += [f"- [{p.title}](<{Path(p.page).relative_to('assignments')}.ipynb>)" for p in pages]
-    rows += [
-        "",
-        "```{toctree}",
-        ":hidden:",
-        ":maxdepth: 1",
-        "",
-        *[str(Path(p.page).relative_to("assignments")) for p in pages],
-        "```",
-        "",
-    ]
+    rows += ["", *_hidden_toctree([str(Path(p.page).relative_to("assignments")) for p in pages])]
     return "\n".join(rows)
 
 
@@ -508,13 +504,7 @@ def _api_pages(modules: list[str]) -> dict[str, str]:
         *[f"   {m}" for m in modules],
         "```",
         "",
-        "```{toctree}",
-        ":hidden:",
-        ":maxdepth: 1",
-        "",
-        *groups,
-        "```",
-        "",
+        *_hidden_toctree(list(groups)),
     ]
     pages = {"api/index.md": "\n".join(index)}
     for top, names in groups.items():

@@ -6,6 +6,7 @@ One module per idea, each readable top to bottom:
 * :mod:`~cvkit.ssl.losses`: InfoNCE, NT-Xent, BYOL's loss.
 * :mod:`~cvkit.ssl.pretext`: relative position, jigsaw, rotation, inpainting, colourisation (one module per paper).
 * :mod:`~cvkit.ssl.simclr`, :mod:`~cvkit.ssl.moco`, :mod:`~cvkit.ssl.byol`, :mod:`~cvkit.ssl.dino`: the methods.
+* :mod:`~cvkit.ssl.cpc`: Contrastive Predictive Coding; :mod:`~cvkit.ssl.dae`: the denoising autoencoder as an SSL method.
 * :mod:`~cvkit.ssl.vit`, :mod:`~cvkit.ssl.mae`, :mod:`~cvkit.ssl.beit`: masked image modelling.
 * :mod:`~cvkit.ssl.probe`: linear probe and k-NN evaluation; :mod:`~cvkit.ssl.train`: pre-training and the supervised baseline;
   :mod:`~cvkit.ssl.bench`: the lectures' comparison of methods against random-init and supervised baselines.
@@ -18,6 +19,8 @@ from cvkit.ssl.augment import simclr_augmentation, simclr_gallery, two_views
 from cvkit.ssl.bench import ProbeBench
 from cvkit.ssl.beit import BEiT, PatchKMeansTokenizer, blockwise_mask, blockwise_masks
 from cvkit.ssl.byol import BYOL
+from cvkit.ssl.cpc import CPC, CausalRowContext, PatchGridEncoder
+from cvkit.ssl.dae import ConvDecoder, DenoisingAutoencoder
 from cvkit.ssl.dino import DINO, DINOHead, dino_loss, update_center
 from cvkit.ssl.losses import byol_loss, info_nce, nt_xent
 from cvkit.ssl.mae import MaskedAutoencoder, random_masking
@@ -40,7 +43,7 @@ from cvkit.ssl.train import pretrain, probe_table, train_supervised
 from cvkit.ssl.vit import ViTEncoder
 
 __all__ = [
-    "BEiT", "BYOL", "DINO", "DINOHead", "DensePretext", "JigsawPuzzle", "MaskedAutoencoder", "MoCo",
+    "BEiT", "BYOL", "CPC", "CausalRowContext", "ConvDecoder", "DenoisingAutoencoder", "PatchGridEncoder", "DINO", "DINOHead", "DensePretext", "JigsawPuzzle", "MaskedAutoencoder", "MoCo",
     "PatchKMeansTokenizer", "ProbeBench", "ProbeResult", "RelativePosition", "RotationPrediction", "SimCLR",
     "ViTEncoder", "blockwise_mask", "blockwise_masks", "byol_loss", "dino_loss", "ema_update_", "extract_features",
     "frozen_copy", "info_nce", "jigsaw_batch", "jigsaw_permutations", "knn_classify", "linear_probe", "nt_xent",

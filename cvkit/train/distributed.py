@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,31 @@ import torch.distributed as dist
 import torch.nn as nn
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_command(nproc: int, *args: str, port: int | None = None) -> list[str]:
+    """The command line that starts ``nproc`` processes on this machine with torchrun.
+
+    ``[python, -m, torch.distributed.run, --nproc_per_node, N, --master_addr, 127.0.0.1, --master_port, P, *args]``:
+    the same as ``torchrun --nproc_per_node N ...`` with this interpreter (so a virtual environment's torch is used
+    whether or not its ``bin/`` is on ``PATH``), process 0 listening on 127.0.0.1 only.
+
+    Args:
+        nproc: processes to start (>= 1): one per GPU, or a few on a CPU.
+        *args: the program and its arguments, e.g. ``"-m", "cvkit", "train", "--epochs", "2"`` or a script path.
+        port: the rendezvous port; ``None`` picks a free one on 127.0.0.1.
+
+    Raises:
+        ValueError: ``nproc`` is not a positive integer.
+    """
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a positive integer (processes to start), got {nproc!r}")
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+            "--master_addr", "127.0.0.1", "--master_port", str(port), *args]
 
 
 @dataclass(frozen=True)

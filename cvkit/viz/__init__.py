@@ -32,6 +32,7 @@ from cvkit.viz.detection import (
     plot_roi_bins,
 )
 from cvkit.viz.features import show_feature_maps, show_filters, show_stage_features
+from cvkit.viz.geometry import flow_to_rgb, plot_point_cloud
 from cvkit.viz.heatmaps import overlay_heatmap, show_heatmaps
 from cvkit.viz.images import normalize_for_display, show_images, to_display
 from cvkit.viz.optimization import plot_landscape
@@ -50,6 +51,7 @@ __all__ = [
     "draw_receptive_field",
     "draw_receptive_field_growth",
     "embed_2d",
+    "flow_to_rgb",
     "group_ids",
     "normalize_for_display",
     "overlay_attention",
@@ -72,6 +74,7 @@ __all__ = [
     "plot_nms",
     "plot_precision_recall",
     "plot_probe_accuracies",
+    "plot_point_cloud",
     "plot_proposals",
     "plot_receptive_field_growth",
     "plot_roi_bins",

@@ -6,6 +6,7 @@
 * :mod:`~cvkit.vl.decoding`: greedy decoding and beam search.
 * :mod:`~cvkit.vl.metrics`: BLEU (torchmetrics) and exact match.
 * :mod:`~cvkit.vl.clip`: CLIP's encoders, loss, zero-shot classification and dense similarity.
+* :mod:`~cvkit.vl.vqa`: visual question answering on shapes (questions from the ground truth, a VQA network).
 """
 
 from cvkit.vl.captioning import ShowAttendTell, TransformerCaptioner, caption_loss, caption_step
@@ -25,9 +26,11 @@ from cvkit.vl.data import CaptionedImages, captioned_shapes
 from cvkit.vl.decoding import Decoded, beam_search, greedy_decode
 from cvkit.vl.metrics import caption_metrics
 from cvkit.vl.tokenizer import CaptionTokenizer
+from cvkit.vl.vqa import ANSWERS, QUESTION_VOCAB, VQAData, VQANet, questions_for, vqa_accuracy, vqa_shapes, vqa_step
 
 __all__ = [
     "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ClipImageEncoder", "ShowAttendTell", "TextEncoder",
     "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
     "clip_step", "dense_similarity", "greedy_decode", "pointing_game", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
+    "ANSWERS", "QUESTION_VOCAB", "VQAData", "VQANet", "questions_for", "vqa_accuracy", "vqa_shapes", "vqa_step",
 ]
