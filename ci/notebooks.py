@@ -18,7 +18,7 @@ Every badge line (Open in Colab, Open in Kaggle) and every setup cell is generat
 changes those two lines and runs ``sync``; ``check`` fails when a notebook disagrees, and when the URL is
 written anywhere else in the repository.
 
-The contract for lecture notebooks:
+The contract for lecture notebooks (and the project templates, ``notebooks/projects/*.ipynb``):
   * committed without outputs or execution counts;
   * first cell: Markdown with a ``# `` title, the badge line and what you will learn;
   * second cell: the setup cell, exactly as generated (installs cvkit only when it is missing);
@@ -112,7 +112,8 @@ def setup_cell(source: str | None = None) -> str:
 
 
 def lecture_notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The lecture notebooks, then the project templates (notebooks/projects/), which follow the same contract."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted((ROOT / "notebooks" / "projects").glob("*.ipynb"))
 
 
 def assignment_sources() -> list[Path]:
@@ -125,7 +126,7 @@ def assignment_releases() -> list[Path]:
 
 def _kind(path: Path) -> str:
     parent = path.resolve().parent
-    if parent.name == "notebooks":
+    if parent.name == "notebooks" or (parent.name == "projects" and parent.parent.name == "notebooks"):
         return "lecture"
     if parent.parent.name in ("solutions", "assignments"):
         return "assignment"

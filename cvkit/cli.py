@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_doctor)
 
     run = sub.add_parser("run", help="execute notebooks with papermill and write a report")
-    run.add_argument("paths", nargs="*", help="notebooks or folders (default: every lecture notebook in course order)")
+    run.add_argument("paths", nargs="*", help="notebooks or folders (default: every lecture notebook in course order, then the project template)")
     _add_run_options(run, default_out="build/run")
     run.add_argument("--timeout", type=float, default=900, help="seconds a single cell may run (default 900)")
     run.set_defaults(handler=_run)
@@ -94,9 +94,9 @@ def _doctor(args) -> int:
 
 def _run(args) -> int:
     from cvkit.course.lectures.notebooks import run_notebooks
-    from cvkit.course.paths import lecture_notebooks
+    from cvkit.course.paths import course_notebooks
 
-    paths = args.paths or lecture_notebooks()
+    paths = args.paths or course_notebooks()
     if not paths:
         raise FileNotFoundError("no notebooks given and none found in notebooks/")
     report = run_notebooks(paths, args.out, profile=args.profile, jobs=args.jobs, cell_timeout=args.timeout)

@@ -6,7 +6,10 @@ For each ``solutions/<a>/`` (parametrized, so a new assignment is checked as soo
 * the committed ``assignments/<a>/`` equals a fresh ``cvkit release`` (no drift), holds only the
   notebook and ``data/``, and contains no solution code, hidden test or marker;
 * the reference solution, submitted as a student would, autogrades to full marks; the untouched
-  release autogrades to 0 in every test cell, with no crash; the feedback of both shows no hidden test.
+  release autogrades to 0 in every test cell, with no crash; the feedback of both shows no hidden test;
+* it asks free-response questions (manually graded answer cells, each with points and a rubric for the
+  grader between the solution markers): the reference's model answers await a person, the untouched
+  release's are unanswered (0), never a silent 0 for an answer that was written.
 
 For an assignment with ``tests/fixtures/<a>/expected.csv``, the submissions in
 ``tests/fixtures/<a>/submissions/`` are autograded in one batch (``-j 2``, sandboxed when bubblewrap
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from cvkit.course.assignments import find_assignments, is_test_cell, nbgrader_meta, read_json
+from cvkit.course.assignments import find_assignments, is_answer_cell, is_test_cell, nbgrader_meta, read_json
 from cvkit.course.assignments.autograde import autograde, prepare
 from cvkit.course.assignments.feedback import distinctive
 from cvkit.course.assignments.release import MARKERS, protected_lines, release_drift, release_leaks
@@ -155,6 +158,14 @@ def test_source_follows_the_authoring_format(name):
             else:
                 if "def checks" in sandbox_half:
                     problems.append(f"{where}: checks must not reach the sandbox")
+        if is_answer_cell(cell):
+            if cell["cell_type"] != "markdown" or meta.get("locked"):
+                problems.append(f"{where}: a free-response answer cell is an unlocked Markdown cell")
+            if not (isinstance(meta.get("points"), (int, float)) and meta["points"] > 0):
+                problems.append(f"{where}: free-response answers need points > 0")
+            region = text.split("### BEGIN SOLUTION", 1)[-1].split("### END SOLUTION", 1)[0]
+            if text.count("### BEGIN SOLUTION") != 1 or text.count("### END SOLUTION") != 1 or "rubric" not in region.lower():
+                problems.append(f"{where}: a free-response answer holds the model answer and a rubric for the grader between one pair of solution markers")
         if meta.get("solution") and cell["cell_type"] == "code":
             begins, ends = text.count("### BEGIN SOLUTION"), text.count("### END SOLUTION")
             if begins < 1 or begins != ends:
@@ -199,6 +210,9 @@ def test_reference_solution_gets_full_marks(name, workdir):
     lost = {gid: ref.scores.get(gid) for gid, pts in report.test_cells if ref.scores.get(gid) != pts}
     assert not lost, f"the reference solution loses points: {lost}; {ref.failures}"
     assert ref.total == report.max_total > 0
+    # the model answers of the free-response questions are answers: they await a person, never a silent 0
+    assert report.answers and {a.grade_id for a in report.answers} == set(ref.manual), ref.manual
+    assert all(v is None for v in ref.manual.values()) and ref.manual_max == sum(a.points for a in report.answers) > 0
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -209,6 +223,7 @@ def test_untouched_release_gets_zero_without_crashing(name, workdir):
     passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) != 0]
     assert not passing, f"test cells that pass on the untouched release: {passing}"
     assert set(raw.failures) == {gid for gid, _ in report.test_cells}
+    assert raw.manual == {a.grade_id: 0.0 for a in report.answers}, "untouched answers must be unanswered (0), not awaiting"
     assert report.isolated or not _bwrap_works(), "bubblewrap works here: the batch must have been sandboxed"
 
 
@@ -323,7 +338,7 @@ def test_batch_outputs_have_one_row_per_student(name, workdir):
     students = {s for (s,) in db.execute("select id from student")}
     assert students == {r.student for r in report.results}
     (n_grades,) = db.execute("select count(*) from grade").fetchone()
-    assert n_grades == len(report.results) * len(cols)
+    assert n_grades == len(report.results) * (len(cols) + len(report.answers))  # free-response answers are grades too
     totals = dict(db.execute(
         "select sa.student_id, sum(g.auto_score) from grade g join submitted_notebook sn on g.notebook_id = sn.id "
         "join submitted_assignment sa on sn.assignment_id = sa.id group by sa.student_id"

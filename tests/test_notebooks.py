@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from cvkit.course.lectures.notebooks import run_notebook
-from cvkit.course.paths import lecture_notebooks
+from cvkit.course.paths import course_notebooks, lecture_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = lecture_notebooks(ROOT)
+NOTEBOOKS = course_notebooks(ROOT)  # the lectures, then the mini-project template (notebooks/projects/)
 
 
 def test_there_are_lecture_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS][:3] == ["00", "01", "02"]
+    assert [p.name[:2] for p in lecture_notebooks(ROOT)][:3] == ["00", "01", "02"]
+    assert "mini_project_template.ipynb" in [p.name for p in NOTEBOOKS]
 
 
 def test_notebook_contract():

@@ -1,7 +1,7 @@
 """The main job: run the whole course end to end and write one report.
 
 ``cvkit`` with no arguments calls :func:`run_course`: every lecture notebook in course
-order (fast profile on CPU, full on a GPU), then every assignment stage registered in
+order and the mini-project template (``notebooks/projects/``) (fast profile on CPU, full on a GPU), then every assignment stage registered in
 :data:`STAGES`, then a last stage given by the caller (the ``cvkit`` command passes the course
 website's, :func:`cvkit.site.command.site_stage`, which builds ``build/site/`` from this run's
 executed notebooks), then ``report.md`` / ``report.json`` in the output folder.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from cvkit.course.lectures.notebooks import run_notebooks
-from cvkit.course.paths import course_root, lecture_notebooks
+from cvkit.course.paths import course_notebooks, course_root
 
 # Further stages of the main job: name -> fn(root, out_dir, profile, jobs) -> (ok, markdown section, json-able dict).
 STAGES: dict[str, Callable[[Path, Path, str, int], tuple[bool, str, dict]]] = {}
@@ -29,7 +29,7 @@ def run_course(
     root: str | os.PathLike | None = None,
     final_stage: Callable[[Path, Path, int], tuple[bool, str, dict]] | None = None,
 ) -> bool:
-    """Run every lecture notebook, then every registered stage, then ``final_stage``; write the combined report.
+    """Run every lecture notebook (and the project template), then every registered stage, then ``final_stage``; write the combined report.
 
     Args:
         profile: ``"auto"``, ``"fast"`` or ``"full"`` for the notebooks.
@@ -46,7 +46,7 @@ def run_course(
     tic = time.perf_counter()
     base = Path(root) if root is not None else course_root()
     out_dir = Path(out).resolve()
-    notebooks = lecture_notebooks(base)
+    notebooks = course_notebooks(base)
     if not notebooks:
         raise FileNotFoundError(f"no lecture notebooks in {base / 'notebooks'}")
     report = run_notebooks(notebooks, out_dir / "notebooks", profile=profile, jobs=jobs)

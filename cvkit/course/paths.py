@@ -39,3 +39,14 @@ def lecture_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
     """The lecture notebooks in course order (``notebooks/NN_topic.ipynb``, sorted by name)."""
     folder = Path(root) if root is not None else course_root()
     return sorted(p for p in (folder / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def project_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
+    """The project templates students copy (``notebooks/projects/*.ipynb``, sorted by name)."""
+    folder = Path(root) if root is not None else course_root()
+    return sorted((folder / "notebooks" / "projects").glob("*.ipynb"))
+
+
+def course_notebooks(root: str | os.PathLike | None = None) -> list[Path]:
+    """Every notebook the main job and the tests run: the lectures in course order, then the project templates."""
+    return lecture_notebooks(root) + project_notebooks(root)

@@ -67,7 +67,7 @@ class Neocognitron(nn.Module):
         self.c1 = CLayer()
         self.s2 = nn.Conv2d(bank.shape[0], s2_planes, s2_kernel, padding=s2_kernel // 2)
         self.c2 = CLayer()
-        self.readout = nn.Linear(s2_planes, num_classes)
+        self.readout = nn.Linear(s2_planes * 16, num_classes)  # C2 averaged over a 4 x 4 grid of regions
 
     def layers(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's output: ``{"S1": (B, 2K, H, W), "C1": ..., "S2": ..., "C2": ...}``."""
@@ -81,7 +81,9 @@ class Neocognitron(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         c2 = self.layers(images)["C2"]  # (B, P, H/4, W/4)
-        return self.readout(c2.amax(dim=(2, 3)))  # the strongest response of each feature anywhere
+        # each feature's mean response in a 4 x 4 grid of regions: a global maximum (one number per feature) kept too
+        # little to classify Fashion-MNIST (0.28-0.38 test accuracy after 2 epochs on 4,000 images, against 0.63)
+        return self.readout(F.adaptive_avg_pool2d(c2, 4).flatten(1))
 
 
 @register_model("neocognitron", task="classification", input_shape=(1, 28, 28), output_shape=(10,),

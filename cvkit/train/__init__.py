@@ -17,6 +17,7 @@ see :mod:`cvkit.train.distributed` and ``cvkit train`` (:mod:`cvkit.course.train
 from cvkit.train.checkpoint import load_checkpoint, save_checkpoint
 from cvkit.train.config import TrainConfig
 from cvkit.train.distributed import ProcessInfo, is_main_process, process_info
+from cvkit.train.experiments import ExperimentLog, RunSummary
 from cvkit.train.history import History
 from cvkit.train.loop import (
     NonFiniteLossError,
@@ -34,10 +35,12 @@ from cvkit.train.precision import Precision, choose_precision, has_native_bf16
 from cvkit.train.speed import SpeedPlan, plan_speed
 
 __all__ = [
+    "ExperimentLog",
     "History",
     "NonFiniteLossError",
     "Precision",
     "ProcessInfo",
+    "RunSummary",
     "SpeedPlan",
     "StepOutput",
     "TrainConfig",

@@ -10,6 +10,7 @@ One module per step, readable top to bottom:
 * :mod:`~cvkit.course.assignments.sandbox`, :mod:`~cvkit.course.assignments.runner`, :mod:`~cvkit.course.assignments.execute`: running a submission in a bubblewrap sandbox and collecting plain data;
 * :mod:`~cvkit.course.assignments.grade`: one submission, step by step (:func:`~cvkit.course.assignments.grade.grade_submission`);
 * :mod:`~cvkit.course.assignments.feedback`: what the student sees, scanned for leaks;
+* :mod:`~cvkit.course.assignments.manual`, :mod:`~cvkit.course.assignments.merge`: free-response answers a person grades, and their points merged into final totals;
 * :mod:`~cvkit.course.assignments.autograde`, :mod:`~cvkit.course.assignments.outputs`: a batch, with incremental, atomic outputs and LMS exports;
 * :mod:`~cvkit.course.assignments.validate`, :mod:`~cvkit.course.assignments.stage`, :mod:`~cvkit.course.assignments.publish`, :mod:`~cvkit.course.assignments.commands`.
 """
@@ -29,6 +30,7 @@ from cvkit.course.assignments.model import (  # noqa: F401 - the names other mod
     cell_source,
     find_assignments,
     graded_cells,
+    is_answer_cell,
     is_solution_cell,
     is_test_cell,
     load_assignment,

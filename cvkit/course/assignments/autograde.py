@@ -4,8 +4,10 @@
    ``generate_assignment`` in a scratch course, made read-only) and split for grading
    (:func:`build_spec`: the test cells' two halves, the resolved rules).
 2. Every submission becomes a :class:`~cvkit.course.assignments.grade.GradeJob` and is graded by
-   :func:`~cvkit.course.assignments.grade.grade_submission` in a worker process of its own (``-j N`` at
-   once); its code runs in a bubblewrap sandbox, its tests' checks in the worker.
+   :func:`~cvkit.course.assignments.grade.grade_submission` on a Dask worker
+   (:mod:`cvkit.course.assignments.cluster`): ``-j N`` starts a ``LocalCluster`` of N single-threaded
+   worker processes here, ``--scheduler ADDRESS`` uses a running Dask cluster; the same code path either
+   way. Its code runs in a bubblewrap sandbox, its tests' checks in the worker.
 3. This process alone writes the outputs (:mod:`cvkit.course.assignments.outputs`), each atomically and
    as soon as a student is graded: ``results/<student>.json``, ``grades.csv``, ``report.md``, the LMS
    files, ``feedback/``, ``autograded/``; at the end nbgrader's ``gradebook.db``.
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from cvkit.course.assignments.cluster import DaskBackend, default_threads
 from cvkit.course.assignments.grade import (
     AssignmentSpec,
     GradeJob,
@@ -41,6 +44,7 @@ from cvkit.course.assignments.grade import (
     scratch_folder,
     warm_up,
 )
+from cvkit.course.assignments.manual import answer_cells
 from cvkit.course.assignments.model import Assignment, read_json
 from cvkit.course.assignments.nbgrader_course import copy_release, generate, prepare_environment
 from cvkit.course.assignments.outputs import (
@@ -104,7 +108,7 @@ def build_spec(assignment: Assignment, prepared: Path, hidden: list[Path], cell_
     return AssignmentSpec(
         assignment.name, release, tuple(test_cells(assignment, release)), resolve_rules(assignment.rules), source,
         tuple(protected_lines(source)), str(data) if data.is_dir() else None, limits, tuple(str(p) for p in hidden),
-        str(private) if private.is_dir() else None,
+        str(private) if private.is_dir() else None, tuple(answer_cells(source, release)),
     )
 
 
@@ -123,6 +127,7 @@ def autograde(
     lms: tuple[str, ...] = (),
     sandbox: SandboxChoice = "auto",
     backend: Callable[[list[GradeJob], int, Callable[[GradeResult], None]], None] | None = None,
+    scheduler: str | None = None,
 ) -> AutogradeReport:
     """Grade every submission of ``assignment`` found in ``submissions``.
 
@@ -131,7 +136,8 @@ def autograde(
         submissions: folder of ``<student>/<a>.ipynb`` or ``<student>_<a>.ipynb`` files.
         out: output folder (default ``build/autograde/<a>`` under the course root). A finished earlier run
             there is moved aside to ``<out>.previous-<time>``; an interrupted one is resumed.
-        jobs: submissions graded at once (each in its own worker process and sandbox).
+        jobs: submissions graded at once here (the ``LocalCluster``'s worker processes, each submission in its own
+            sandbox); with ``scheduler`` the cluster's workers decide.
         cell_timeout: seconds per cell (default: the assignment's ``cell_timeout``).
         progress: print one line per graded student.
         keep_work: keep the scratch folders (``out/.work``) for debugging.
@@ -140,8 +146,11 @@ def autograde(
         sandbox: ``"auto"`` (bubblewrap when it works here, else none, with a warning), ``"bwrap"`` (required), ``"none"``.
         backend: runs the jobs: ``backend(jobs_list, jobs, record)`` must call ``record(result)`` in this process
             for every job, each result from :func:`~cvkit.course.assignments.grade.grade_submission` (default
-            :func:`run_jobs`: one local worker process per job). Another backend (a Dask cluster) ships each
-            picklable ``GradeJob`` to a worker and its ``GradeResult`` back; only this process writes outputs.
+            :class:`~cvkit.course.assignments.cluster.DaskBackend`: each picklable ``GradeJob`` goes to a Dask
+            worker and its ``GradeResult`` comes back; :func:`run_jobs` forks one local process per job without
+            Dask). Only this process writes outputs.
+        scheduler: a Dask scheduler address (``tcp://host:8786``) or scheduler file (``*.json``) to grade on;
+            ``None``: a Dask ``LocalCluster`` of ``jobs`` single-threaded worker processes on this machine.
 
     Returns:
         AutogradeReport (also written as ``report.md``).
@@ -183,7 +192,7 @@ def autograde(
     found = collect_submissions(subs_dir, assignment.name, {t.grade_id for t in spec.tests})
     if not found:
         notices.append(f"no submissions found in {subs_dir}")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = default_threads(jobs, scheduler)
     all_jobs = [GradeJob(spec, s.student, s.name, str(s.notebook) if s.notebook else None, tuple(s.notes), scratch_folder(out_dir, s.student),
                          mode, threads, _sha256(s.notebook)) for s in found]
     done = {s: r for s, r in kept.items() if any(j.student == s and j.sha256 == r.sha256 for j in all_jobs)}
@@ -191,7 +200,7 @@ def autograde(
     write_atomic(out_dir / RUN_FILE, json.dumps({"assignment": assignment.name, "fingerprint": fingerprint, "complete": False,
                                                  "isolated": mode == "bwrap", "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
     report = AutogradeReport(assignment.name, sorted(done.values(), key=lambda r: r.student), tests, str(out_dir), jobs, 0.0, notices,
-                             mode == "bwrap", sorted(done))
+                             mode == "bwrap", sorted(done), list(spec.answers))
     if progress:
         for line in notices:
             print(f"warning: {line}", flush=True)
@@ -204,13 +213,16 @@ def autograde(
         report.seconds = time.perf_counter() - tic
         write_summary(report, out_dir, lms)
         if progress:
+            todo_manual = sum(1 for v in (result.manual or {}).values() if v is None)
             print(f"[{result.status:>10}] {result.student}: {result.total:g}/{result.max_total:g} ({result.seconds:.1f} s)"
+                  + (f", {todo_manual} free-response answer(s) awaiting a person" if todo_manual else "")
                   + (f"  {result.message[:140]}" if result.message else ""), flush=True)
 
     write_summary(report, out_dir, lms)
-    if todo:
+    backend = backend or DaskBackend(scheduler, keep_work)
+    if todo and backend is run_jobs:
         warm_up(spec)  # the workers (forked) inherit the imports and templates
-    (backend or run_jobs)(todo, jobs, record)
+    backend(todo, jobs, record)
     report.seconds = time.perf_counter() - tic
     write_summary(report, out_dir, lms)
     write_gradebook(template / "gradebook.db", out_dir / "gradebook.db", assignment.name, report.results)
@@ -237,7 +249,7 @@ def _fingerprint(assignment: Assignment) -> str:
 
     digest = hashlib.sha256(Path(assignment.source_notebook).read_bytes())
     digest.update(cvkit.__version__.encode())
-    for module in ("grade", "execute", "runner", "testcells", "rules"):
+    for module in ("grade", "execute", "runner", "testcells", "rules", "manual"):
         digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
     digest.update(Path(sys.modules["cvkit.grading"].__file__).read_bytes() if "cvkit.grading" in sys.modules else b"")
     return digest.hexdigest()[:16]
@@ -290,7 +302,9 @@ def _prepare_output_folder(out_dir: Path, submissions: Path, root: Path, fingerp
 # running the jobs: one worker process each, at most `jobs` at once
 # ---------------------------------------------------------------------------------------------
 def run_jobs(jobs_list: list[GradeJob], jobs: int, record) -> None:
-    """Grade ``jobs_list`` in worker processes, at most ``jobs`` at once; ``record(result)`` is called here
+    """The backend without Dask (``autograde(..., backend=run_jobs)``): one forked process per job on this machine.
+
+    Grade ``jobs_list`` in worker processes, at most ``jobs`` at once; ``record(result)`` is called here
     (in this process) for each as it finishes. A worker that overstays is killed; one that dies without a
     result gets an ``ungradable`` row saying so. Nothing a submission does stops the batch."""
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")

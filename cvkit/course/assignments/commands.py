@@ -1,4 +1,4 @@
-"""The assignment subcommands of ``cvkit``: ``release``, ``validate``, ``autograde`` and ``publish``.
+"""The assignment subcommands of ``cvkit``: ``release``, ``validate``, ``autograde``, ``grades merge`` and ``publish``.
 
 Registered in :mod:`cvkit.cli` through its ``_EXTENSIONS`` hook; the heavy imports
 (nbgrader, torch) happen only when a command runs.
@@ -30,11 +30,34 @@ stripped cells; renamed files) and run in a bubblewrap sandbox of its own (no ne
 of the course, the solutions or other students; memory, time, file-size and process limits);
 its tests hand back plain data and the grader's own process checks it and awards the points.
 One bad notebook never stops the batch, and an interrupted run resumes where it stopped.
+-j N grades on a Dask LocalCluster of N worker processes here; --scheduler ADDRESS on a Dask
+cluster (dask scheduler + dask worker, or dask-jobqueue on SLURM): the same code, and a
+submission whose worker is lost is graded by another.
 Writes into --out, as each student is graded: grades.csv (status, points per test, total,
 max, message), feedback/<student>/<a>.html (hidden tests: name, points, message only),
 autograded/<student>/<a>.ipynb (for the instructor), results/<student>.json, report.md,
 canvas.csv / moodle.csv (--format), and at the end gradebook.db (nbgrader's).
-Statuses: graded, repaired, exited, timeout, crashed, review, ungradable."""
+Statuses: graded, repaired, exited, timeout, crashed, review, ungradable.
+Free-response answers are not graded here: grades.csv shows each one blank while it awaits a
+person (0 when unanswered) and a manual column; manual.csv and manual.md are for grading them,
+and cvkit grades merge adds the points you enter (final.csv)."""
+
+_GRADES_MERGE_HELP = """\
+Add the points a person gave the free-response answers to the autograded rows of a
+cvkit autograde output folder, and write the final totals. autograde wrote OUT/manual.csv
+(one row per student and question; points is blank where an answer awaits you, 0 where
+it was left unanswered) and OUT/manual.md (each question with its model answer and rubric,
+then every student's answer). Fill points (and comment) in manual.csv, or in a copy, then:
+
+    cvkit grades merge a1_convolution --manual manual.csv
+
+Every row is checked first (a known student and question, points between 0 and the
+question's points, no answer twice); on any problem nothing is written and the command
+exits 2 listing them. Writes OUT/final.csv: total and max (autograded + free response),
+auto, manual_points, one column per answer (blank: still awaiting), comments; with
+--format also final-canvas.csv / final-moodle.csv. Run it again after entering more points:
+points accepted earlier are kept (OUT/manual_entered.json), so a sheet with only the answers
+graded since is enough; a new value for an answer replaces the old one."""
 
 _PUBLISH_HELP = """\
 Write the student-facing course into DIR: the lecture notebooks, the released assignments,
@@ -45,7 +68,7 @@ public repository the notebooks' badges point at, and keep the instructor reposi
 
 
 def register(sub) -> None:
-    """Add ``release``, ``validate``, ``autograde`` and ``publish`` to the ``cvkit`` subparsers."""
+    """Add ``release``, ``validate``, ``autograde``, ``grades merge`` and ``publish`` to the ``cvkit`` subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     rel = sub.add_parser("release", help="generate assignments/<a>/ from solutions/<a>/ (nbgrader)", description=_RELEASE_HELP, formatter_class=fmt)
     rel.add_argument("assignments", nargs="*", metavar="A", help="assignment names, e.g. a1_convolution (default: every folder in solutions/)")
@@ -67,8 +90,21 @@ def register(sub) -> None:
     ag.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)")
     ag.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write canvas.csv or moodle.csv for an LMS grade import (repeatable)")
     ag.add_argument("--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging")
+    ag.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="grade on a running Dask cluster (tcp://host:8786, or a scheduler file *.json) instead of -j N local worker processes; "
+                         "every worker needs the same cvkit, bubblewrap, and the course and submissions at the same paths")
     _sandbox_option(ag)
     ag.set_defaults(handler=_autograde)
+
+    grades = sub.add_parser("grades", help="free-response points entered by a person -> final totals (grades merge)")
+    grades_sub = grades.add_subparsers(dest="grades_command", metavar="SUBCOMMAND", required=True)
+    merge = grades_sub.add_parser("merge", help="add the points of a filled manual.csv to the autograded rows; write final.csv",
+                                  description=_GRADES_MERGE_HELP, formatter_class=fmt)
+    merge.add_argument("assignment", metavar="A", help="assignment name, e.g. a1_convolution")
+    merge.add_argument("--manual", required=True, metavar="CSV", help="the filled manual.csv (columns student, question, points[, comment])")
+    merge.add_argument("--out", default=None, help="the cvkit autograde output folder (default build/autograde/<a>)")
+    merge.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write final-canvas.csv or final-moodle.csv (repeatable)")
+    merge.set_defaults(handler=_grades_merge)
 
     pub = sub.add_parser("publish", help="write the student-facing course (no solutions) into DIR", description=_PUBLISH_HELP, formatter_class=fmt)
     pub.add_argument("dir", metavar="DIR", help="an empty or new folder, or an earlier publish output (replaced)")
@@ -124,17 +160,39 @@ def _autograde(args) -> int:
     tic = time.perf_counter()
     assignment = load_assignment(args.assignment, course_root())
     report = autograde(assignment, args.submissions, args.out, jobs=args.jobs, cell_timeout=args.timeout, keep_work=args.keep_work,
-                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox)
+                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox, scheduler=args.scheduler)
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no submissions"
-    print(f"\n{len(report.results)} submission(s) of {assignment.name} graded with -j {args.jobs} in {time.perf_counter() - tic:.1f} s ({summary})")
+    where = f"on {args.scheduler}" if args.scheduler else f"with -j {args.jobs}"
+    print(f"\n{len(report.results)} submission(s) of {assignment.name} graded {where} in {time.perf_counter() - tic:.1f} s ({summary})")
     for w in report.warnings:
         print(f"warning: {w}")
     out = Path(report.out_dir)
     print(f"grades: {out / 'grades.csv'}   feedback: {out / 'feedback'}   report: {out / 'report.md'}")
+    if report.answers:
+        print(f"free-response answers awaiting a person: {len(report.awaiting)} (grades.csv leaves them blank; the totals are autograded points).\n"
+              f"Grade them with {out / 'manual.md'}, enter points in {out / 'manual.csv'}, then run: "
+              f"cvkit grades merge {assignment.name} --manual {out / 'manual.csv'}" + (f" --out {out}" if args.out else ""))
     return 0 if report.results else 1
+
+
+def _grades_merge(args) -> int:
+    from cvkit.course.assignments.merge import merge_manual
+    from cvkit.course.paths import course_root
+
+    name = args.assignment.strip().rstrip("/").split("/")[-1]
+    out = Path(args.out) if args.out else course_root() / "build" / "autograde" / name
+    report = merge_manual(out, args.manual, name, lms=tuple(dict.fromkeys(args.format)))
+    print(f"{name}: {report.entered} free-response grade(s) entered for {len(report.rows)} student(s)")
+    for row in report.rows:
+        print(f"  {row.student}: {row.total:g}/{row.max_total:g} ({row.auto:g} autograded + {row.manual_total:g} free response)"
+              + (f", {sum(v is None for v in row.manual.values())} answer(s) still awaiting" if any(v is None for v in row.manual.values()) else ""))
+    if report.awaiting:
+        print(f"{len(report.awaiting)} answer(s) still await a person: their points are blank in final.csv and not in the totals")
+    print("final grades: " + "   ".join(report.files))
+    return 0
 
 
 def _publish(args) -> int:

@@ -89,23 +89,30 @@ def _verdict_output(verdict, hidden: bool) -> dict:
     return {"output_type": "stream", "name": "stdout", "text": text}
 
 
-def _summary(verdicts: dict, spec, title: str, execution: Execution) -> dict:
+def _summary(verdicts: dict, spec, title: str, execution: Execution, manual: dict | None = None) -> dict:
     total = sum(v.earned for v in verdicts.values())
-    lines = [f"# {title}", "", f"**{total:g} / {spec.max_total:g} points**", "", "| test | points | result |", "|---|---:|---|"]
+    answers = getattr(spec, "answers", ())
+    head = f"**{total:g} / {spec.max_total:g} points**" if not answers else (
+        f"**{total:g} / {spec.max_total:g} autograded points**, plus {spec.manual_max:g} points of free-response answers graded by your instructor")
+    lines = [f"# {title}", "", head, "", "| test | points | result |", "|---|---:|---|"]
     for test in spec.tests:
         v = verdicts[test.grade_id]
         result = "passed" if v.passed else html_lib.escape(v.message.splitlines()[0] if v.message else "failed")[:300].replace("|", "\\|")
         lines.append(f"| {test.grade_id}{' (hidden)' if test.hidden else ''} | {v.earned:g}/{v.points:g} | {result} |")
+    for answer in answers:
+        value = (manual or {}).get(answer.grade_id)
+        state = "awaiting grading by your instructor" if value is None else "unanswered" if value == 0 else "graded"
+        lines.append(f"| {answer.grade_id} (free response) | {'-' if value is None else f'{value:g}'}/{answer.points:g} | {state} |")
     if execution.stopped:
         lines += ["", f"Your notebook was stopped: {html_lib.escape(execution.message)}. The tests after that point were not run."]
     return {"cell_type": "markdown", "metadata": {}, "source": "\n".join(lines)}
 
 
-def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec, title: str) -> dict:
-    """The notebook the student's feedback page shows (see the module docstring)."""
+def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec, title: str, manual: dict | None = None) -> dict:
+    """The notebook the student's feedback page shows (see the module docstring); ``manual``: the free-response answers' state."""
     tests = {t.grade_id: t for t in spec.tests}
     budget = {"images": IMAGES_TOTAL}
-    cells = [_summary(verdicts, spec, title, execution)]
+    cells = [_summary(verdicts, spec, title, execution, manual)]
     for index, cell in enumerate(notebook.get("cells", [])):
         gid = nbgrader_meta(cell).get("grade_id", "")
         if cell.get("cell_type") != "code":

@@ -15,6 +15,9 @@ outputs. Its steps are named functions, in order:
    instructor's copy, rendered here from the notebook alone, and scanned for solution and
    hidden-test lines (withheld, status ``review``, when one is found);
 6. :func:`decide_status`: the row's status and message.
+
+Free-response answers (:mod:`cvkit.course.assignments.manual`) are read from the repaired notebook in
+step 1: unanswered ones get 0 here, written ones await a person (``None`` in :attr:`GradeResult.manual`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from cvkit.course.assignments.execute import CellRecord, Execution, execute_submission, prepare_box
+from cvkit.course.assignments.manual import AnswerCell, read_free_responses
 from cvkit.course.assignments.model import cell_source, nbgrader_meta
 from cvkit.course.assignments.rules import ResolvedRule
 from cvkit.course.assignments.sandbox import Limits, SandboxMode
@@ -59,6 +63,7 @@ class AssignmentSpec:
         limits: what a submission may use (threads are set per job).
         hidden_paths: folders a sandbox must not see (course, submissions, outputs, scratch space).
         private_dir: ``solutions/<a>/private/`` as generated (for ``checks`` only: ``$CVKIT_PRIVATE``), or ``None``.
+        answers: the free-response questions a person grades (:func:`cvkit.course.assignments.manual.answer_cells`).
     """
 
     name: str
@@ -71,11 +76,17 @@ class AssignmentSpec:
     limits: Limits = field(default_factory=Limits)
     hidden_paths: tuple[str, ...] = ()
     private_dir: str | None = None
+    answers: tuple[AnswerCell, ...] = ()
 
     @property
     def max_total(self) -> float:
-        """Points available."""
+        """Autograded points available (the test cells)."""
         return sum(t.points for t in self.tests)
+
+    @property
+    def manual_max(self) -> float:
+        """Points of the free-response answers, graded by a person."""
+        return sum(a.points for a in self.answers)
 
     def test(self, grade_id: str) -> TestCell:
         """The test cell ``grade_id``."""
@@ -117,7 +128,8 @@ class GradeResult:
         student: the student id; name: as submitted.
         status: one of :data:`STATUSES`.
         scores: points per test (``grade_id`` -> points), each within [0, the test's points].
-        total, max_total: points earned and available.
+        total, max_total: autograded points earned and available (free-response points are added by
+            ``cvkit grades merge``: :func:`cvkit.course.assignments.manual.merge_manual`).
         message: what happened, for the instructor (repairs, stops, failed tests, review flags).
         failures: per failed test, the message the student sees.
         seconds: wall time of grading this student.
@@ -127,6 +139,9 @@ class GradeResult:
         sha256: the submitted file's hash.
         feedback_html: the feedback page to write (not kept in ``results/``).
         instructor_notebook: the instructor's copy as JSON text (not kept in ``results/``).
+        manual: per free-response answer, ``0.0`` when unanswered, ``None`` when it awaits a person.
+        answers: per free-response answer, the student's text (for the grading sheet).
+        manual_max: the free-response points available.
     """
 
     student: str
@@ -144,6 +159,9 @@ class GradeResult:
     sha256: str = ""
     feedback_html: str = field(default="", repr=False)
     instructor_notebook: str = field(default="", repr=False)
+    manual: dict[str, float | None] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict, repr=False)
+    manual_max: float = 0.0
 
     def to_row(self) -> dict:
         """The row as JSON-able data, without the files (``results/<student>.json``)."""
@@ -172,9 +190,10 @@ class TestVerdict:
 
 
 def empty_result(job: GradeJob, status: Status, message: str) -> GradeResult:
-    """A row with 0 in every test, for a submission that could not be graded."""
+    """A row with 0 in every test (and every free-response answer), for a submission that could not be graded."""
     return GradeResult(job.student, status, {t.grade_id: 0.0 for t in job.spec.tests}, 0.0, job.spec.max_total,
-                       "; ".join([*job.notes, message]), submitted=job.notebook or "", name=job.name, sha256=job.sha256)
+                       "; ".join([*job.notes, message]), submitted=job.notebook or "", name=job.name, sha256=job.sha256,
+                       manual={a.grade_id: 0.0 for a in job.spec.answers}, manual_max=job.spec.manual_max)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,8 +345,11 @@ def score_tests(notebook: dict, execution: Execution, spec: AssignmentSpec) -> d
     return verdicts
 
 
-def build_feedback(notebook: dict, original: dict, execution: Execution, verdicts: dict[str, TestVerdict], job: GradeJob, title: str) -> tuple[str, str, list[str]]:
+def build_feedback(notebook: dict, original: dict, execution: Execution, verdicts: dict[str, TestVerdict], job: GradeJob, title: str,
+                   manual: dict[str, float | None] | None = None) -> tuple[str, str, list[str]]:
     """Step 5: the student's feedback page and the instructor's notebook; the leaks found in the page.
+
+    ``manual`` (free-response answers: 0 unanswered, ``None`` awaiting a person) adds their rows to the summary.
 
     Returns:
         ``(feedback_html, instructor_notebook_json, leaks)``; when ``leaks`` is not empty the caller
@@ -336,7 +358,7 @@ def build_feedback(notebook: dict, original: dict, execution: Execution, verdict
     from cvkit.course.assignments.feedback import feedback_notebook, find_leaks, instructor_notebook, render_html
 
     spec = job.spec
-    student_nb = feedback_notebook(notebook, execution, verdicts, spec, title)
+    student_nb = feedback_notebook(notebook, execution, verdicts, spec, title, manual or {})
     html = render_html(student_nb)
     leaks = find_leaks(html, spec.protected, original)
     teacher = instructor_notebook(notebook, execution, verdicts, spec)
@@ -411,15 +433,19 @@ def grade_submission(job: GradeJob) -> GradeResult:
         result = empty_result(job, "ungradable", str(exc))
         result.seconds = time.perf_counter() - tic
         return result
+    manual, answer_texts = read_free_responses(notebook, spec.answers)
     flags = scan_submission(notebook, spec)
     execution = run_submission(notebook, job)
     verdicts = score_tests(notebook, execution, spec)
     title = f"{spec.name}: feedback for {job.name or job.student}"
-    html, teacher, leaks = build_feedback(notebook, original, execution, verdicts, job, title)
+    html, teacher, leaks = build_feedback(notebook, original, execution, verdicts, job, title, manual)
     renamed = [n for n in job.notes if "instead of" in n]  # graded from a renamed file: a repair too
     status, notes = decide_status(repairs + renamed, flags, execution, verdicts, leaks)
     failures = {gid: v.message for gid, v in verdicts.items() if not v.passed}
     message = [*job.notes, *repairs, *[n for n in notes if n not in renamed]]
+    missing = [a.grade_id for a in spec.answers if a.grade_id not in {nbgrader_meta(c).get("grade_id") for c in notebook["cells"]}]
+    if missing:
+        message.append(f"free-response answer cell(s) missing, awaiting a person (the answer may be elsewhere in the notebook): {', '.join(missing)}")
     if failures:
         message.append("failed: " + "; ".join(f"{gid} ({why[:120]})" for gid, why in failures.items()))
     if not execution.isolated:
@@ -428,7 +454,7 @@ def grade_submission(job: GradeJob) -> GradeResult:
     return GradeResult(
         job.student, status, scores, sum(scores.values()), spec.max_total, "; ".join(message), failures,
         time.perf_counter() - tic, job.notebook or "", "", job.name, execution.isolated, job.sha256,
-        feedback_html="" if leaks else html, instructor_notebook=teacher,
+        feedback_html="" if leaks else html, instructor_notebook=teacher, manual=manual, answers=answer_texts, manual_max=spec.manual_max,
     )
 
 

@@ -127,8 +127,14 @@ class Assignment:
 
     @property
     def max_points(self) -> float:
-        """Total points of the assignment."""
+        """Autograded points of the assignment (its test cells)."""
         return sum(c.points for c in self.graded_cells())
+
+    @property
+    def manual_points(self) -> float:
+        """Points of its free-response answers, graded by a person (:mod:`cvkit.course.assignments.manual`)."""
+        cells = read_json(self.source_notebook).get("cells", [])
+        return sum(float(nbgrader_meta(c).get("points", 0)) for c in cells if is_answer_cell(c))
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -153,6 +159,12 @@ def is_test_cell(cell: dict) -> bool:
     """A code cell with ``grade: true`` and ``solution: false`` (an autograded test)."""
     m = nbgrader_meta(cell)
     return cell.get("cell_type") == "code" and bool(m.get("grade")) and not m.get("solution")
+
+
+def is_answer_cell(cell: dict) -> bool:
+    """A free-response answer a person grades (nbgrader's manually graded answer: ``grade`` and ``solution`` both true)."""
+    m = nbgrader_meta(cell)
+    return bool(m.get("grade")) and bool(m.get("solution"))
 
 
 def is_solution_cell(cell: dict) -> bool:

@@ -3,6 +3,8 @@
 * ``results/<student>.json``: one row per student as soon as they are graded (the record a re-run resumes from);
 * ``grades.csv``: every row so far (rewritten after each student), cells safe for spreadsheets;
 * ``canvas.csv`` / ``moodle.csv`` (``--format``): the shapes those systems import;
+* with free-response questions: ``manual.csv`` (points for a person to fill), ``manual.md`` (the answers with
+  the rubric) and ``answers.json`` (the questions, read back by ``cvkit grades merge``);
 * ``report.md``, ``gradebook.db`` (nbgrader's), ``feedback/<student>/<a>.html``, ``autograded/<student>/<a>.ipynb``.
 
 Every file is written to a temporary name next to it and moved into place (:func:`write_atomic`), so an
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from cvkit.course.assignments.grade import STATUSES, GradeResult
+from cvkit.course.assignments.manual import MANUAL_COLUMNS, AnswerCell, manual_status
 
 LmsFormat = Literal["canvas", "moodle"]
 LMS_FORMATS = ("canvas", "moodle")
@@ -74,6 +77,7 @@ class AutogradeReport:
         warnings: one line each (drift, no submissions, not isolated, ...).
         isolated: whether the submissions ran in bubblewrap sandboxes.
         resumed: students whose earlier rows were kept (an interrupted run resumed).
+        answers: the free-response questions (graded by a person; :mod:`cvkit.course.assignments.manual`).
     """
 
     assignment: str
@@ -85,11 +89,17 @@ class AutogradeReport:
     warnings: list[str] = field(default_factory=list)
     isolated: bool = True
     resumed: list[str] = field(default_factory=list)
+    answers: list[AnswerCell] = field(default_factory=list)
 
     @property
     def max_total(self) -> float:
-        """Points available."""
+        """Autograded points available."""
         return sum(p for _, p in self.test_cells)
+
+    @property
+    def awaiting(self) -> list[tuple[str, str]]:
+        """``(student, question)`` of every free-response answer awaiting a person."""
+        return [(r.student, a.grade_id) for a in self.answers for r in self.results if (r.manual or {}).get(a.grade_id, 0.0) is None]
 
     def to_markdown(self) -> str:
         """``report.md``: one row per student, then the status legend."""
@@ -99,13 +109,15 @@ class AutogradeReport:
             "",
             *[f"> warning: {w}" for w in self.warnings],
             *([f"> resumed an interrupted run: {len(self.resumed)} earlier row(s) kept"] if self.resumed else []),
+            *([f"> free-response answers awaiting a person: {len(self.awaiting)} (fill manual.csv, then `cvkit grades merge "
+               f"{self.assignment} --manual manual.csv`); the totals below are the autograded points"] if self.answers else []),
             "",
-            "| student | status | total | " + " | ".join(cols) + " | seconds | message |",
-            "|---|---|---:|" + "---:|" * len(cols) + "---:|---|",
+            "| student | status | total | " + " | ".join(cols) + (" | manual" if self.answers else "") + " | seconds | message |",
+            "|---|---|---:|" + "---:|" * len(cols) + ("---|" if self.answers else "") + "---:|---|",
         ]
         for r in self.results:
             msg = _md(r.message)
-            cells = " | ".join(_fmt(r.scores.get(c, 0.0)) for c in cols)
+            cells = " | ".join(_fmt(r.scores.get(c, 0.0)) for c in cols) + (f" | {manual_status(r.manual or {}, self.answers)}" if self.answers else "")
             lines.append(f"| {_md(r.student)} | {r.status} | {_fmt(r.total)}/{_fmt(r.max_total)} | {cells} | {r.seconds:.1f} | {msg} |")
         lines += ["", "Statuses: " + "; ".join(f"**{k}**: {v}" for k, v in STATUSES.items()), ""]
         return "\n".join(lines)
@@ -115,16 +127,89 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
-def grades_csv(results: list[GradeResult], test_cells: list[tuple[str, float]]) -> str:
-    """``grades.csv``: student, name, status, total, max, one column per test, seconds, message, file."""
+def grades_csv(results: list[GradeResult], test_cells: list[tuple[str, float]], answers: list[AnswerCell] | tuple = ()) -> str:
+    """``grades.csv``: student, name, status, total, max, one column per test, seconds, message, file.
+
+    ``total`` and ``max`` are the autograded points. With free-response questions, one column per answer
+    follows the tests (``0`` when unanswered, **blank while it awaits a person**), then ``manual``
+    (``awaiting 2 answer(s) (5 points)``, ``unanswered`` or ``graded``) and ``manual_max``.
+    """
     cols = [gid for gid, _ in test_cells]
+    extra = [a.grade_id for a in answers] + (["manual", "manual_max"] if answers else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student", "name", "status", "total", "max", *cols, "seconds", "message", "submitted"])
+    writer.writerow(["student", "name", "status", "total", "max", *cols, *extra, "seconds", "message", "submitted"])
     for r in results:
+        manual = r.manual or {}
+        free = [("" if manual.get(a.grade_id, 0.0) is None else _fmt(manual.get(a.grade_id, 0.0))) for a in answers]
+        free += [manual_status(manual, answers), _fmt(sum(a.points for a in answers))] if answers else []
         writer.writerow([safe_cell(r.student), safe_cell(r.name), r.status, _fmt(r.total), _fmt(r.max_total),
-                         *(_fmt(r.scores.get(c, 0.0)) for c in cols), f"{r.seconds:.1f}", safe_cell(r.message), safe_cell(r.submitted)])
+                         *(_fmt(r.scores.get(c, 0.0)) for c in cols), *free, f"{r.seconds:.1f}", safe_cell(r.message), safe_cell(r.submitted)])
     return buffer.getvalue()
+
+
+def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell], entered: dict[tuple[str, str], tuple[str, str, str]] | None = None) -> str:
+    """``manual.csv``: one row per question and student (grouped by question), ``points`` blank where a person decides.
+
+    Unanswered questions are pre-filled with 0 and the comment ``unanswered`` (an instructor may change them).
+    ``entered``: what a person already typed into an earlier ``manual.csv`` (:func:`read_manual_sheet`); an
+    awaiting answer keeps those points and comment while its text is unchanged, so re-writing the sheet (a resumed
+    run) loses nothing. Every cell is safe for a spreadsheet (:func:`safe_cell`).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(MANUAL_COLUMNS)
+    for answer in answers:
+        for r in results:
+            value = r.manual.get(answer.grade_id) if r.manual else 0.0
+            points, comment = ("", "") if value is None else (f"{value:g}", "unanswered" if value == 0 else "")
+            kept = (entered or {}).get((r.student, answer.grade_id))
+            if value is None and kept is not None and kept[2] == safe_cell((r.answers or {}).get(answer.grade_id, "")):
+                points, comment = kept[0], kept[1]
+            if r.status == "ungradable":
+                points, comment = "0", "ungradable submission"
+            writer.writerow([safe_cell(r.student), safe_cell(r.name), answer.grade_id, f"{answer.points:g}", points, comment,
+                             safe_cell((r.answers or {}).get(answer.grade_id, ""))])
+    return buffer.getvalue()
+
+
+def read_manual_sheet(path: Path) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """What a person typed into an existing ``manual.csv``: ``(student, question) -> (points, comment, answer)``.
+
+    Only rows with points or a comment count; an unreadable or foreign file gives ``{}`` (it is then replaced).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    kept = {}
+    for row in rows:
+        if row.get("student") is None or row.get("question") is None:
+            return {}
+        if (row.get("points") or "").strip() or (row.get("comment") or "").strip():
+            student = row["student"][1:] if row["student"].startswith("'") else row["student"]
+            kept[(student, row["question"])] = ((row.get("points") or "").strip(), (row.get("comment") or "").strip(), row.get("answer") or "")
+    return kept
+
+
+def grading_sheet(assignment: str, results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]) -> str:
+    """``manual.md``: for each question, the question, the model answer and rubric, then every student's answer."""
+    lines = [f"# {assignment}: free-response answers to grade", "",
+             "Enter points in `manual.csv` (column `points`, optionally `comment`), then run",
+             f"`cvkit grades merge {assignment} --manual manual.csv` for the final totals (`final.csv`).", ""]
+    for answer in answers:
+        lines += [f"## {answer.grade_id} ({answer.points:g} points)", "", "**Question**", "", _quote(answer.question), "",
+                  "**Model answer and rubric** (instructor only)", "", _quote(answer.rubric or "(none in the source)"), ""]
+        for r in results:
+            value = (r.manual or {}).get(answer.grade_id, 0.0)
+            state = "awaiting your points" if value is None else f"{value:g} points (unanswered)" if value == 0 else f"{value:g} points"
+            lines += [f"### {r.student} ({state})", "", _quote((r.answers or {}).get(answer.grade_id) or "(no answer)"), ""]
+    return "\n".join(lines)
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line for line in text.splitlines()) or "> "
 
 
 def lms_csv(results: list[GradeResult], assignment: str, max_total: float, fmt: LmsFormat) -> str:
@@ -187,8 +272,14 @@ def read_results(out_dir: Path) -> dict[str, GradeResult]:
 
 def write_summary(report: AutogradeReport, out_dir: Path, lms: tuple[str, ...] = ()) -> None:
     """``grades.csv``, ``report.md`` and the LMS files for the rows so far (each written atomically)."""
-    write_atomic(out_dir / "grades.csv", grades_csv(report.results, report.test_cells))
+    write_atomic(out_dir / "grades.csv", grades_csv(report.results, report.test_cells, report.answers))
     write_atomic(out_dir / "report.md", report.to_markdown())
+    if report.answers:
+        import dataclasses
+
+        write_atomic(out_dir / "manual.csv", manual_csv(report.results, report.answers, read_manual_sheet(out_dir / "manual.csv")))
+        write_atomic(out_dir / "manual.md", grading_sheet(report.assignment, report.results, report.answers))
+        write_atomic(out_dir / "answers.json", json.dumps([dataclasses.asdict(a) for a in report.answers], indent=1) + "\n")
     for fmt in lms:
         write_atomic(out_dir / f"{fmt}.csv", lms_csv(report.results, report.assignment, report.max_total, fmt))  # type: ignore[arg-type]
 
@@ -210,9 +301,13 @@ def write_gradebook(template: Path, dest: Path, assignment: str, results: list[G
             gb.update_or_create_student(r.student)
             gb.update_or_create_submission(assignment, r.student)
             notebook = gb.find_submission_notebook(assignment, assignment, r.student)
+            manual = r.manual or {}
             for grade in notebook.grades:
                 if grade.name in r.scores:
                     grade.auto_score = r.scores[grade.name]
                     grade.needs_manual_grade = False
+                elif grade.name in manual:  # a free-response answer: 0 when unanswered, else a person grades it
+                    grade.auto_score = manual[grade.name] if manual[grade.name] is not None else None
+                    grade.needs_manual_grade = manual[grade.name] is None
             gb.db.commit()
     os.replace(tmp, dest)

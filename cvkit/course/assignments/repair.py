@@ -233,7 +233,8 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
     for gid in pending.get(None, []):
         new_cells.append(copy.deepcopy(tracked[gid]))
     notes += _by_kind(missing, tracked, "deleted test cell(s) restored", "deleted read-only cell(s) restored")
-    lost = [g for g in ids_in_order if g not in present and nbgrader_meta(tracked[g]).get("solution")]
+    # a missing free-response answer (grade and solution) is not a repair: it awaits a person (cvkit.course.assignments.manual)
+    lost = [g for g in ids_in_order if g not in present and nbgrader_meta(tracked[g]).get("solution") and not nbgrader_meta(tracked[g]).get("grade")]
     if lost:
         notes.append(f"solution cell(s) not found: {', '.join(lost)} (the notebook's other cells still ran)")
 

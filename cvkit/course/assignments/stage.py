@@ -44,6 +44,9 @@ def assignments_stage(root: Path, out_dir: Path, profile: str, jobs: int) -> tup
             entry["problems"] += report.problems
             for key, r in (("reference", report.reference), ("untouched", report.untouched)):
                 entry[key] = {"points": r.total, "max": r.max_total, "status": r.status, "seconds": round(r.seconds, 1)} if r else None
+                if r is not None and r.manual:  # free-response points: graded by a person, never here
+                    entry[key]["manual_max"] = r.manual_max
+                    entry[key]["manual_awaiting"] = sum(1 for v in r.manual.values() if v is None)
         except Exception as exc:  # noqa: BLE001 - one broken assignment must not hide the others
             entry["problems"].append(f"{type(exc).__name__}: {exc}")
         entry["seconds"] = round(time.perf_counter() - tic, 1)
@@ -52,8 +55,9 @@ def assignments_stage(root: Path, out_dir: Path, profile: str, jobs: int) -> tup
         data["assignments"].append(entry)
         ref, raw = entry.get("reference") or {}, entry.get("untouched") or {}
         problems = "; ".join(entry["problems"]).replace("|", "\\|").replace("\n", " ")[:400]
+        by_hand = f"; +{ref['manual_max']:g} free-response points, graded by hand" if ref.get("manual_max") else ""
         rows.append(
-            f"| {a.name} | {'ok' if entry['ok'] else 'FAILED'} | {ref.get('points', 0):g}/{ref.get('max', 0):g} ({ref.get('status', '-')}) "
+            f"| {a.name} | {'ok' if entry['ok'] else 'FAILED'} | {ref.get('points', 0):g}/{ref.get('max', 0):g} ({ref.get('status', '-')}{by_hand}) "
             f"| {raw.get('points', 0):g}/{raw.get('max', 0):g} ({raw.get('status', '-')}) | {entry['seconds']:.1f} | {problems} |"
         )
         print(f"[{'passed' if entry['ok'] else 'failed':>6}] assignment {a.name}: reference {ref.get('points', 0):g}/{ref.get('max', 0):g}, "

@@ -9,7 +9,9 @@ built and graded by the same path as real ones (:func:`cvkit.course.assignments.
 * ``untouched-release``: the release as students receive it.
 
 The assignment is valid when the first gets every point of every test cell, the second
-gets 0 in every test cell, and neither crashed, timed out or needed repairs.
+gets 0 in every test cell, and neither crashed, timed out or needed repairs. Free-response
+answers (:mod:`cvkit.course.assignments.manual`) cannot be graded here: the reference's answers
+(the model answers) must all await a person, and the untouched release's must all be unanswered (0).
 """
 
 from __future__ import annotations
@@ -52,7 +54,10 @@ class ValidateReport:
         lines = [f"{self.assignment}: {'valid' if self.ok else 'INVALID'} ({self.seconds:.1f} s)"]
         for label, r in (("reference solution", self.reference), ("untouched release", self.untouched)):
             if r is not None:
-                lines.append(f"  {label}: {r.total:g}/{r.max_total:g} points, status {r.status}, {r.seconds:.1f} s")
+                todo = [v for v in (r.manual or {}).values() if v is None]
+                manual = (f"; free response: {r.manual_max:g} points, " + (f"{len(todo)} answer(s) awaiting a person" if todo else "all unanswered (0)")
+                          if r.manual else "")
+                lines.append(f"  {label}: {r.total:g}/{r.max_total:g} autograded points{manual}, status {r.status}, {r.seconds:.1f} s")
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -100,6 +105,12 @@ def judge(report: AutogradeReport) -> list[str]:
     passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) > 0]
     if passing:
         problems.append("test cells that pass on the untouched release (they test nothing the student writes): " + ", ".join(passing))
+    unread = [a.grade_id for a in report.answers if (ref.manual or {}).get(a.grade_id, 0.0) is not None]
+    if unread:
+        problems.append("free-response answers of the reference solution not read as answered (is the model answer between the solution markers?): " + ", ".join(unread))
+    answered = [a.grade_id for a in report.answers if (raw.manual or {}).get(a.grade_id) != 0.0]
+    if answered:
+        problems.append("free-response answers of the untouched release not read as unanswered: " + ", ".join(answered))
     return problems
 
 
