@@ -7,6 +7,7 @@
     cvkit validate [A ...]     reference solution -> full marks, untouched release -> 0
     cvkit autograde A SUBS     grade a folder of submissions into grades.csv and feedback
     cvkit train [--model M ...]  train a registry model (`torchrun --nproc_per_node N -m cvkit train ...`: N GPUs)
+    cvkit checkpoints ...      list, retrain or compare the course checkpoints
     cvkit site                 build the course website from the executed notebooks into build/site/
 """
 
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from cvkit import __version__
 from cvkit.course.assignments.commands import register as _register_assignment_commands
+from cvkit.course.checkpoint_commands import add_checkpoint_commands as _register_checkpoint_commands
 from cvkit.site.command import register_site_command as _register_site_command
 
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Further subcommands append a ``register(subparsers)`` function here.
-_EXTENSIONS: list = [_register_assignment_commands, _register_site_command]
+_EXTENSIONS: list = [_register_assignment_commands, _register_checkpoint_commands, _register_site_command]
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_out: str) -> None:

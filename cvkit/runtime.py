@@ -138,12 +138,15 @@ class RunProfile:
         device: the torch device the notebook should compute on.
         sizes: the chosen profile's settings (epochs, image counts, ...).
         reason: one line saying why this profile was chosen.
+        seed: the seed every generator was seeded with (``None``: left alone); notebooks derive their own seeds
+            from it, so ``$CVKIT_SEED`` replays a whole notebook with other random numbers.
     """
 
     profile: Literal["fast", "full"]
     device: torch.device
     sizes: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+    seed: int | None = 0
 
     def __getattr__(self, name: str) -> Any:
         sizes = object.__getattribute__(self, "sizes")
@@ -209,15 +212,21 @@ def use_profile(
         fast: settings for the fast profile (e.g. ``dict(epochs=1, train_images=5000)``).
         full: settings for the full profile; must have the same keys as ``fast``.
         device: device to use (``None``: the best available, see :func:`pick_device`).
-        seed: seeds every generator with it (``None`` leaves them alone).
+        seed: seeds every generator with it (``None`` leaves them alone). ``$CVKIT_SEED``, when set, replaces it: the
+            checks of a notebook are sized from runs over several seeds (``CVKIT_SEED=3 cvkit run ...``).
         verbose: print one line saying which profile and device were chosen, and why.
 
     Returns:
         RunProfile with ``.profile``, ``.device`` and the chosen settings as attributes.
 
     Raises:
-        ValueError: unknown profile, or ``fast`` and ``full`` have different keys.
+        ValueError: unknown profile, ``fast`` and ``full`` have different keys, or ``$CVKIT_SEED`` is not an integer.
     """
+    forced_seed = os.environ.get("CVKIT_SEED", "").strip()
+    if forced_seed and seed is not None:
+        if not forced_seed.isdigit():
+            raise ValueError(f"$CVKIT_SEED must be a non-negative integer, got {forced_seed!r}; unset it to use seed {seed}")
+        seed = int(forced_seed)
     fast = dict(fast or {})
     full = dict(full or {})
     if set(fast) != set(full):
@@ -237,9 +246,10 @@ def use_profile(
         reason = "no CUDA GPU: sized to finish in about a minute on 2 CPU cores; set PROFILE='full' to override"
     if seed is not None:
         seed_everything(seed)
-    run = RunProfile(chosen, dev, MappingProxyType(full if chosen == "full" else fast), reason)
+    run = RunProfile(chosen, dev, MappingProxyType(full if chosen == "full" else fast), reason, seed)
     if verbose:
-        print(f"profile: {chosen} on {describe_device(dev)} ({reason})")
+        seeded = f"; seed {seed} from $CVKIT_SEED" if forced_seed and seed is not None else ""
+        print(f"profile: {chosen} on {describe_device(dev)} ({reason}{seeded})")
     return run
 
 

@@ -165,3 +165,18 @@ def test_bad_module_inputs():
         MultiHeadAttention(10, 4)
     with pytest.raises(ValueError, match="key_padding_mask"):
         attn(torch.randn(2, 3, 16), key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_attention_inside_mask_hand_case():
+    from cvkit.inspect import attention_inside_mask
+
+    attention = torch.tensor([[[3.0, 1.0], [0.0, 0.0]]])  # (1, 2, 2): 3/4 of the mass on the top-left patch
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, :2, :2] = True  # the object fills the top-left patch
+    mask[0, 0, 2] = True  # and a quarter of the top-right one
+    inside, area = attention_inside_mask(attention, mask)
+    assert inside.item() == pytest.approx((3 * 1 + 1 * 0.25) / 4) and area.item() == pytest.approx(5 / 16)
+    uniform, _ = attention_inside_mask(torch.ones(1, 2, 2), mask)
+    assert uniform.item() == pytest.approx(area.item()), "uniform attention scores the object's area"
+    with pytest.raises(ValueError, match="tile"):
+        attention_inside_mask(attention, torch.zeros(1, 5, 5))

@@ -473,3 +473,41 @@ def test_proposal_recall_hand_computed():
         D.proposal_recall(proposals, gt[:1])
     with pytest.raises(ValueError, match="iou_threshold"):
         D.proposal_recall(proposals, gt, 1.5)
+
+
+class _FixedDETR(torch.nn.Module):
+    """A stand-in DETR whose queries predict given boxes and object probabilities for every image."""
+
+    def __init__(self, boxes, p_object):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.boxes, self.p = boxes, p_object  # (N, Q, 4), (N, Q)
+
+    def forward(self, images):
+        n = images.shape[0]
+        p = self.p[:n].clamp(1e-6, 1 - 1e-6)
+        logits = torch.stack([p.log(), (1 - p).log()], -1)  # one class and "no object"
+        return {"logits": logits + 0 * self.w, "boxes": self.boxes[:n]}
+
+
+def test_query_specialisation_tells_a_collapsed_prior_from_specialised_queries():
+    n = 40
+    images = torch.zeros(n, 3, 64, 64)
+    # collapsed: query q fires on every image at one spot (4q, 4q)
+    fixed = torch.tensor([[4.0 * q, 4.0 * q, 4.0 * q + 2, 4.0 * q + 2] for q in range(2)]).expand(n, 2, 4)
+    collapsed = D.query_specialisation(_FixedDETR(fixed, torch.full((n, 2), 0.9)), images)
+    assert collapsed["max_firing"] == 1.0 and collapsed["spread"].tolist() == [0.0, 0.0]
+    # specialised: query 0 fires on the left half of the images, query 1 on the others, each near its own corner
+    g = torch.Generator().manual_seed(0)
+    centres = torch.stack([torch.rand(n, 2, generator=g) * 8 + 4, torch.rand(n, 2, generator=g) * 8 + 50], 1)  # (n, 2 queries, xy)
+    boxes = torch.cat([centres - 1, centres + 1], -1)
+    p = torch.stack([torch.arange(n) < n // 2, torch.arange(n) >= n // 2], 1).float()
+    spec = D.query_specialisation(_FixedDETR(boxes, p), images, min_count=5)
+    assert spec["firing"].tolist() == [0.5, 0.5] and spec["max_firing"] == 0.5
+    manual = [(c - c.mean(0)).pow(2).sum(1).mean().sqrt().item() for c in (centres[: n // 2, 0], centres[n // 2 :, 1])]
+    assert spec["spread"].tolist() == pytest.approx(manual, rel=1e-5)
+    everything = torch.cat([centres[: n // 2, 0], centres[n // 2 :, 1]])
+    overall = (everything - everything.mean(0)).pow(2).sum(1).mean().sqrt().item()
+    assert spec["spread_ratio"] == pytest.approx(sum(manual) / 2 / overall, rel=1e-5) and spec["spread_ratio"] < 0.2
+    with pytest.raises(ValueError, match="N, 3, H, W"):
+        D.query_specialisation(_FixedDETR(boxes, p), images[0])

@@ -324,3 +324,26 @@ def test_plot_schedules_shows_q_sample_of_the_chosen_schedule():
     assert torch.allclose(torch.as_tensor(image.images[0].get_array().data), expected)
     with pytest.raises(KeyError, match="kind must be one of"):
         plot_schedules(schedules, x0, "sigmoid", 40)
+
+
+def test_guidance_class_share_counts_samples_of_their_class():
+    from cvkit.diffusion import guidance_class_share
+
+    schedule = make_schedule("cosine", 100)
+    calls = []
+
+    def model(x, t, y):  # predicts noise that pushes the image towards brightness y / 10 (-1: no class -> dark)
+        calls.append(y.clone())
+        target = torch.where(y >= 0, y.float() / 10, torch.zeros_like(y, dtype=torch.float)) * 2 - 1  # in [-1, 1]
+        ab = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return (x - ab.sqrt() * target.view(-1, 1, 1, 1)) / (1 - ab).sqrt()
+
+    def classifier(images):  # the class whose brightness is nearest
+        return -(images.mean((1, 2, 3))[:, None] - torch.arange(10) / 10).abs()
+
+    out = guidance_class_share(model, classifier, schedule, (0.0, 1.0), samples_per_class=2, num_steps=10, image_shape=(1, 4, 4), device="cpu")
+    assert out["labels"].tolist() == [c for c in range(10) for _ in range(2)]
+    assert out["shares"][1.0] == 1.0, "the conditional model makes every class"
+    assert out["shares"][0.0] == pytest.approx(0.1), "the unconditional model makes class 0 only"
+    assert all((c == -1).all() for c in calls[:10]), "scale 0 calls the model on 'no class' only (one pass)"
+    assert out["images"][1.0].shape == (20, 1, 4, 4) and 0 <= out["images"][1.0].min() <= out["images"][1.0].max() <= 1

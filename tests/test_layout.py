@@ -23,6 +23,7 @@ TIERS = [
     {"cvkit.detection", "cvkit.segmentation", "cvkit.diffusion", "cvkit.generative", "cvkit.ssl", "cvkit.vl", "cvkit.sam",
      "cvkit.geometry", "cvkit.tracking"},
     {"cvkit.models"},
+    {"cvkit.lessons"},
     {"cvkit.viz"},
     {"cvkit.widgets"},
     {"cvkit.course"},

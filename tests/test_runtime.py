@@ -50,6 +50,22 @@ def test_use_profile_picks_sizes(monkeypatch, capsys):
         use_profile("fast", fast=dict(epochs=1), full=dict(steps=2))
 
 
+def test_cvkit_seed_replaces_a_notebooks_seed(monkeypatch, capsys):
+    monkeypatch.delenv("CVKIT_PROFILE", raising=False)
+    monkeypatch.setenv("CVKIT_SEED", "3")
+    p = use_profile("fast", fast=dict(n=1), full=dict(n=2))
+    drawn = torch.rand(2)
+    assert p.seed == 3 and "seed 3 from $CVKIT_SEED" in capsys.readouterr().out
+    seed_everything(3)
+    assert torch.equal(drawn, torch.rand(2)), "use_profile must seed the generators with $CVKIT_SEED"
+    assert use_profile("fast", fast=dict(n=1), full=dict(n=2), seed=None).seed is None, "seed=None leaves generators alone"
+    monkeypatch.setenv("CVKIT_SEED", "three")
+    with pytest.raises(ValueError, match="CVKIT_SEED"):
+        use_profile("fast", fast=dict(n=1), full=dict(n=2))
+    monkeypatch.delenv("CVKIT_SEED")
+    assert use_profile("fast", fast=dict(n=1), full=dict(n=2)).seed == 0
+
+
 def test_seed_everything_repeats_draws():
     seed_everything(7)
     a = torch.rand(3)

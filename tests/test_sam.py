@@ -245,6 +245,32 @@ def test_official_sam_with_package_but_no_checkpoint(monkeypatch):
         load_official_sam(checkpoint="/nonexistent/sam_vit_b.pth", device="cpu")
 
 
+def test_official_sam_offline_asks_only_the_local_cache(monkeypatch):
+    """Offline, the hub client is told to stay local (it would otherwise retry for half a minute before failing)."""
+    import socket
+
+    calls = []
+
+    class FakeSam:
+        @staticmethod
+        def from_pretrained(model_id, local_files_only=False):
+            calls.append(local_files_only)
+            raise OSError("not cached")
+
+    fake = types.ModuleType("transformers")
+    fake.SamModel = fake.SamProcessor = FakeSam
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    monkeypatch.setitem(sys.modules, "segment_anything", None)
+
+    def refuse(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(OfficialSamUnavailable, match="no internet and no cached copy"):
+        load_official_sam(device="cpu")
+    assert calls == [True]
+
+
 def test_memory_readout_matches_scaled_dot_product_attention():
     g = torch.Generator().manual_seed(0)
     q, k, v = torch.randn(5, 8, generator=g), torch.randn(7, 8, generator=g), torch.rand(7, 1, generator=g)

@@ -44,6 +44,7 @@ from cvkit.detection.training import (
     evaluate_detector,
     format_ap,
     predict_detections,
+    query_specialisation,
     rpn_proposals,
     torchvision_detection_step,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "mean_average_precision",
     "nms",
     "proposal_recall",
+    "query_specialisation",
     "normalize_boxes",
     "predict_detections",
     "region_targets",

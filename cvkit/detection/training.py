@@ -145,6 +145,63 @@ def evaluate_detector(model: nn.Module, samples, label_offset: int = 1, batch_si
     return result
 
 
+@torch.no_grad()
+def query_specialisation(model: nn.Module, images: torch.Tensor, threshold: float = 0.5, min_count: int = 5,
+                         batch_size: int = 64) -> dict:
+    """Do DETR's object queries specialise (Carion et al. 2020, Fig. 7), or has each collapsed onto a fixed guess?
+
+    For every query, the box centres it predicts with P(object) > ``threshold`` over ``images``. A specialised query
+    fires on some images only, in its own region: the spread of its centres (RMS distance to their mean) is well below
+    the spread of all confident centres. A collapsed one fires on (nearly) every image at one spot, whatever the image
+    shows; its spread is also small, so read ``spread_ratio`` together with ``max_firing``.
+
+    Args:
+        model: a DETR (its forward returns ``logits`` (B, Q, K + 1), the last class "no object", and ``boxes``
+            (B, Q, 4) xyxy pixels).
+        images: (N, 3, H, W) float in [0, 1].
+        threshold: P(object) above which a prediction counts as confident.
+        min_count: queries with fewer confident predictions are left out of ``spread_ratio``.
+
+    Returns:
+        dict with ``p_object`` (N, Q) and ``centres`` (N, Q, 2) (x, y pixels) on the CPU, ``firing`` (Q,) the fraction
+        of images on which each query is confident, ``spread`` (Q,) RMS distance of each query's confident centres to
+        their mean (NaN below ``min_count``), ``spread_ratio`` (float: the count-weighted mean of ``spread`` over the
+        spread of all confident centres; NaN when nothing is confident) and ``max_firing`` (float).
+
+    Raises:
+        ValueError: ``images`` is not (N, 3, H, W) with N >= 1.
+    """
+    if images.ndim != 4 or images.shape[0] < 1:
+        raise ValueError(f"images must be (N, 3, H, W) with N >= 1, got {tuple(images.shape)}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    p_parts, c_parts = [], []
+    try:
+        for chunk in images.split(batch_size):
+            out = model(chunk.to(device))
+            p_parts.append(1 - out["logits"].softmax(-1)[..., -1].cpu())  # (B, Q)
+            c_parts.append(((out["boxes"][..., :2] + out["boxes"][..., 2:]) / 2).cpu())  # (B, Q, 2)
+    finally:
+        model.train(was_training)
+    p_object, centres = torch.cat(p_parts), torch.cat(c_parts)  # (N, Q), (N, Q, 2)
+    confident = p_object > threshold
+    firing = confident.float().mean(0)  # (Q,)
+    spread = torch.full((p_object.shape[1],), float("nan"))
+    weighted, count = 0.0, 0
+    for q in range(p_object.shape[1]):
+        pts = centres[confident[:, q], q]  # (n_q, 2)
+        if len(pts) >= min_count:
+            spread[q] = (pts - pts.mean(0)).pow(2).sum(1).mean().sqrt()
+            weighted += float(spread[q]) * len(pts)
+            count += len(pts)
+    everything = centres[confident]  # (n, 2)
+    overall = float((everything - everything.mean(0)).pow(2).sum(1).mean().sqrt()) if len(everything) else float("nan")
+    ratio = weighted / count / overall if count and overall > 0 else float("nan")
+    return {"p_object": p_object, "centres": centres, "firing": firing, "spread": spread, "spread_ratio": ratio,
+            "max_firing": float(firing.max())}
+
+
 def format_ap(result: Mapping[str, torch.Tensor], names: Sequence[str] | None = None) -> str:
     """One line: ``AP 0.512  AP50 0.873  AP75 0.540`` (plus per class when ``names`` are given)."""
     line = f"AP {float(result['map']):.3f}  AP50 {float(result['map_50']):.3f}  AP75 {float(result['map_75']):.3f}"

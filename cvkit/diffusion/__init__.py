@@ -12,6 +12,7 @@ Images are (B, C, H, W) scaled to [-1, 1] (``x * 2 - 1``); timesteps are 0-based
 """
 
 from cvkit.diffusion.forward import gather, predict_x0, q_sample
+from cvkit.diffusion.fidelity import guidance_class_share
 from cvkit.diffusion.guidance import guided_epsilon
 from cvkit.diffusion.latent import LatentDenoiser, LatentScaler, encode_latents
 from cvkit.diffusion.loss import NULL_LABEL, diffusion_loss, diffusion_step, drop_labels
@@ -36,6 +37,7 @@ __all__ = [
     "diffusion_step",
     "drop_labels",
     "gather",
+    "guidance_class_share",
     "guided_epsilon",
     "inference_timesteps",
     "linear_betas",

@@ -42,6 +42,9 @@ def guided_epsilon(
     if scale == 1:
         return model(x_t, t, labels)
     null = torch.full_like(labels, NULL_LABEL)
+    if scale == 0:  # the unconditional model alone: the conditional pass would be multiplied by 0
+        return model(x_t, t, null)
     eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))  # (2B, C, H, W)
     eps_cond, eps_uncond = eps.chunk(2)
     return eps_uncond + scale * (eps_cond - eps_uncond)
+

@@ -13,6 +13,7 @@ Nothing here draws: the pictures are in :mod:`cvkit.viz` (``show_feature_maps``,
 
 from cvkit.inspect.attention import (
     HEAD_FUSIONS,
+    attention_inside_mask,
     attention_maps,
     attention_rollout,
     cls_attention,
@@ -30,6 +31,7 @@ __all__ = [
     "GradCAMResult",
     "LayerRow",
     "ModelSummary",
+    "attention_inside_mask",
     "attention_maps",
     "window_attention_logits",
     "attention_rollout",

@@ -23,6 +23,7 @@ from typing import Iterator, Literal, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cvkit.layers.attention import MultiHeadAttention
 
@@ -215,6 +216,36 @@ def mean_attention_distance(
         p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
         out.append((p * dist).sum(-1).mean(dim=(0, 2)))  # (h,)
     return torch.stack(out)  # (L, h)
+
+
+def attention_inside_mask(attention: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The share of an attention map that falls on an object, and the share a uniform map would put there.
+
+    A map that "focuses on the object" (rollout on a photo, ViT Fig. 6) puts more of its mass on the object's patches
+    than their share of the image; attention spread evenly, or on the background, does not.
+
+    Args:
+        attention: (B, gh, gw) non-negative weights over the patch grid (e.g. ``cls_attention(attention_rollout(maps), ...)``).
+        masks: (B, H, W) bool or float in [0, 1], the object's pixels; H, W multiples of gh, gw (each patch's share of
+            object pixels is its weight).
+
+    Returns:
+        ``(inside, area)``: (B,) float32 each: the attention mass on the object (a patch counts by the fraction of its
+        pixels on the object), and the object's share of the image (what uniform attention gives).
+
+    Raises:
+        ValueError: batch sizes differ, or the mask does not tile into the grid.
+    """
+    if attention.dim() != 3 or masks.dim() != 3 or attention.shape[0] != masks.shape[0]:
+        raise ValueError(f"need attention (B, gh, gw) and masks (B, H, W) with the same B, got {tuple(attention.shape)} "
+                         f"and {tuple(masks.shape)}")
+    (gh, gw), (h, w) = attention.shape[1:], masks.shape[1:]
+    if h % gh or w % gw:
+        raise ValueError(f"a {h}x{w} mask does not tile into a {gh}x{gw} grid of patches")
+    share = F.avg_pool2d(masks.float()[:, None].cpu(), (h // gh, w // gw))[:, 0]  # (B, gh, gw): object share of each patch
+    a = attention.float().cpu()
+    inside = (a * share).sum((1, 2)) / a.sum((1, 2)).clamp_min(1e-12)
+    return inside, share.mean((1, 2))
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from cvkit.sam.model import SmallSAM
+from cvkit.segmentation.metrics import paired_mask_iou
 
 
 def memory_readout(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,3 +194,36 @@ def _prompt_from_readout(readout: torch.Tensor, size: int) -> tuple[torch.Tensor
     ys, xs = torch.nonzero(readout >= 0.5 * readout.max(), as_tuple=True)
     box = torch.stack([xs.min() * cell[0], ys.min() * cell[1], (xs.max() + 1) * cell[0], (ys.max() + 1) * cell[1]]).float()
     return point.view(1, 1, 2), box.view(1, 4)  # (B=1, N=1, xy), (B=1, xyxy)
+
+
+def evaluate_tracking(model: SmallSAM, dataset, frames: int = 6, velocity: tuple[int, int] | None = None,
+                      max_frames: int = 3, temperature: float = 0.1) -> torch.Tensor:
+    """SAM 2-style tracking quality: the mean IoU per frame over one video per image of ``dataset``.
+
+    Each image's first object slides across its scene (:func:`moving_object_video`); frame 0 is prompted with the
+    object's box, later frames only through memory attention (:func:`track_with_memory`).
+
+    Args:
+        model: a trained :class:`SmallSAM`.
+        dataset: a :class:`cvkit.data.ShapesDataset` (or a list of its samples) of ``model.image_size`` images.
+        frames: T, frames per video.
+        velocity: (dx, dy) pixels per frame (default: (S / 16, S / 32), at least 1, as in lesson 13).
+        max_frames, temperature: of :func:`track_with_memory`.
+
+    Returns:
+        (T,) float32: the IoU of predicted and true masks in frame t, averaged over the videos.
+
+    Raises:
+        ValueError: an empty dataset.
+    """
+    if len(dataset) == 0:
+        raise ValueError("need at least one image to make a video from")
+    s = model.image_size
+    velocity = velocity or (max(1, s // 16), max(1, s // 32))
+    ious = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        video, truth = moving_object_video(sample.image, sample.masks[0], frames=frames, velocity=velocity)
+        track = track_with_memory(model, video, sample.boxes[0], max_frames=max_frames, temperature=temperature)
+        ious.append(paired_mask_iou(track.masks, truth))  # (T,)
+    return torch.stack(ious).mean(0)

@@ -170,13 +170,28 @@ def load_official_sam(
         except ImportError:
             reasons.append("transformers is not installed (pip install transformers)")
         else:
+            # a local folder or a cached copy first; the hub only when it answers (offline, the hub client would
+            # retry for half a minute before failing)
+            local_only = Path(model_id).is_dir() or not _hub_reachable()
             try:
-                model = SamModel.from_pretrained(model_id).to(device).eval()
-                processor = SamProcessor.from_pretrained(model_id)
+                model = SamModel.from_pretrained(model_id, local_files_only=local_only).to(device).eval()
+                processor = SamProcessor.from_pretrained(model_id, local_files_only=local_only)
                 return OfficialSamPredictor(hf_model=model, hf_processor=processor)
             except Exception as exc:  # offline without a cached copy, or a wrong id
-                reasons.append(f"transformers could not load {model_id!r} (no internet and no cached copy?): {type(exc).__name__}")
+                why = "no internet and no cached copy" if local_only else "a wrong id, or a failed download?"
+                reasons.append(f"transformers could not load {model_id!r} ({why}): {type(exc).__name__}")
     raise OfficialSamUnavailable("official SAM unavailable: " + "; ".join(reasons))
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the Hugging Face hub opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def try_official_sam(**kwargs) -> OfficialSamPredictor | None:

@@ -17,6 +17,7 @@ from cvkit.vl.clip import (
     clip_loss,
     clip_step,
     dense_similarity,
+    pointing_game,
     region_embeddings,
     zero_shot_classifier,
     zero_shot_predict,
@@ -30,6 +31,6 @@ from cvkit.vl.vqa import ANSWERS, QUESTION_VOCAB, VQAData, VQANet, questions_for
 __all__ = [
     "CLIP", "CaptionTokenizer", "CaptionedImages", "Decoded", "ClipImageEncoder", "ShowAttendTell", "TextEncoder",
     "TransformerCaptioner", "beam_search", "caption_loss", "caption_metrics", "caption_step", "captioned_shapes", "clip_loss",
-    "clip_step", "dense_similarity", "greedy_decode", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
+    "clip_step", "dense_similarity", "greedy_decode", "pointing_game", "region_embeddings", "zero_shot_classifier", "zero_shot_predict",
     "ANSWERS", "QUESTION_VOCAB", "VQAData", "VQANet", "questions_for", "vqa_accuracy", "vqa_shapes", "vqa_step",
 ]

@@ -263,3 +263,44 @@ def region_embeddings(model: CLIP, images: torch.Tensor, boxes: Sequence[torch.T
     stride = images.shape[-1] / dense.shape[-1]
     pooled = roi_align(dense, [b.to(dense) for b in boxes], output_size=2, spatial_scale=1 / stride, sampling_ratio=2, aligned=True)
     return F.normalize(pooled.mean(dim=(2, 3)), dim=1)  # (K, E)
+
+
+@torch.no_grad()
+def pointing_game(model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str],
+                  batch_size: int = 256) -> tuple[float, float]:
+    """The pointing game (Zhang et al. 2016, used for CLIP-style heat maps): for every object, does the peak of its own
+    class prompt's heat map (:func:`dense_similarity`, upsampled to the image) fall on the object?
+
+    Args:
+        model: a trained :class:`CLIP`.
+        data: a :class:`cvkit.vl.CaptionedImages` (``images``, and per image ``objects`` as (colour, shape) names and
+            ``masks`` (K, H, W) bool in the same order).
+        class_embeddings: (len(classes), E) unit rows, e.g. :func:`zero_shot_classifier` of ``classes``.
+        classes: the class names, ``"colour shape"`` (e.g. ``"red circle"``).
+
+    Returns:
+        ``(hit_rate, chance)``: the fraction of objects hit, and the mean share of the image an object covers (what a
+        point drawn uniformly at random would score).
+
+    Raises:
+        ValueError: an object whose ``"colour shape"`` is not in ``classes``.
+    """
+    device = next(model.parameters()).device
+    index = {name: i for i, name in enumerate(classes)}
+    images = data.images
+    size = tuple(images.shape[-2:])
+    hits, total, area = 0, 0, 0.0
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size].to(device)
+        chunk = chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk
+        heat = dense_similarity(model, chunk, class_embeddings.to(device), size=size).cpu()  # (B, K, H, W)
+        for b in range(heat.shape[0]):
+            i = start + b
+            for (colour, shape), mask in zip(data.objects[i], data.masks[i]):
+                name = f"{colour} {shape}"
+                if name not in index:
+                    raise ValueError(f"object {name!r} is not among the classes {list(classes)[:6]}...")
+                hits += bool(mask.flatten()[heat[b, index[name]].argmax()])
+                area += mask.float().mean().item()
+                total += 1
+    return hits / max(total, 1), area / max(total, 1)
