@@ -52,15 +52,53 @@ def start_cluster(folder: Path, workers: int) -> tuple[str, list[subprocess.Pope
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     file = folder / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(file)], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(file),
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     while not file.exists():
         time.sleep(0.2)
     for i in range(workers):
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file), "--nthreads", "1",
-                                       "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"], env=env,
-                                      start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(file),
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"w{i}",
+                ],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     with Client(scheduler_file=str(file), timeout=30) as client:
         client.wait_for_workers(workers, timeout=120)
         return client.scheduler.address, procs
@@ -70,7 +108,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=100, help="submissions (copies of the four fixtures)")
     parser.add_argument("--jobs", type=int, nargs="*", default=[1, 2], help="LocalCluster sizes to time")
-    parser.add_argument("--cluster", type=int, default=0, help="also start a dask scheduler and this many dask workers here and time it")
+    parser.add_argument(
+        "--cluster", type=int, default=0, help="also start a dask scheduler and this many dask workers here and time it"
+    )
     parser.add_argument("--scheduler", default=None, help="also time a running cluster at this address")
     parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto")
     args = parser.parse_args()
@@ -81,14 +121,18 @@ def main() -> int:
 
     a = load_assignment("a1_convolution", ROOT)
     load = f"load {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
-    print(f"cvkit autograde a1_convolution, {args.n} submissions; sandbox {args.sandbox} ({sandbox_status()[1]}); {os.cpu_count()} CPUs; {load}")
+    print(
+        f"cvkit autograde a1_convolution, {args.n} submissions; sandbox {args.sandbox} ({sandbox_status()[1]}); {os.cpu_count()} CPUs; {load}"
+    )
     runs = [(f"-j {j}", j, None) for j in args.jobs]
     with tempfile.TemporaryDirectory(prefix="cvkit-scale-") as tmp:
         procs: list[subprocess.Popen] = []
         try:
             if args.cluster:
                 address, procs = start_cluster(Path(tmp), args.cluster)
-                runs.append((f"--scheduler (dask scheduler + {args.cluster} dask workers on 127.0.0.1)", args.cluster, address))
+                runs.append(
+                    (f"--scheduler (dask scheduler + {args.cluster} dask workers on 127.0.0.1)", args.cluster, address)
+                )
             if args.scheduler:
                 from distributed import Client
 
@@ -103,10 +147,21 @@ def main() -> int:
                 subs = Path(tmp) / f"subs-{i}"
                 expected = copy_submissions(subs, args.n)
                 tic = time.perf_counter()
-                report = autograde(a, subs, Path(tmp) / f"out-{i}", jobs=workers, progress=False, prepared=prepared, sandbox=args.sandbox,
-                                   scheduler=scheduler)
+                report = autograde(
+                    a,
+                    subs,
+                    Path(tmp) / f"out-{i}",
+                    jobs=workers,
+                    progress=False,
+                    prepared=prepared,
+                    sandbox=args.sandbox,
+                    scheduler=scheduler,
+                )
                 wall = time.perf_counter() - tic
-                ok = all((r.status, r.total) == expected[r.student] for r in report.results) and len(report.results) == args.n
+                ok = (
+                    all((r.status, r.total) == expected[r.student] for r in report.results)
+                    and len(report.results) == args.n
+                )
                 cost = wall * workers / args.n
                 costs.append((label, cost))
                 print(f"| {label} | {args.n} | {wall:.1f} | {60 * args.n / wall:.1f} | {cost:.2f} | {ok} |", flush=True)
@@ -119,7 +174,9 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for label, cost in costs:
         for m in (1000, 10000):
-            print(f"| {label} | {m:,} | " + " | ".join(f"{cost * m / w / 60:.0f} min" for w in (1, 2, 8, 32, 128)) + " |")
+            print(
+                f"| {label} | {m:,} | " + " | ".join(f"{cost * m / w / 60:.0f} min" for w in (1, 2, 8, 32, 128)) + " |"
+            )
     return 0
 
 

@@ -61,9 +61,20 @@ PADDING = 2  # random translation: up to 2 pixels in x and y, reflected borders
 
 PROFILES = {
     # about 90 s for both ways on 2 CPU cores (eval on a class-balanced half of the test set)
-    "fast": dict(epochs=2, train_images=10_000, test_images=5_000, batch_size=256, width=16, lr=4e-3, target=0.80, compile="off"),
+    "fast": dict(
+        epochs=2, train_images=10_000, test_images=5_000, batch_size=256, width=16, lr=4e-3, target=0.80, compile="off"
+    ),
     # a GPU: the full training and test sets
-    "full": dict(epochs=10, train_images=60_000, test_images=10_000, batch_size=512, width=32, lr=4e-3, target=0.93, compile="auto"),
+    "full": dict(
+        epochs=10,
+        train_images=60_000,
+        test_images=10_000,
+        batch_size=512,
+        width=32,
+        lr=4e-3,
+        target=0.93,
+        compile="auto",
+    ),
 }
 
 # Dense tensor-core peak (TFLOP/s) from the vendors' datasheets, by autocast precision. fp32 on
@@ -167,12 +178,21 @@ def textbook_run(model, train_data, test_data, cfg: TrainConfig, device, batch_s
     from torchvision import transforms as T
 
     train_tf = T.Compose(
-        [T.RandomHorizontalFlip(), T.RandomCrop(28, padding=PADDING, padding_mode="reflect"), T.ToTensor(), T.Normalize((MEAN,), (STD,))]
+        [
+            T.RandomHorizontalFlip(),
+            T.RandomCrop(28, padding=PADDING, padding_mode="reflect"),
+            T.ToTensor(),
+            T.Normalize((MEAN,), (STD,)),
+        ]
     )
     test_tf = T.Compose([T.ToTensor(), T.Normalize((MEAN,), (STD,))])
     pin = device.type == "cuda"
-    train_loader = torch.utils.data.DataLoader(TutorialFashionMNIST(train_data, train_tf), batch_size=batch_size, shuffle=True, num_workers=2, pin_memory=pin)
-    test_loader = torch.utils.data.DataLoader(TutorialFashionMNIST(test_data, test_tf), batch_size=1024, shuffle=False, num_workers=2, pin_memory=pin)
+    train_loader = torch.utils.data.DataLoader(
+        TutorialFashionMNIST(train_data, train_tf), batch_size=batch_size, shuffle=True, num_workers=2, pin_memory=pin
+    )
+    test_loader = torch.utils.data.DataLoader(
+        TutorialFashionMNIST(test_data, test_tf), batch_size=1024, shuffle=False, num_workers=2, pin_memory=pin
+    )
 
     seed_everything(cfg.seed)
     model.to(device)
@@ -212,7 +232,15 @@ def textbook_run(model, train_data, test_data, cfg: TrainConfig, device, batch_s
 
 def cvkit_run(model, train_data, test_data, cfg: TrainConfig, device, batch_size, target) -> "Run":
     """Train with :func:`cvkit.train.fit` and the device-resident loader; returns the per-epoch record."""
-    train_loader = DeviceLoader.from_dataset(train_data, batch_size, augment=flip_and_translate(PADDING), mean=[MEAN], std=[STD], device=device, seed=cfg.seed)
+    train_loader = DeviceLoader.from_dataset(
+        train_data,
+        batch_size,
+        augment=flip_and_translate(PADDING),
+        mean=[MEAN],
+        std=[STD],
+        device=device,
+        seed=cfg.seed,
+    )
     test_loader = DeviceLoader.from_dataset(test_data, 1024, shuffle=False, mean=[MEAN], std=[STD], device=device)
     run = Run("cvkit.train.fit")
 
@@ -308,8 +336,15 @@ def load_average() -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", choices=["auto", "fast", "full"], default="auto", help="fast: CPU-sized; full: the whole training set ('auto': full on CUDA)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--profile",
+        choices=["auto", "fast", "full"],
+        default="auto",
+        help="fast: CPU-sized; full: the whole training set ('auto': full on CUDA)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -319,11 +354,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=None, help="test accuracy for the time-to-target figure")
     p.add_argument("--cpu-threads", type=int, default=None, help="limit to this many cores (2 imitates Colab)")
     p.add_argument("--compile", choices=["auto", "on", "off"], default=None, help="torch.compile in the cvkit way")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="autocast in the cvkit way (the textbook loop is fp32)")
-    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto", help="memory format in the cvkit way")
-    p.add_argument("--repeats", type=int, default=1, help="run both ways this many times (alternating) and report the median")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="autocast in the cvkit way (the textbook loop is fp32)",
+    )
+    p.add_argument(
+        "--channels-last", choices=["auto", "on", "off"], default="auto", help="memory format in the cvkit way"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=1, help="run both ways this many times (alternating) and report the median"
+    )
     p.add_argument("--only", choices=["both", "textbook", "cvkit"], default="both")
-    p.add_argument("--warmup", choices=["auto", "on", "off"], default="auto", help="compile/autotune before timing ('auto': on CUDA)")
+    p.add_argument(
+        "--warmup",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="compile/autotune before timing ('auto': on CUDA)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -340,12 +389,23 @@ def main(argv=None) -> None:
     compile_opt = {"auto": "auto", "on": True, "off": False}[args.compile or settings["compile"]]
     channels_last = {"auto": "auto", "on": True, "off": False}[args.channels_last]
 
-    train_data = load_fashion_mnist("train", limit=settings["train_images"] if settings["train_images"] < 60_000 else None)
+    train_data = load_fashion_mnist(
+        "train", limit=settings["train_images"] if settings["train_images"] < 60_000 else None
+    )
     test_data = load_fashion_mnist("test").subset(settings["test_images"])
     cfg = TrainConfig(
-        epochs=settings["epochs"], lr=settings["lr"], optimizer="adamw", weight_decay=5e-4, scheduler="onecycle",
-        precision=args.precision, channels_last=channels_last, compile=compile_opt, device=str(device),
-        seed=args.seed, progress=False, verbose=False,
+        epochs=settings["epochs"],
+        lr=settings["lr"],
+        optimizer="adamw",
+        weight_decay=5e-4,
+        scheduler="onecycle",
+        precision=args.precision,
+        channels_last=channels_last,
+        compile=compile_opt,
+        device=str(device),
+        seed=args.seed,
+        progress=False,
+        verbose=False,
     )
     steps = math.ceil(len(train_data) / settings["batch_size"])
     plan = plan_speed(cfg, device, cfg.epochs * steps)
@@ -356,29 +416,41 @@ def main(argv=None) -> None:
 
     print("== train_speed: textbook PyTorch loop vs cvkit.train.fit ==")
     print(f"device      {device} -- {describe_hardware(device)}")
-    print(f"versions    python {platform.python_version()}, torch {torch.__version__}, torchvision {_torchvision_version()}, cvkit {cvkit.__version__}, numpy {np.__version__}")
+    print(
+        f"versions    python {platform.python_version()}, torch {torch.__version__}, torchvision {_torchvision_version()}, cvkit {cvkit.__version__}, numpy {np.__version__}"
+    )
     print(f"cpu         {threads}; load average {load_average()} (1, 5, 15 min)")
-    print(f"profile     {profile}: {settings['epochs']} epochs, {len(train_data)} training images, {len(test_data)} test images, "
-          f"batch {settings['batch_size']}, width {settings['width']}, AdamW lr {settings['lr']} one-cycle, flip + translate {PADDING}")
-    print(f"model       small_resnet: {sum(p.numel() for p in initial.parameters()) / 1e6:.3f} M parameters, "
-          f"{flops / 1e6:.1f} MFLOP per training image (forward + backward)")
+    print(
+        f"profile     {profile}: {settings['epochs']} epochs, {len(train_data)} training images, {len(test_data)} test images, "
+        f"batch {settings['batch_size']}, width {settings['width']}, AdamW lr {settings['lr']} one-cycle, flip + translate {PADDING}"
+    )
+    print(
+        f"model       small_resnet: {sum(p.numel() for p in initial.parameters()) / 1e6:.3f} M parameters, "
+        f"{flops / 1e6:.1f} MFLOP per training image (forward + backward)"
+    )
     print(f"cvkit path  {plan.describe()}")
     print("textbook    fp32, NCHW, eager, DataLoader(num_workers=2) + PIL transforms, loss.item() per step")
 
     if args.warmup == "on" or (args.warmup == "auto" and device.type == "cuda"):
-        print(f"warm-up     {warm_up(initial, train_data, test_data, cfg, device, settings['batch_size']):.1f} s (compile, autotune; not timed below)")
+        print(
+            f"warm-up     {warm_up(initial, train_data, test_data, cfg, device, settings['batch_size']):.1f} s (compile, autotune; not timed below)"
+        )
 
     ways = {"textbook": textbook_run, "cvkit": cvkit_run}
     chosen = list(ways) if args.only == "both" else [args.only]
     runs: dict[str, list[Run]] = {k: [] for k in chosen}
     for r in range(args.repeats):
         for key in chosen:
-            run = ways[key](copy.deepcopy(initial), train_data, test_data, cfg, device, settings["batch_size"], settings["target"])
+            run = ways[key](
+                copy.deepcopy(initial), train_data, test_data, cfg, device, settings["batch_size"], settings["target"]
+            )
             runs[key].append(run)
             acc = ", ".join(f"{a:.4f}" for a in run.accuracies)
             ttt = f"{run.seconds_to_target:.1f} s" if run.seconds_to_target is not None else "not reached"
-            print(f"run {r + 1} {run.name:<16} {run.images_per_second:8.0f} img/s  train {run.train_seconds:6.1f} s  "
-                  f"test accuracy per epoch [{acc}]  time to {settings['target']:.0%}: {ttt}  (load {load_average()})")
+            print(
+                f"run {r + 1} {run.name:<16} {run.images_per_second:8.0f} img/s  train {run.train_seconds:6.1f} s  "
+                f"test accuracy per epoch [{acc}]  time to {settings['target']:.0%}: {ttt}  (load {load_average()})"
+            )
 
     print()
     print(f"summary over {args.repeats} run(s) each (median; images/s over the training passes, evaluation excluded)")
@@ -393,8 +465,10 @@ def main(argv=None) -> None:
         tflops = flops * ips / 1e12
         peak = peak_tflops(device, precisions[key])
         use = f" = {tflops / peak:.2%} of the {peak:g} TFLOP/s {precisions[key]} peak" if peak else ""
-        print(f"  {rs[0].name:<16} {ips:8.0f} img/s  final test accuracy {acc:.4f}  time to {settings['target']:.0%}: {ttt}  "
-              f"achieved {tflops:.3f} TFLOP/s{use}")
+        print(
+            f"  {rs[0].name:<16} {ips:8.0f} img/s  final test accuracy {acc:.4f}  time to {settings['target']:.0%}: {ttt}  "
+            f"achieved {tflops:.3f} TFLOP/s{use}"
+        )
     if len(medians) == 2:
         print(f"  ratio            cvkit / textbook = {medians['cvkit'] / medians['textbook']:.2f}x images/s")
     if device.type != "cuda":

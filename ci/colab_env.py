@@ -40,11 +40,40 @@ COLAB_PYTHON = "3.13"  # the interpreter of the runtime the freeze file describe
 # What a lecture touches, at Colab's versions: the numeric stack, the Jupyter stack the front end talks to,
 # and the libraries a notebook may compare against when the runtime has them (diffusers, pycocotools).
 PINNED = (
-    "torch", "torchvision", "numpy", "scipy", "matplotlib", "scikit-image", "scikit-learn", "pillow", "sympy", "tqdm",
-    "pycocotools", "diffusers", "packaging", "requests",
-    "ipykernel", "ipython", "ipywidgets", "widgetsnbextension", "jupyterlab-widgets", "ipyevents", "notebook",
-    "jupyter-client", "jupyter-core", "jupyter-server", "traitlets", "tornado", "pyzmq", "matplotlib-inline",
-    "nbclient", "nbconvert", "nbformat", "psutil", "pip", "setuptools",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "scikit-image",
+    "scikit-learn",
+    "pillow",
+    "sympy",
+    "tqdm",
+    "pycocotools",
+    "diffusers",
+    "packaging",
+    "requests",
+    "ipykernel",
+    "ipython",
+    "ipywidgets",
+    "widgetsnbextension",
+    "jupyterlab-widgets",
+    "ipyevents",
+    "notebook",
+    "jupyter-client",
+    "jupyter-core",
+    "jupyter-server",
+    "traitlets",
+    "tornado",
+    "pyzmq",
+    "matplotlib-inline",
+    "nbclient",
+    "nbconvert",
+    "nbformat",
+    "psutil",
+    "pip",
+    "setuptools",
 )
 
 
@@ -83,7 +112,9 @@ def venv_python(venv: Path) -> Path:
 
 def stamp(python: str) -> dict:
     """What the venv was built from; a different stamp means rebuild."""
-    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     digest = hashlib.sha256(FREEZE.read_bytes() + "\n".join(PINNED).encode() + BUILD_STEPS.encode()).hexdigest()[:16]
     return {"python": version, "freeze": digest}
 
@@ -114,13 +145,33 @@ def build(venv: Path = DEFAULT_VENV, python: str | None = None, quiet: bool = Tr
         q = ["-q"] if quiet else []
         py = str(venv_python(venv))
         subprocess.run([py, "-m", "pip", "install", *q, f"pip=={pins['pip']}"], check=True)
-        subprocess.run([py, "-m", "pip", "install", *q, "-c", str(constraints), *(f"{n}=={v}" for n, v in pins.items())], check=True)
+        subprocess.run(
+            [py, "-m", "pip", "install", *q, "-c", str(constraints), *(f"{n}=={v}" for n, v in pins.items())],
+            check=True,
+        )
         # Colab's kernel, under its own name so that no other python3 kernelspec on the machine is picked up.
-        subprocess.run([py, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME, "--display-name", "Python 3 (Colab pins)"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                py,
+                "-m",
+                "ipykernel",
+                "install",
+                "--sys-prefix",
+                "--name",
+                KERNEL_NAME,
+                "--display-name",
+                "Python 3 (Colab pins)",
+            ],
+            check=True,
+            capture_output=True,
+        )
         # The classic Notebook front end (the browser tests' stand-in for Colab's) loads ipyevents' JavaScript from
         # share/jupyter/nbextensions, which its wheel does not fill; Colab loads it through its own widget manager.
-        subprocess.run([py, "-m", "notebook.nbextensions", "install", "--py", "--sys-prefix", "ipyevents"], check=True, capture_output=True)
+        subprocess.run(
+            [py, "-m", "notebook.nbextensions", "install", "--py", "--sys-prefix", "ipyevents"],
+            check=True,
+            capture_output=True,
+        )
     changed = drift(venv)
     if changed:
         raise RuntimeError(f"the venv does not hold Colab's pins: {changed}")
@@ -170,8 +221,13 @@ def clean_copy(dest: Path) -> Path:
     What a student's ``git+https`` install clones: building from the working folder itself would let setuptools
     reuse a stale ``build/lib`` (modules deleted from the tree stay in it).
     """
-    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
     for name in filter(None, names):
         source = ROOT / name
         if source.is_file():
@@ -183,12 +239,18 @@ def clean_copy(dest: Path) -> Path:
 def build_wheel(venv: Path, out: Path) -> Path:
     """A wheel of this checkout (what pip builds from the git URL on Colab), written into ``out``."""
     source = clean_copy(out / "source")
-    subprocess.run([str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)], check=True,
-                   capture_output=True, cwd=tempfile.gettempdir())
+    subprocess.run(
+        [str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
+        check=True,
+        capture_output=True,
+        cwd=tempfile.gettempdir(),
+    )
     return next(out.glob("cvkit_course-*.whl"))
 
 
-def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path | None = None) -> subprocess.CompletedProcess:
+def run_setup_cell(
+    venv: Path, dry_run_report: Path | None = None, target: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the setup cell's code in the venv's Python, with cvkit not installed, as a fresh runtime would.
 
     ``target`` replaces the course's git URL; by default a clean copy of this checkout (:func:`clean_copy`).
@@ -199,7 +261,9 @@ def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path 
     an isolated build environment for a source folder, which then installs nothing and fails.
     """
     py = str(venv_python(venv))
-    subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course", "cvkit"], capture_output=True, check=False)
+    subprocess.run(
+        [py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course", "cvkit"], capture_output=True, check=False
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     if dry_run_report is not None:
         env.update(PIP_DRY_RUN="1", PIP_REPORT=str(dry_run_report))
@@ -208,7 +272,9 @@ def run_setup_cell(venv: Path, dry_run_report: Path | None = None, target: Path 
         work = Path(tmp) / "work"
         work.mkdir()
         target = target or clean_copy(Path(tmp) / "clone")
-        return subprocess.run([py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=work, check=False)
+        return subprocess.run(
+            [py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=work, check=False
+        )
 
 
 def changes(report: dict) -> list[str]:
@@ -229,17 +295,32 @@ def run_notebooks(venv: Path, paths: list[Path], out: Path, timeout: int = 600) 
     Returns one ``{"name", "ok", "seconds", "error"}`` per notebook (in order).
     """
     out.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CVKIT_HEADLESS", "MPLBACKEND", "JUPYTER_PATH")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CVKIT_HEADLESS", "MPLBACKEND", "JUPYTER_PATH")
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     results = []
     for path in paths:
         tic = time.perf_counter()
         proc = subprocess.run(
-            [str(venv / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute", str(path),
-             "--output-dir", str(out), f"--ExecutePreprocessor.kernel_name={KERNEL_NAME}",
-             f"--ExecutePreprocessor.timeout={timeout}"],
-            capture_output=True, text=True, env=env, cwd=path.parent, check=False,
+            [
+                str(venv / "bin" / "jupyter"),
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                str(path),
+                "--output-dir",
+                str(out),
+                f"--ExecutePreprocessor.kernel_name={KERNEL_NAME}",
+                f"--ExecutePreprocessor.timeout={timeout}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=path.parent,
+            check=False,
         )
         seconds = time.perf_counter() - tic
         error = "" if proc.returncode == 0 else proc.stderr[-3000:]
@@ -255,7 +336,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=("build", "install", "check", "run", "pins"))
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    parser.add_argument("--python", default=None, help="interpreter for the venv (default: $CVKIT_COLAB_PYTHON or this one)")
+    parser.add_argument(
+        "--python", default=None, help="interpreter for the venv (default: $CVKIT_COLAB_PYTHON or this one)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "colab-notebooks")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
@@ -288,7 +371,9 @@ def main(argv: list[str]) -> int:
     results = run_notebooks(venv, [p.resolve() for p in paths], args.out, args.timeout)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     failed = [r["name"] for r in results if not r["ok"]]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed {failed or ''}; {sum(r['seconds'] for r in results):.0f} s")
+    print(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed {failed or ''}; {sum(r['seconds'] for r in results):.0f} s"
+    )
     return 1 if failed else 0
 
 

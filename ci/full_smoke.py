@@ -28,33 +28,123 @@ TINY = {
     "01_learning_as_optimization": dict(train_images=2000, epochs=1, descent_steps=200, digits_steps=1000),
     "02_convolution": dict(photo_size=512, timing_repeats=10),
     "03_cnn_building_blocks": dict(epochs=1, train_images=1000, test_images=500),
-    "04_cnn_architectures": dict(image_size=28, width=4, shallow=8, deep=14, train_images=500, epochs=1,
-                                 zoo=("alexnet_mini", "vgg_mini", "googlenet_mini", "resnext_mini", "densenet_mini", "se_resnet_mini",
-                                      "sknet_mini", "convnext_mini", "replknet_mini"), zoo_epochs=1, cifar=True),
+    "04_cnn_architectures": dict(
+        image_size=28,
+        width=4,
+        shallow=8,
+        deep=14,
+        train_images=500,
+        epochs=1,
+        zoo=(
+            "alexnet_mini",
+            "vgg_mini",
+            "googlenet_mini",
+            "resnext_mini",
+            "densenet_mini",
+            "se_resnet_mini",
+            "sknet_mini",
+            "convnext_mini",
+            "replknet_mini",
+        ),
+        zoo_epochs=1,
+        cifar=True,
+    ),
     "05_seeing_inside_cnns": dict(train_images=500, epochs=1, width=16, canvas=36, test_images=200),
-    "06_attention_vit": dict(train_sizes=(200, 400), epochs=1, batch_size=64, test_images=200, train_deit=True, photos=4),
+    "06_attention_vit": dict(
+        train_sizes=(200, 400), epochs=1, batch_size=64, test_images=200, train_deit=True, photos=4
+    ),
     "07_hierarchical_transformers": dict(train_images=300, epochs=1, batch_size=64, test_images=200),
     "08_object_detection": dict(loc_images=300, loc_epochs=1, region_images=100, region_epochs=1, eval_images=20),
-    "08_object_detection_2_faster_rcnn": dict(train_images=64, epochs=1, batch_size=8, lr=3e-3, val_images=20, voc_images=4),
+    "08_object_detection_2_faster_rcnn": dict(
+        train_images=64, epochs=1, batch_size=8, lr=3e-3, val_images=20, voc_images=4
+    ),
     "08_object_detection_3_detr": dict(train_images=64, epochs=1, batch_size=32, val_images=20),
-    "09_segmentation": dict(image_size=64, train_images=100, patch_samples=2000, fcn_epochs=1, unet_epochs=2, unet_base=16,
-                            pet_images=64, pet_size=96),
+    "09_segmentation": dict(
+        image_size=64,
+        train_images=100,
+        patch_samples=2000,
+        fcn_epochs=1,
+        unet_epochs=2,
+        unet_base=16,
+        pet_images=64,
+        pet_size=96,
+    ),
     "09_segmentation_2_mask_rcnn": dict(train_images=64, epochs=1, mask_channels=64, val_images=20),
-    "10_1_captioning": dict(train_images=300, test_images=100, image_size=64, widths=(32, 64, 128), decoder_layers=2, epochs=1,
-                            batch_size=128, lr=2e-3, beam_size=3),
-    "10_2_clip_vision_language": dict(train_images=600, test_images=200, image_size=64, widths=(32, 64, 128), epochs=1,
-                                      batch_size=256, lr=2e-3),
-    "11_1_ssl_pretext_tasks": dict(pretrain_images=1024, probe_train=1000, probe_test=500, widths=(32, 64, 128), epochs=1,
-                                   batch_size=512, lr=2e-3, colour_images=500, embedding="tsne"),
-    "11_2_ssl_contrastive": dict(pretrain_images=1024, probe_train=1000, probe_test=500, widths=(32, 64, 128), epochs=1,
-                                 batch_size=512, lr=2e-3, queue_size=16384, embedding="tsne"),
-    "11_3_ssl_masked_modeling": dict(pretrain_images=1024, probe_train=1000, probe_test=500, dim=128, depth=6, epochs=1,
-                                     batch_size=512, lr=1.5e-3, visual_tokens=256, embedding="tsne"),
-    "12_autoencoders_gans": dict(train_images=1000, batch_size=128, ae_epochs=1, vae_epochs=1, gan_epochs=1, width=32, gan_width=64,
-                                 restore_patches=500, restore_epochs=1, restore_width=64, restore_depth=8),
-    "12_diffusion": dict(train_images=500, epochs=1, batch_size=128, base_channels=48, lr=1e-3, ddpm_steps=1000, ddim_steps=50, grid=10),
-    "13_segment_anything": dict(image_size=64, train_images=300, test_images=100, epochs=1, batch_size=64, embed_dim=64,
-                                encoder_width=32, encoder_blocks=3, lr=2e-3),
+    "10_1_captioning": dict(
+        train_images=300,
+        test_images=100,
+        image_size=64,
+        widths=(32, 64, 128),
+        decoder_layers=2,
+        epochs=1,
+        batch_size=128,
+        lr=2e-3,
+        beam_size=3,
+    ),
+    "10_2_clip_vision_language": dict(
+        train_images=600, test_images=200, image_size=64, widths=(32, 64, 128), epochs=1, batch_size=256, lr=2e-3
+    ),
+    "11_1_ssl_pretext_tasks": dict(
+        pretrain_images=1024,
+        probe_train=1000,
+        probe_test=500,
+        widths=(32, 64, 128),
+        epochs=1,
+        batch_size=512,
+        lr=2e-3,
+        colour_images=500,
+        embedding="tsne",
+    ),
+    "11_2_ssl_contrastive": dict(
+        pretrain_images=1024,
+        probe_train=1000,
+        probe_test=500,
+        widths=(32, 64, 128),
+        epochs=1,
+        batch_size=512,
+        lr=2e-3,
+        queue_size=16384,
+        embedding="tsne",
+    ),
+    "11_3_ssl_masked_modeling": dict(
+        pretrain_images=1024,
+        probe_train=1000,
+        probe_test=500,
+        dim=128,
+        depth=6,
+        epochs=1,
+        batch_size=512,
+        lr=1.5e-3,
+        visual_tokens=256,
+        embedding="tsne",
+    ),
+    "12_autoencoders_gans": dict(
+        train_images=1000,
+        batch_size=128,
+        ae_epochs=1,
+        vae_epochs=1,
+        gan_epochs=1,
+        width=32,
+        gan_width=64,
+        restore_patches=500,
+        restore_epochs=1,
+        restore_width=64,
+        restore_depth=8,
+    ),
+    "12_diffusion": dict(
+        train_images=500, epochs=1, batch_size=128, base_channels=48, lr=1e-3, ddpm_steps=1000, ddim_steps=50, grid=10
+    ),
+    "13_segment_anything": dict(
+        image_size=64,
+        train_images=300,
+        test_images=100,
+        epochs=1,
+        batch_size=64,
+        embed_dim=64,
+        encoder_width=32,
+        encoder_blocks=3,
+        lr=2e-3,
+    ),
 }
 
 
@@ -83,11 +173,26 @@ def main(argv: list[str]) -> int:
         failed_cell = None
         if not result.ok and result.output and Path(result.output).exists():
             cells = json.loads(Path(result.output).read_text())["cells"]
-            failed_cell = next((i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        reached_checks = result.ok or failed_cell is not None and failed_cell >= checks_cell(path) + 1  # +1: papermill's injected cell
-        rows.append(dict(name=name, status=result.status, seconds=round(result.seconds, 1), reached_checks=reached_checks,
-                         message=result.message.splitlines()[0][:200] if result.message else ""))
-        print(f"{name:36s} {result.status:7s} {result.seconds:6.1f} s  reached Checks: {reached_checks}  {rows[-1]['message']}", flush=True)
+            failed_cell = next(
+                (i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+                None,
+            )
+        reached_checks = (
+            result.ok or failed_cell is not None and failed_cell >= checks_cell(path) + 1
+        )  # +1: papermill's injected cell
+        rows.append(
+            dict(
+                name=name,
+                status=result.status,
+                seconds=round(result.seconds, 1),
+                reached_checks=reached_checks,
+                message=result.message.splitlines()[0][:200] if result.message else "",
+            )
+        )
+        print(
+            f"{name:36s} {result.status:7s} {result.seconds:6.1f} s  reached Checks: {reached_checks}  {rows[-1]['message']}",
+            flush=True,
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "smoke.json").write_text(json.dumps(rows, indent=2) + "\n")

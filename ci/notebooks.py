@@ -42,7 +42,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parents[1]
-DISTRIBUTION = "cvkit-course"  # the name on PyPI and in pip (the import name is cvkit; "cvkit" on PyPI is another project)
+DISTRIBUTION = (
+    "cvkit-course"  # the name on PyPI and in pip (the import name is cvkit; "cvkit" on PyPI is another project)
+)
 
 COLAB_BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})"
 KAGGLE_BADGE = "[![Open In Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})"
@@ -51,7 +53,7 @@ KAGGLE_BADGE = "[![Open In Kaggle](https://kaggle.com/static/images/open-in-kagg
 # Everything already installed is passed to pip as a constraint: pip may add what is missing (cvkit itself,
 # torchmetrics) but can change nothing the runtime has, so Colab's torch and its Jupyter stack (ipykernel,
 # IPython, ipywidgets 7) stay as they are. {source} is the pip requirement of the course package.
-SETUP_CELL = '''\
+SETUP_CELL = """\
 # Setup (Colab, Kaggle): installs the course package cvkit and only what this runtime lacks; it never
 # upgrades what the runtime has (torch, Jupyter, ipywidgets). Where cvkit is installed it does nothing.
 import importlib.metadata as md, importlib.util, os, socket, subprocess, sys, tempfile
@@ -72,7 +74,7 @@ if importlib.util.find_spec("cvkit") is None:
     print("installed:", ", ".join(added) or "nothing", "- every package the runtime had is unchanged")
 else:
     import cvkit
-    print(f"cvkit {{cvkit.__version__}} is installed: nothing to do")'''
+    print(f"cvkit {{cvkit.__version__}} is installed: nothing to do")"""
 
 
 def course_config(root: Path = ROOT) -> dict[str, str]:
@@ -87,7 +89,7 @@ def course_config(root: Path = ROOT) -> dict[str, str]:
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo or ""):
         raise ValueError(f"pyproject.toml [tool.cvkit] repository must be https://github.com/OWNER/REPO, got {repo!r}")
     if not branch:
-        raise ValueError("pyproject.toml [tool.cvkit] needs branch = \"main\" (the branch students open)")
+        raise ValueError('pyproject.toml [tool.cvkit] needs branch = "main" (the branch students open)')
     return {"repository": repo, "branch": branch}
 
 
@@ -113,7 +115,9 @@ def setup_cell(source: str | None = None) -> str:
 
 def lecture_notebooks() -> list[Path]:
     """The lecture notebooks, then the project templates (notebooks/projects/), which follow the same contract."""
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted((ROOT / "notebooks" / "projects").glob("*.ipynb"))
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
+        (ROOT / "notebooks" / "projects").glob("*.ipynb")
+    )
 
 
 def assignment_sources() -> list[Path]:
@@ -157,7 +161,7 @@ def _is_badge_line(line: str) -> bool:
 
 def _setup_index(cells: list[dict]) -> int | None:
     for i, c in enumerate(cells[:4]):
-        if c.get("cell_type") == "code" and "find_spec(\"cvkit\")" in _source(c):
+        if c.get("cell_type") == "code" and 'find_spec("cvkit")' in _source(c):
             return i
     return None
 
@@ -182,7 +186,9 @@ def problems(path: Path, lecture: bool | None = None) -> list[str]:
     else:
         badges = [line for line in _source(cells[0]).split("\n") if _is_badge_line(line)]
         if badges != [badge_line(_badge_target(path), cfg)]:
-            found.append("the badge line (Colab and Kaggle) differs from [tool.cvkit] in pyproject.toml (run: python ci/notebooks.py sync)")
+            found.append(
+                "the badge line (Colab and Kaggle) differs from [tool.cvkit] in pyproject.toml (run: python ci/notebooks.py sync)"
+            )
     setup = _setup_index(cells)
     if setup != 1:
         found.append("the second cell must be the setup cell (run: python ci/notebooks.py sync)")
@@ -191,11 +197,13 @@ def problems(path: Path, lecture: bool | None = None) -> list[str]:
     if kind != "lecture":
         return found
     code = [_source(c) for c in cells if c.get("cell_type") == "code"]
-    params = [c for c in cells if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    params = [
+        c for c in cells if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
     if len(params) != 1:
         found.append(f"needs exactly one code cell tagged 'parameters', found {len(params)}")
-    elif "PROFILE = \"auto\"" not in _source(params[0]):
-        found.append("the parameters cell must set PROFILE = \"auto\"")
+    elif 'PROFILE = "auto"' not in _source(params[0]):
+        found.append('the parameters cell must set PROFILE = "auto"')
     if not any("use_profile(PROFILE" in s for s in code):
         found.append("no call to cvkit.runtime.use_profile(PROFILE, ...)")
     return found
@@ -224,7 +232,7 @@ def sync(path: Path) -> bool:
         lines = [line for i, line in enumerate(lines) if i not in at[1:]]
     else:
         title = next(i for i, line in enumerate(lines) if line.startswith("# "))
-        lines[title + 1:title + 1] = ["", badge]
+        lines[title + 1 : title + 1] = ["", badge]
     _set_source(cells[0], "\n".join(lines))
     setup = _setup_index(cells)
     if setup is None:
@@ -252,7 +260,9 @@ def url_elsewhere(root: Path = ROOT) -> list[str]:
     cfg = course_config(root)
     slug = cfg["repository"].removeprefix("https://github.com/")
     try:
-        tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True).stdout.split("\0")
+        tracked = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.split("\0")
     except (OSError, subprocess.CalledProcessError):
         return []
     found = []
@@ -330,7 +340,9 @@ def main(argv: list[str]) -> int:
             bad += 1
     if not given:
         for name in url_elsewhere():
-            print(f"{name}: spells out the course URL; it belongs only in pyproject.toml [tool.cvkit] (generated cells read it)")
+            print(
+                f"{name}: spells out the course URL; it belongs only in pyproject.toml [tool.cvkit] (generated cells read it)"
+            )
             bad += 1
     print(f"{len(paths)} notebooks checked, {bad} problem(s)")
     return 1 if bad else 0

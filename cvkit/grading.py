@@ -127,7 +127,9 @@ def _fail(name: str, message: str, hint: str | None) -> GradingError:
 # ---------------------------------------------------------------------------------------------
 # checks
 # ---------------------------------------------------------------------------------------------
-def check_type(actual: Any, expected_type: type | tuple[type, ...], name: str = "answer", hint: str | None = None) -> None:
+def check_type(
+    actual: Any, expected_type: type | tuple[type, ...], name: str = "answer", hint: str | None = None
+) -> None:
     """Fail unless ``actual`` is an instance of ``expected_type`` (bool is not accepted as a number)."""
     types = expected_type if isinstance(expected_type, tuple) else (expected_type,)
     is_bool = isinstance(actual, bool) and bool not in types
@@ -167,14 +169,20 @@ def check_tensor(
     if tuple(actual.shape) != tuple(expected.shape):
         raise _fail(name, f"expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}", hint)
     if check_dtype and actual.dtype != expected.dtype:
-        raise _fail(name, f"expected dtype {expected.dtype}, got {actual.dtype}", hint or f"convert with .to({expected.dtype})")
+        raise _fail(
+            name, f"expected dtype {expected.dtype}, got {actual.dtype}", hint or f"convert with .to({expected.dtype})"
+        )
     a = actual.cpu()
     e = expected.cpu().to(a.dtype) if not check_dtype else expected.cpu()
     if a.is_floating_point() or a.is_complex():
         bad = ~torch.isfinite(a) & torch.isfinite(e)
         if bool(bad.any()):
             where = tuple(int(i) for i in bad.nonzero()[0])
-            raise _fail(name, f"has {int(bad.sum())} NaN/inf value(s) where the reference is finite, first at index {where}", hint)
+            raise _fail(
+                name,
+                f"has {int(bad.sum())} NaN/inf value(s) where the reference is finite, first at index {where}",
+                hint,
+            )
         if not torch.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
             diff = (a - e).abs()
             diff = torch.where(torch.isnan(diff), torch.zeros_like(diff), diff)
@@ -222,7 +230,15 @@ def check_int(actual: Any, expected: int, name: str = "answer", hint: str | None
         raise _fail(name, f"expected {expected}, got {int(actual)}", hint)
 
 
-def check_float(actual: Any, expected: float, name: str = "answer", *, atol: float = 1e-6, rtol: float = 1e-5, hint: str | None = None) -> None:
+def check_float(
+    actual: Any,
+    expected: float,
+    name: str = "answer",
+    *,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    hint: str | None = None,
+) -> None:
     """Fail unless ``actual`` is a real number (int/float/0-d tensor, not bool) close to ``expected``."""
     if isinstance(actual, torch.Tensor):
         if actual.numel() != 1:
@@ -245,7 +261,9 @@ def check_tuple_of_ints(actual: Any, expected: Sequence[int], name: str = "answe
         check_int(a, e, f"{name}[{i}]", hint)
 
 
-def check_module_output(module: Any, inputs: torch.Tensor, expected_shape: Sequence[int], name: str = "module", hint: str | None = None) -> torch.Tensor:
+def check_module_output(
+    module: Any, inputs: torch.Tensor, expected_shape: Sequence[int], name: str = "module", hint: str | None = None
+) -> torch.Tensor:
     """Run ``module(inputs)`` and check it returns a finite tensor of ``expected_shape``; returns the output.
 
     It runs the student's module, so it belongs in a test's ``answers`` (or in a student's own cell);
@@ -259,7 +277,12 @@ def check_module_output(module: Any, inputs: torch.Tensor, expected_shape: Seque
     return out
 
 
-def check_raises(actual: Any, expected: type[BaseException] | tuple[type[BaseException], ...], name: str = "call", hint: str | None = None) -> Any:
+def check_raises(
+    actual: Any,
+    expected: type[BaseException] | tuple[type[BaseException], ...],
+    name: str = "call",
+    hint: str | None = None,
+) -> Any:
     """Fail unless the student's call raised ``expected`` (a subclass counts).
 
     Args:
@@ -359,13 +382,24 @@ def to_plain(value: Any) -> tuple[Any, dict[str, torch.Tensor]]:
         if numpy is not None and isinstance(v, numpy.generic) and numpy.dtype(type(v)).kind in "biuf":
             kind = numpy.dtype(type(v)).kind
             value = bool(v) if kind == "b" else int(v) if kind in "iu" else float(v)
-            return {_TAG: "npscalar", "dtype": str(numpy.dtype(type(v))), "v": value if kind != "f" or math.isfinite(value) else repr(value)}
+            return {
+                _TAG: "npscalar",
+                "dtype": str(numpy.dtype(type(v))),
+                "v": value if kind != "f" or math.isfinite(value) else repr(value),
+            }
         return _opaque_plain(v)
 
     def add_tensor(t: torch.Tensor) -> str:
         plain = torch.Tensor.detach(t)
-        if plain.layout != torch.strided or plain.is_quantized or plain.device.type == "meta" or getattr(plain, "is_nested", False):
-            raise ValueError(f"a tensor with layout {plain.layout} on {plain.device} cannot be handed back; return a dense tensor")
+        if (
+            plain.layout != torch.strided
+            or plain.is_quantized
+            or plain.device.type == "meta"
+            or getattr(plain, "is_nested", False)
+        ):
+            raise ValueError(
+                f"a tensor with layout {plain.layout} on {plain.device} cannot be handed back; return a dense tensor"
+            )
         plain = plain.as_subclass(torch.Tensor).to("cpu").contiguous().clone()
         budget["bytes"] += plain.numel() * plain.element_size()
         if budget["bytes"] > MAX_TENSOR_BYTES:
@@ -420,7 +454,11 @@ def from_plain(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if tag == "npscalar":
             value = v.get("v")
             value = float(value) if value in ("nan", "inf", "-inf") else value
-            return numpy.dtype(str(v.get("dtype"))).type(value) if numpy.dtype(str(v.get("dtype"))).kind in "biuf" else Opaque("numpy scalar")
+            return (
+                numpy.dtype(str(v.get("dtype"))).type(value)
+                if numpy.dtype(str(v.get("dtype"))).kind in "biuf"
+                else Opaque("numpy scalar")
+            )
         if tag == "raised":
             return Raised([str(c) for c in _list(v.get("classes"))], str(v.get("message", "")))
         if tag == "opaque":

@@ -225,7 +225,9 @@ def use_profile(
     forced_seed = os.environ.get("CVKIT_SEED", "").strip()
     if forced_seed and seed is not None:
         if not forced_seed.isdigit():
-            raise ValueError(f"$CVKIT_SEED must be a non-negative integer, got {forced_seed!r}; unset it to use seed {seed}")
+            raise ValueError(
+                f"$CVKIT_SEED must be a non-negative integer, got {forced_seed!r}; unset it to use seed {seed}"
+            )
         seed = int(forced_seed)
     fast = dict(fast or {})
     full = dict(full or {})

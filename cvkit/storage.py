@@ -51,7 +51,9 @@ def detect_platform() -> Platform:
     forced = os.environ.get("CVKIT_PLATFORM", "").strip().lower()
     if forced:
         if forced not in PLATFORMS:
-            raise ValueError(f"$CVKIT_PLATFORM must be one of {PLATFORMS}, got {forced!r}; unset it to detect the platform")
+            raise ValueError(
+                f"$CVKIT_PLATFORM must be one of {PLATFORMS}, got {forced!r}; unset it to detect the platform"
+            )
         return forced  # type: ignore[return-value]
     if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG"):
         return "colab"
@@ -91,11 +93,19 @@ def places() -> Places:
     if platform == "colab":
         if drive_mounted():
             return Places("colab", COLAB_DRIVE / "cvkit", True, "on Google Drive: kept when the runtime disconnects")
-        return Places("colab", COLAB_CONTENT / "cvkit", False,
-                      "in /content: lost when the runtime is recycled; run cvkit.storage.mount_google_drive() first to keep them")
+        return Places(
+            "colab",
+            COLAB_CONTENT / "cvkit",
+            False,
+            "in /content: lost when the runtime is recycled; run cvkit.storage.mount_google_drive() first to keep them",
+        )
     if platform == "kaggle":
-        return Places("kaggle", KAGGLE_ROOT / "working" / "cvkit", True,
-                      "in /kaggle/working: kept for this session and saved with a notebook version")
+        return Places(
+            "kaggle",
+            KAGGLE_ROOT / "working" / "cvkit",
+            True,
+            "in /kaggle/working: kept for this session and saved with a notebook version",
+        )
     return Places("local", Path.cwd(), True, "in the current folder")
 
 

@@ -30,17 +30,31 @@ def _assignment(root: Path, name: str, bad: bool) -> None:
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.cvkit = {"cell_timeout": 30, "time_limit": 120}
     call = ("1 + {x}", "{x} + {x}") if bad else ("student.double({x})", "2 * {x}")
-    test = ("from cvkit.grading import check_int, run_test\n\n"
-            "def answers(student):\n    return {answer}\n\n"
-            "def checks(got):\n    check_int(got, {expected}, 'double')\n\n"
-            "run_test(None, answers, checks)")
+    test = (
+        "from cvkit.grading import check_int, run_test\n\n"
+        "def answers(student):\n    return {answer}\n\n"
+        "def checks(got):\n    check_int(got, {expected}, 'double')\n\n"
+        "run_test(None, answers, checks)"
+    )
     visible = test.format(answer=call[0].format(x=2), expected=4 if not bad else 3)
     hidden = test.format(answer=call[0].format(x=21), expected=42 if not bad else 22)
     nb.cells = [
         _cell("markdown", f"# {name}", grade_id="intro", locked=True),
-        _cell("code", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", grade_id="double", solution=True),
+        _cell(
+            "code",
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            grade_id="double",
+            solution=True,
+        ),
         _cell("code", f"# visible test\n{visible}", grade_id="test_double", grade=True, locked=True, points=1),
-        _cell("code", f"# hidden test\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS", grade_id="test_double_hidden", grade=True, locked=True, points=1),
+        _cell(
+            "code",
+            f"# hidden test\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS",
+            grade_id="test_double_hidden",
+            grade=True,
+            locked=True,
+            points=1,
+        ),
     ]
     folder = root / "solutions" / name
     (folder / "data").mkdir(parents=True)
@@ -62,8 +76,15 @@ def course(tmp_path_factory):
 def test_release_publishes_notebook_and_data_only_and_check_finds_drift(course, monkeypatch, capsys):
     monkeypatch.setenv("CVKIT_COURSE_ROOT", str(course))
     assert main(["release"]) == 0
-    released = sorted(str(p.relative_to(course / "assignments")) for p in (course / "assignments").rglob("*") if p.is_file())
-    assert released == ["a0_bad/a0_bad.ipynb", "a0_bad/data/numbers.txt", "a0_good/a0_good.ipynb", "a0_good/data/numbers.txt"]
+    released = sorted(
+        str(p.relative_to(course / "assignments")) for p in (course / "assignments").rglob("*") if p.is_file()
+    )
+    assert released == [
+        "a0_bad/a0_bad.ipynb",
+        "a0_bad/data/numbers.txt",
+        "a0_good/a0_good.ipynb",
+        "a0_good/data/numbers.txt",
+    ]
     text = (course / "assignments" / "a0_good" / "a0_good.ipynb").read_text()
     assert "return 2 * x" not in text and "double(21)" not in text and "BEGIN" not in text
     assert main(["release", "--check", "a0_good"]) == 0
@@ -94,9 +115,17 @@ def test_main_job_stage_validates_every_assignment(course, tmp_path, monkeypatch
     rows = {a["name"]: a for a in data["assignments"]}
     assert not ok and not rows["a0_bad"]["ok"]
     assert rows["a0_good"]["ok"], rows["a0_good"]["problems"]
-    assert rows["a0_good"]["reference"] == {"points": 2.0, "max": 2.0, "status": "graded", "seconds": rows["a0_good"]["reference"]["seconds"]}
+    assert rows["a0_good"]["reference"] == {
+        "points": 2.0,
+        "max": 2.0,
+        "status": "graded",
+        "seconds": rows["a0_good"]["reference"]["seconds"],
+    }
     assert rows["a0_good"]["untouched"]["points"] == 0.0
-    assert any("pass on the untouched release" in p and p.endswith(": test_double, test_double_hidden") for p in rows["a0_bad"]["problems"])
+    assert any(
+        "pass on the untouched release" in p and p.endswith(": test_double, test_double_hidden")
+        for p in rows["a0_bad"]["problems"]
+    )
     assert "| a0_bad | FAILED |" in markdown and "| a0_good |" in markdown
     assert (tmp_path / "out" / "a0_good" / "release" / "a0_good.ipynb").is_file()
 
@@ -124,15 +153,25 @@ def test_a_stuck_kernel_and_a_slow_notebook_are_stopped(tmp_path):
         + stuck["cells"][1]["source"]
     )
     slow = json.loads(json.dumps(good))
-    nap = {"cell_type": "code", "metadata": {}, "source": "import time\ntime.sleep(2.5)", "outputs": [], "execution_count": None}
+    nap = {
+        "cell_type": "code",
+        "metadata": {},
+        "source": "import time\ntime.sleep(2.5)",
+        "outputs": [],
+        "execution_count": None,
+    }
     slow["cells"][1:1] = [dict(nap) for _ in range(5)]
     for student, nb_ in (("sam_stuck", stuck), ("tim_slow", slow)):
         (tmp_path / "subs" / student).mkdir(parents=True)
         (tmp_path / "subs" / student / "a0_good.ipynb").write_text(json.dumps(nb_))
     report = autograde(a, tmp_path / "subs", tmp_path / "out", jobs=2, progress=False)
     rows = {r.student: r for r in report.results}
-    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message, rows["sam_stuck"].message
-    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message, rows["tim_slow"].message
+    assert rows["sam_stuck"].status == "timeout" and "ignored the interrupt" in rows["sam_stuck"].message, rows[
+        "sam_stuck"
+    ].message
+    assert rows["tim_slow"].status == "timeout" and "time limit of 8 s" in rows["tim_slow"].message, rows[
+        "tim_slow"
+    ].message
     assert rows["sam_stuck"].total == rows["tim_slow"].total == 0
 
 
@@ -148,7 +187,11 @@ def test_publish_writes_the_student_course_and_refuses_to_leak(course, tmp_path,
     out = tmp_path / "public"
     assert main(["publish", str(out)]) == 0
     published = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert "notebooks/01_intro.ipynb" in published and "assignments/a0_good/a0_good.ipynb" in published and "pyproject.toml" in published
+    assert (
+        "notebooks/01_intro.ipynb" in published
+        and "assignments/a0_good/a0_good.ipynb" in published
+        and "pyproject.toml" in published
+    )
     assert not [p for p in published if p.startswith(("solutions", "tests")) or p.endswith(".db")], published
     assert "keep the instructor repository private" in capsys.readouterr().out
 
@@ -160,7 +203,10 @@ def test_publish_writes_the_student_course_and_refuses_to_leak(course, tmp_path,
     released.write_text(json.dumps(nb))
     try:
         assert main(["publish", str(out)]) == 2
-        assert "not published: assignments/a0_good/a0_good.ipynb: 1 solution/hidden-test line(s)" in capsys.readouterr().err
+        assert (
+            "not published: assignments/a0_good/a0_good.ipynb: 1 solution/hidden-test line(s)"
+            in capsys.readouterr().err
+        )
         assert "return 2 * x" not in (out / "assignments" / "a0_good" / "a0_good.ipynb").read_text()
     finally:
         released.write_text(good)

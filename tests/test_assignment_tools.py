@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cvkit.course.assignments import AssignmentError, cell_source, is_answer_cell, load_assignment, nbgrader_meta, read_json
+from cvkit.course.assignments import (
+    AssignmentError,
+    cell_source,
+    is_answer_cell,
+    load_assignment,
+    nbgrader_meta,
+    read_json,
+)
 from cvkit.course.assignments.execute import CellRecord, Execution
 from cvkit.course.assignments.feedback import cap_outputs, find_leaks
 from cvkit.course.assignments.grade import GradeResult, TestVerdict, decide_status
@@ -76,13 +83,21 @@ def test_stripped_metadata_is_restored_from_the_release(submission):
     for cell in fixed["cells"]:
         if gid(cell):
             assert nbgrader_meta(cell) == nbgrader_meta(RELEASE["cells"][index(RELEASE, gid(cell))])
-    assert "def conv2d_loops" in fixed["cells"][index(fixed, "conv2d_loops")]["source"], "solution recognised by what it defines"
+    assert "def conv2d_loops" in fixed["cells"][index(fixed, "conv2d_loops")]["source"], (
+        "solution recognised by what it defines"
+    )
     assert any("metadata restored" in n for n in notes)
 
 
 def test_deleted_test_cell_goes_back_after_the_students_work_for_that_part(submission):
     del submission["cells"][index(submission, "test_conv2d_loops")]
-    helper = {"cell_type": "code", "metadata": {}, "source": "def my_helper():\n    return 1", "outputs": [], "execution_count": None}
+    helper = {
+        "cell_type": "code",
+        "metadata": {},
+        "source": "def my_helper():\n    return 1",
+        "outputs": [],
+        "execution_count": None,
+    }
     submission["cells"].insert(index(submission, "conv2d_loops") + 1, helper)
     fixed, notes = repair_submission(submission, RELEASE)
     order = [gid(c) or cell_source(c)[:13] for c in fixed["cells"]]
@@ -110,7 +125,12 @@ def test_deleted_solution_cells_are_not_reinserted(submission):
 
 
 def test_unknown_ids_junk_cells_and_outputs(submission):
-    submission["cells"][0]["metadata"]["nbgrader"] = {"grade": True, "grade_id": "made_up", "points": 100, "schema_version": 3}
+    submission["cells"][0]["metadata"]["nbgrader"] = {
+        "grade": True,
+        "grade_id": "made_up",
+        "points": 100,
+        "schema_version": 3,
+    }
     submission["cells"].append({"cell_type": "widget", "source": "?"})
     submission["cells"].append("not a cell")
     code = submission["cells"][index(submission, "conv2d_loops")]
@@ -119,7 +139,11 @@ def test_unknown_ids_junk_cells_and_outputs(submission):
     fixed, notes = repair_submission(submission, RELEASE)
     assert "made_up" not in ids(fixed)
     assert any("made_up" in n for n in notes) and any("2 malformed" in n for n in notes)
-    assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in fixed["cells"] if c["cell_type"] == "code")
+    assert all(
+        c.get("outputs", []) == [] and c.get("execution_count") is None
+        for c in fixed["cells"]
+        if c["cell_type"] == "code"
+    )
     import nbformat
 
     nbformat.validate(nbformat.from_dict(fixed))
@@ -137,7 +161,16 @@ def test_unreadable_files_are_ungradable():
 # ------------------------------------------------------------------------------------------ collection
 def _nb(path: Path, grade_ids=()):
     path.parent.mkdir(parents=True, exist_ok=True)
-    cells = [{"cell_type": "code", "metadata": {"nbgrader": {"grade_id": g}}, "source": "", "outputs": [], "execution_count": None} for g in grade_ids]
+    cells = [
+        {
+            "cell_type": "code",
+            "metadata": {"nbgrader": {"grade_id": g}},
+            "source": "",
+            "outputs": [],
+            "execution_count": None,
+        }
+        for g in grade_ids
+    ]
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
 
 
@@ -174,7 +207,9 @@ def test_every_entry_gets_a_unique_id_whatever_the_names(tmp_path):
     assert by_name["Иван"].student == "Ivan" and by_name["李小龍"].student == "LiXiaoLong"
     assert by_name["=cmd"].student == "cmd", "an id never starts with a spreadsheet formula character"
     anns = [s for s in subs if s.name == "ann"]
-    assert len(anns) == 2 and all(s.student.startswith("ann-") and any("made unique" in n for n in s.notes) for s in anns)
+    assert len(anns) == 2 and all(
+        s.student.startswith("ann-") and any("made unique" in n for n in s.notes) for s in anns
+    )
     with pytest.raises(FileNotFoundError):
         collect_submissions(tmp_path / "missing", A)
 
@@ -191,27 +226,37 @@ def test_outputs_are_capped_by_type():
 
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 100).decode()
     fake = base64.b64encode(b"<svg onload=alert(1)>").decode()
-    outputs = [{"output_type": "stream", "name": "stdout", "text": "x" * 100_000},
-               {"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>", "text/plain": "y" * 50_000}},
-               *[{"output_type": "display_data", "data": {"image/png": png}} for _ in range(10)],
-               {"output_type": "display_data", "data": {"image/png": fake}},
-               {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": ["frame"] * 100}]
+    outputs = [
+        {"output_type": "stream", "name": "stdout", "text": "x" * 100_000},
+        {"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>", "text/plain": "y" * 50_000}},
+        *[{"output_type": "display_data", "data": {"image/png": png}} for _ in range(10)],
+        {"output_type": "display_data", "data": {"image/png": fake}},
+        {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": ["frame"] * 100},
+    ]
     budget = {"images": 10**9}
     kept = cap_outputs(outputs, budget)
     assert sum(len(o.get("text", "")) for o in kept if o["output_type"] == "stream") < 21_000
     assert all("text/html" not in o.get("data", {}) for o in kept), "HTML never reaches a feedback page"
-    assert sum("image/png" in o.get("data", {}) for o in kept) == 4, "at most 4 images per cell; a non-PNG is not an image"
+    assert sum("image/png" in o.get("data", {}) for o in kept) == 4, (
+        "at most 4 images per cell; a non-PNG is not an image"
+    )
     assert max(len(o["data"].get("text/plain", "")) for o in kept if "data" in o) <= 5_000
     assert len(kept[-1]["traceback"]) == 12
     small = {"images": 150}
-    assert sum("image/png" in o.get("data", {}) for o in cap_outputs(outputs, small)) == 1, "the page-wide image budget holds"
+    assert sum("image/png" in o.get("data", {}) for o in cap_outputs(outputs, small)) == 1, (
+        "the page-wide image budget holds"
+    )
 
 
 def test_leaks_are_lines_of_the_protected_code_the_student_did_not_write():
     protected = ("x, w = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)", "return out.view(N, K, H2, W2)")
-    page = "<pre>x, w = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)\nreturn out.view(N, K, H2, W2)</pre>"
+    page = (
+        "<pre>x, w = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)\nreturn out.view(N, K, H2, W2)</pre>"
+    )
     submitted = {"cells": [{"cell_type": "code", "source": "    return out.view(N, K, H2, W2)  \n"}]}
-    assert find_leaks(page, protected, submitted) == [protected[0]], "their own line is theirs to see; the hidden one is a leak"
+    assert find_leaks(page, protected, submitted) == [protected[0]], (
+        "their own line is theirs to see; the hidden one is a leak"
+    )
     assert find_leaks("<p>all fine</p>", protected, submitted) == []
 
 
@@ -247,7 +292,9 @@ def test_judge_accepts_full_marks_and_zero_and_names_what_is_wrong():
     ref = GradeResult(REFERENCE, "graded", {"t1": 1.0, "t2": 2.0}, 3.0, 3.0)
     raw = GradeResult(UNTOUCHED, "graded", {"t1": 0.0, "t2": 0.0}, 0.0, 3.0)
     assert judge(_report(ref, raw)) == []
-    short = GradeResult(REFERENCE, "graded", {"t1": 1.0, "t2": 0.0}, 1.0, 3.0, failures={"t2": "GradingError: off by one"})
+    short = GradeResult(
+        REFERENCE, "graded", {"t1": 1.0, "t2": 0.0}, 1.0, 3.0, failures={"t2": "GradingError: off by one"}
+    )
     leaky_test = GradeResult(UNTOUCHED, "graded", {"t1": 1.0, "t2": 0.0}, 1.0, 3.0)
     problems = judge(_report(short, leaky_test))
     assert any("t2 (0/2: GradingError: off by one)" in p for p in problems)
@@ -263,14 +310,26 @@ def test_status_takes_the_most_severe_event():
     ok = TestVerdict("t", 1.0, 1.0)
     assert decide_status([], [], run(CellRecord(1, ran=True)), {"t": ok}, []) == ("graded", [])
     assert decide_status(["a repair"], [], run(), {}, [])[0] == "repaired"
-    records = (CellRecord(3, "f", True, events=["exit"]), CellRecord(5, "", True, events=["timeout"]), CellRecord(6, "g", True, events=["output"]))
+    records = (
+        CellRecord(3, "f", True, events=["exit"]),
+        CellRecord(5, "", True, events=["timeout"]),
+        CellRecord(6, "g", True, events=["output"]),
+    )
     status, notes = decide_status(["a repair"], [], run(*records), {}, [])
     assert status == "timeout"
-    assert notes == ["cell 'f': called sys.exit()/exit(); the rest of that cell did not run", "cell 5: interrupted after the per-cell limit",
-                     "cell 'g': printed too much; output truncated"]
+    assert notes == [
+        "cell 'f': called sys.exit()/exit(); the rest of that cell did not run",
+        "cell 5: interrupted after the per-cell limit",
+        "cell 'g': printed too much; output truncated",
+    ]
     assert decide_status([], [], run(*records, stopped="memory", stopped_at=7, message="m"), {}, [])[0] == "crashed"
     assert decide_status([], [], run(stopped="unresponsive", stopped_at=7, message="m"), {}, [])[0] == "timeout"
-    assert decide_status([], ["flagged for review: x"], run(*records, stopped="memory", stopped_at=7, message="m"), {}, [])[0] == "review"
+    assert (
+        decide_status(
+            [], ["flagged for review: x"], run(*records, stopped="memory", stopped_at=7, message="m"), {}, []
+        )[0]
+        == "review"
+    )
     status, notes = decide_status([], [], run(), {}, ["a hidden line"])
     assert status == "review" and "feedback withheld" in notes[-1]
 
@@ -295,22 +354,42 @@ run_test(inputs, answers, checks)
 ### END HIDDEN TESTS"""
     assert is_hidden(cell) and not is_hidden(cell.replace("# Hidden tests (1 point)", "print(1)"))
     sandbox, grader = split_test_cell(cell)
-    assert "def answers" in sandbox and "def checks" not in sandbox and "[2.0, 2.0]" not in sandbox and "staticmethod" not in sandbox
+    assert (
+        "def answers" in sandbox
+        and "def checks" not in sandbox
+        and "[2.0, 2.0]" not in sandbox
+        and "staticmethod" not in sandbox
+    )
     assert "run_test(" not in sandbox and "run_test(" not in grader and "def checks" in grader
     line = next(i for i, text in enumerate(cell.splitlines()) if text.startswith("def answers"))
-    assert sandbox.splitlines()[line].startswith("def answers") and grader.splitlines()[line].startswith("def answers"), "line numbers are kept"
-    for broken, why in ((cell.replace("def answers", "def answer"), "needs a function answers"),
-                        (cell.replace("run_test(inputs, answers, checks)", "checks(1)"), "must end with run_test"),
-                        (cell.replace("def inputs", "def make_inputs"), "defines no inputs"),
-                        (cell.replace("run_test(inputs", "CHECK = checks\nrun_test(inputs"), "only the final run_test may use checks")):
+    assert sandbox.splitlines()[line].startswith("def answers") and grader.splitlines()[line].startswith(
+        "def answers"
+    ), "line numbers are kept"
+    for broken, why in (
+        (cell.replace("def answers", "def answer"), "needs a function answers"),
+        (cell.replace("run_test(inputs, answers, checks)", "checks(1)"), "must end with run_test"),
+        (cell.replace("def inputs", "def make_inputs"), "defines no inputs"),
+        (cell.replace("run_test(inputs", "CHECK = checks\nrun_test(inputs"), "only the final run_test may use checks"),
+    ):
         with pytest.raises(TestCellError, match=why):
             split_test_cell(broken)
 
 
 def test_csv_cells_never_start_a_formula_and_lms_files_have_their_shapes():
-    assert [safe_cell(v) for v in ("=1+1", "+cmd", "-x", "@SUM(A1)", "\tx", "ann", 2.5, -0.5)] == ["'=1+1", "'+cmd", "'-x", "'@SUM(A1)", "'\tx", "ann", "2.5", "-0.5"]
-    rows = [GradeResult("cmd", "graded", {"t": 2.0}, 2.0, 3.0, "=HYPERLINK(1)", name="=cmd()"),
-            GradeResult("bo", "review", {"t": 0.0}, 0.0, 3.0, "", name="Bo")]
+    assert [safe_cell(v) for v in ("=1+1", "+cmd", "-x", "@SUM(A1)", "\tx", "ann", 2.5, -0.5)] == [
+        "'=1+1",
+        "'+cmd",
+        "'-x",
+        "'@SUM(A1)",
+        "'\tx",
+        "ann",
+        "2.5",
+        "-0.5",
+    ]
+    rows = [
+        GradeResult("cmd", "graded", {"t": 2.0}, 2.0, 3.0, "=HYPERLINK(1)", name="=cmd()"),
+        GradeResult("bo", "review", {"t": 0.0}, 0.0, 3.0, "", name="Bo"),
+    ]
     text = grades_csv(rows, [("t", 3.0)])
     import csv
     import io
@@ -333,7 +412,9 @@ def test_locked_cells_are_recognised_by_their_source_before_their_grade_id(submi
     submission["cells"][a]["metadata"]["nbgrader"], submission["cells"][b]["metadata"]["nbgrader"] = meta_b, meta_a
     fixed, notes = repair_submission(submission, RELEASE)
     assert ids(fixed) == ids(RELEASE), "swapped grade ids do not move the tests"
-    assert cell_source(fixed["cells"][index(fixed, "test_conv2d_loops")]) == cell_source(RELEASE["cells"][index(RELEASE, "test_conv2d_loops")])
+    assert cell_source(fixed["cells"][index(fixed, "test_conv2d_loops")]) == cell_source(
+        RELEASE["cells"][index(RELEASE, "test_conv2d_loops")]
+    )
     assert any("grade ids corrected" in n for n in notes)
 
 
@@ -379,15 +460,24 @@ def test_static_scan_flags_forbidden_calls_in_graded_code_and_tampering(submissi
     rules = resolve_rules((Rule(("torch.nn.functional.conv2d", "cvkit.conv.ops"), ("*",), "write it yourself"),))
     assert scan_notebook(submission, RELEASE, rules) == [], "the reference solution is clean"
     i = index(submission, "conv2d_loops")
-    submission["cells"][i]["source"] += "\n\ndef cheat(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)\n\ndef lazy(x, w):\n    return F.conv2d(x, w)"
-    scratch = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-               "source": "print(torch.allclose(conv2d_loops(x, w), F.conv2d(x, w)))\nimport importlib\ng = importlib.import_module('cvkit.' + 'grading')\ntorch.allclose = lambda *a, **k: True"}
+    submission["cells"][i]["source"] += (
+        "\n\ndef cheat(x, w):\n    return getattr(F, 'con' + 'v2d')(x, w)\n\ndef lazy(x, w):\n    return F.conv2d(x, w)"
+    )
+    scratch = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+        "source": "print(torch.allclose(conv2d_loops(x, w), F.conv2d(x, w)))\nimport importlib\ng = importlib.import_module('cvkit.' + 'grading')\ntorch.allclose = lambda *a, **k: True",
+    }
     submission["cells"].insert(i + 1, scratch)
     flags = "\n".join(scan_notebook(submission, RELEASE, rules))
     assert "cell 'conv2d_loops' getattr(torch.nn.functional, <computed name>)" in flags
     assert "cell 'conv2d_loops' uses torch.nn.functional.conv2d (forbidden: write it yourself)" in flags
     assert f"cell {i + 1} uses importlib" in flags and f"cell {i + 1} rewrites torch.allclose" in flags
-    assert f"cell {i + 1} uses torch.nn.functional.conv2d" not in flags, "comparing with F.conv2d outside a function is fine"
+    assert f"cell {i + 1} uses torch.nn.functional.conv2d" not in flags, (
+        "comparing with F.conv2d outside a function is fine"
+    )
 
 
 def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
@@ -414,12 +504,19 @@ def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
         assert _prepare_output_folder(out, subs, tmp_path / "course", "f1") == {} and not out.exists()
     kept = sorted(tmp_path.glob("out.previous-*"))
     assert len(kept) == 2, "each earlier run's grades are moved aside, never deleted"
-    assert {(k / "grades.csv").read_text() for k in kept} == {"student,total\nann,29 (regraded by hand)\n", "student,total\nann,30\n"}
+    assert {(k / "grades.csv").read_text() for k in kept} == {
+        "student,total\nann,29 (regraded by hand)\n",
+        "student,total\nann,30\n",
+    }
     # an interrupted run of the same grader is resumed: its rows come back, nothing is moved
     out.mkdir()
     (out / RUN_FILE).write_text(_json.dumps({"complete": False, "fingerprint": "f1"}))
     (out / "results").mkdir()
-    (out / "results" / "ann.json").write_text(_json.dumps(GradeResult("ann", "graded", {"t": 1.0}, 1.0, 1.0, sha256="abc").to_row()))
+    (out / "results" / "ann.json").write_text(
+        _json.dumps(GradeResult("ann", "graded", {"t": 1.0}, 1.0, 1.0, sha256="abc").to_row())
+    )
     rows = _prepare_output_folder(out, subs, tmp_path / "course", "f1")
     assert list(rows) == ["ann"] and rows["ann"].sha256 == "abc" and out.exists()
-    assert _prepare_output_folder(out, subs, tmp_path / "course", "f2") == {} and not out.exists(), "another grader version: moved aside"
+    assert _prepare_output_folder(out, subs, tmp_path / "course", "f2") == {} and not out.exists(), (
+        "another grader version: moved aside"
+    )

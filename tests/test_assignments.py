@@ -74,7 +74,13 @@ def fixture_submissions(name: str, dest: Path, only: frozenset[str] | None = Non
     folder or file entries alone (``quinn`` for ``quinn_a1_convolution.ipynb``).
     """
     top = FIXTURES / name / "submissions"
-    shutil.copytree(top, dest, ignore=lambda folder, names: [n for n in names if only is not None and Path(folder) == top and _entry_student(n) not in only])
+    shutil.copytree(
+        top,
+        dest,
+        ignore=lambda folder, names: [
+            n for n in names if only is not None and Path(folder) == top and _entry_student(n) not in only
+        ],
+    )
     for corrupt in dest.rglob("*.ipynb.corrupt"):
         corrupt.rename(corrupt.with_name(corrupt.name.removesuffix(".corrupt")))
     return dest
@@ -87,14 +93,41 @@ def _entry_student(entry: str) -> str:
 
 # the a1 fixtures graded again one at a time: the attacks on other students and the grader, their victims,
 # and the exits whose grade once depended on a race between two submissions
-ONE_AT_A_TIME = frozenset({"uma_gradebook", "victor_solution_thief", "walt_vandal", "xena_daemon", "yuri_killer", "zack_network",
-                           "olivia_untouched", "alice_warning", "cleo_quit", "dave_sys_exit", "erin_kernel_dies"})
+ONE_AT_A_TIME = frozenset(
+    {
+        "uma_gradebook",
+        "victor_solution_thief",
+        "walt_vandal",
+        "xena_daemon",
+        "yuri_killer",
+        "zack_network",
+        "olivia_untouched",
+        "alice_warning",
+        "cleo_quit",
+        "dave_sys_exit",
+        "erin_kernel_dies",
+    }
+)
 # ... and without a sandbox: the cheats that the comparison in the grader's process defeats on its own
-WITHOUT_SANDBOX = frozenset({"pat_transformer_hook", "quentin_displayhook", "rita_frame_reader", "tom_grading_patch", "sam_oracle_rebind",
-                             "abel_leaker", "bea_rule_evasion", "cleo_quit", "olivia_untouched", "alice_warning"})
+WITHOUT_SANDBOX = frozenset(
+    {
+        "pat_transformer_hook",
+        "quentin_displayhook",
+        "rita_frame_reader",
+        "tom_grading_patch",
+        "sam_oracle_rebind",
+        "abel_leaker",
+        "bea_rule_evasion",
+        "cleo_quit",
+        "olivia_untouched",
+        "alice_warning",
+    }
+)
 
 
-def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "auto", only: frozenset[str] | None = None):
+def batch(
+    name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "auto", only: frozenset[str] | None = None
+):
     """One autograde run per assignment, kind ("validation" or "fixtures"), jobs, sandbox and subset, shared by the tests."""
     key = (name, kind, jobs, sandbox, only)
     if key not in _batches:
@@ -106,7 +139,15 @@ def batch(name: str, kind: str, workdir: Path, jobs: int = 2, sandbox: str = "au
                 write_validation_submissions(a, subs, course / "published" / a.notebook_file)
         else:
             subs = fixture_submissions(name, workdir / name / f"fixture-submissions-{jobs}-{sandbox}", only)
-        _batches[key] = autograde(a, subs, workdir / name / f"{kind}-{jobs}-{sandbox}", jobs=jobs, progress=False, prepared=course, sandbox=sandbox)
+        _batches[key] = autograde(
+            a,
+            subs,
+            workdir / name / f"{kind}-{jobs}-{sandbox}",
+            jobs=jobs,
+            progress=False,
+            prepared=course,
+            sandbox=sandbox,
+        )
     return _batches[key]
 
 
@@ -164,15 +205,25 @@ def test_source_follows_the_authoring_format(name):
             if not (isinstance(meta.get("points"), (int, float)) and meta["points"] > 0):
                 problems.append(f"{where}: free-response answers need points > 0")
             region = text.split("### BEGIN SOLUTION", 1)[-1].split("### END SOLUTION", 1)[0]
-            if text.count("### BEGIN SOLUTION") != 1 or text.count("### END SOLUTION") != 1 or "rubric" not in region.lower():
-                problems.append(f"{where}: a free-response answer holds the model answer and a rubric for the grader between one pair of solution markers")
+            if (
+                text.count("### BEGIN SOLUTION") != 1
+                or text.count("### END SOLUTION") != 1
+                or "rubric" not in region.lower()
+            ):
+                problems.append(
+                    f"{where}: a free-response answer holds the model answer and a rubric for the grader between one pair of solution markers"
+                )
         if meta.get("solution") and cell["cell_type"] == "code":
             begins, ends = text.count("### BEGIN SOLUTION"), text.count("### END SOLUTION")
             if begins < 1 or begins != ends:
-                problems.append(f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION pairs (got {begins} and {ends})")
+                problems.append(
+                    f"{where}: a solution cell needs ### BEGIN SOLUTION / ### END SOLUTION pairs (got {begins} and {ends})"
+                )
     assert not problems, "\n".join(problems)
     assert a.max_points > 0
-    assert [t.grade_id for t in split_test_cells(a)] == [nbgrader_meta(c)["grade_id"] for c in nb["cells"] if is_test_cell(c)]
+    assert [t.grade_id for t in split_test_cells(a)] == [
+        nbgrader_meta(c)["grade_id"] for c in nb["cells"] if is_test_cell(c)
+    ]
 
 
 # --------------------------------------------------------------------------------------- release
@@ -180,7 +231,9 @@ def test_source_follows_the_authoring_format(name):
 def test_committed_release_equals_a_fresh_release(name, workdir):
     a = _assignment(name)
     drift = release_drift(prepared(name, workdir) / "published", a.release_dir)
-    assert not drift, f"assignments/{name} is stale; run `python -m cvkit release {name}` and commit:\n" + "\n".join(drift)
+    assert not drift, f"assignments/{name} is stale; run `python -m cvkit release {name}` and commit:\n" + "\n".join(
+        drift
+    )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -223,7 +276,9 @@ def test_untouched_release_gets_zero_without_crashing(name, workdir):
     passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) != 0]
     assert not passing, f"test cells that pass on the untouched release: {passing}"
     assert set(raw.failures) == {gid for gid, _ in report.test_cells}
-    assert raw.manual == {a.grade_id: 0.0 for a in report.answers}, "untouched answers must be unanswered (0), not awaiting"
+    assert raw.manual == {a.grade_id: 0.0 for a in report.answers}, (
+        "untouched answers must be unanswered (0), not awaiting"
+    )
     assert report.isolated or not _bwrap_works(), "bubblewrap works here: the batch must have been sandboxed"
 
 
@@ -296,7 +351,11 @@ def test_adversarial_submissions_get_their_expected_status_and_points(name, work
         assert path.read_bytes() == source.read_bytes(), f"{path.relative_to(subs)} was changed during grading"
     import psutil
 
-    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if "cvkit.course.assignments.runner" in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p.info
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if "cvkit.course.assignments.runner" in " ".join(p.info["cmdline"] or [])
+    ]
     assert not leftovers, f"sandbox processes outlived the batch: {leftovers}"
     withheld = {r.student: r for r in report.results if "feedback withheld" in r.message}
     assert all(not r.feedback for r in withheld.values())
@@ -339,10 +398,12 @@ def test_batch_outputs_have_one_row_per_student(name, workdir):
     assert students == {r.student for r in report.results}
     (n_grades,) = db.execute("select count(*) from grade").fetchone()
     assert n_grades == len(report.results) * (len(cols) + len(report.answers))  # free-response answers are grades too
-    totals = dict(db.execute(
-        "select sa.student_id, sum(g.auto_score) from grade g join submitted_notebook sn on g.notebook_id = sn.id "
-        "join submitted_assignment sa on sn.assignment_id = sa.id group by sa.student_id"
-    ).fetchall())
+    totals = dict(
+        db.execute(
+            "select sa.student_id, sum(g.auto_score) from grade g join submitted_notebook sn on g.notebook_id = sn.id "
+            "join submitted_assignment sa on sn.assignment_id = sa.id group by sa.student_id"
+        ).fetchall()
+    )
     assert totals == {r.student: r.total for r in report.results}
     hidden = protected_lines(read_json(_assignment(name).source_notebook), ("HIDDEN TESTS",))
     for r in report.results:

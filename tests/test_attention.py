@@ -12,7 +12,11 @@ from cvkit.layers import MultiHeadAttention, scaled_dot_product_attention
 
 def _qkv(b=2, h=3, nq=5, nk=7, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, h, nq, d, generator=g), torch.randn(b, h, nk, d, generator=g), torch.randn(b, h, nk, d, generator=g))
+    return (
+        torch.randn(b, h, nq, d, generator=g),
+        torch.randn(b, h, nk, d, generator=g),
+        torch.randn(b, h, nk, d, generator=g),
+    )
 
 
 def test_hand_computed_case():
@@ -94,8 +98,10 @@ def test_a_refused_load_from_torch_changes_nothing():
     torch.manual_seed(0)
     ours = MultiHeadAttention(16, 4, qkv_bias=True)
     before = {k: v.clone() for k, v in ours.state_dict().items()}
-    for ref in (nn.MultiheadAttention(16, 4, batch_first=True, bias=False),  # no q/k/v biases
-                nn.MultiheadAttention(16, 4, batch_first=True, kdim=12, vdim=12)):  # keys of another width
+    for ref in (
+        nn.MultiheadAttention(16, 4, batch_first=True, bias=False),  # no q/k/v biases
+        nn.MultiheadAttention(16, 4, batch_first=True, kdim=12, vdim=12),
+    ):  # keys of another width
         with pytest.raises(ValueError):
             ours.load_from_torch(ref)
         assert all(torch.equal(before[k], v) for k, v in ours.state_dict().items())

@@ -38,7 +38,9 @@ def test_grad_cam_hand_computed():
 def test_grad_cam_equals_cam_for_gap_networks():
     # Zhou et al. 2016: with GAP + linear, Grad-CAM is the class activation map sum_k w_k A^k up to 1 / Z
     torch.manual_seed(0)
-    features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, stride=2, padding=1), nn.ReLU())
+    features = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, stride=2, padding=1), nn.ReLU()
+    )
     net = nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
     x = torch.randn(2, 3, 16, 16)
     r = grad_cam(net, x, "0", target=torch.tensor([1, 3]))

@@ -49,18 +49,56 @@ def dask_cluster(folder: Path, workers: int = 2):
     procs = []
 
     def start(cmd, log):
-        procs.append(subprocess.Popen(cmd, env=env, cwd=folder, stdout=open(folder / log, "w"), stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=folder,
+                stdout=open(folder / log, "w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         return procs[-1]
 
     try:
-        start(_dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)), "scheduler.log")
+        start(
+            _dask(
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ),
+            "scheduler.log",
+        )
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert scheduler_file.exists(), (folder / "scheduler.log").read_text()
-        workers_procs = [start(_dask("worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1", "--nthreads", "1",
-                                     "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"), f"worker{i}.log") for i in range(workers)]
+        workers_procs = [
+            start(
+                _dask(
+                    "worker",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"w{i}",
+                ),
+                f"worker{i}.log",
+            )
+            for i in range(workers)
+        ]
         from distributed import Client
 
         with Client(scheduler_file=str(scheduler_file), timeout=30) as client:
@@ -84,7 +122,9 @@ def _grade(workdir: Path, tag: str, **kwargs):
     subs = workdir / f"subs-{tag}"
     if not subs.exists():
         fixture_submissions(NAME, subs, STUDENTS)
-    return autograde(_assignment(NAME), subs, workdir / f"out-{tag}", progress=False, prepared=prepared(NAME, workdir), **kwargs)
+    return autograde(
+        _assignment(NAME), subs, workdir / f"out-{tag}", progress=False, prepared=prepared(NAME, workdir), **kwargs
+    )
 
 
 def baseline(workdir: Path) -> dict[str, tuple]:
@@ -92,7 +132,11 @@ def baseline(workdir: Path) -> dict[str, tuple]:
     if not _baseline:
         report = _grade(workdir, "j1", jobs=1)
         with open(FIXTURES / NAME / "expected.csv", newline="") as fh:
-            expected = {row["student"]: (row["status"], float(row["total"])) for row in csv.DictReader(fh) if row["student"] in STUDENTS}
+            expected = {
+                row["student"]: (row["status"], float(row["total"]))
+                for row in csv.DictReader(fh)
+                if row["student"] in STUDENTS
+            }
         assert {s: row[:2] for s, row in _rows(report).items()} == expected
         assert report.isolated == _bwrap_works(), "sandboxed wherever bubblewrap works"
         _baseline.update(_rows(report))
@@ -105,7 +149,9 @@ def test_grades_on_a_dask_cluster_equal_those_of_one_local_worker(workdir):
         report = _grade(workdir, "cluster", scheduler=address)
     assert _rows(report) == reference
     out = workdir / "out-cluster"
-    assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(STUDENTS), "the parent wrote every student's feedback"
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(STUDENTS), (
+        "the parent wrote every student's feedback"
+    )
     assert (out / "gradebook.db").is_file() and not (out / ".work").exists()
 
 

@@ -63,7 +63,9 @@ def test_make_activation_known_and_unknown():
         make_activation("swishy")
 
 
-@pytest.mark.parametrize("k,s,p,d,w_in,w_out", [(3, 1, None, 1, 32, 32), (5, 2, 0, 1, 32, 14), (3, 2, 1, 1, 7, 4), (3, 1, None, 2, 16, 16)])
+@pytest.mark.parametrize(
+    "k,s,p,d,w_in,w_out", [(3, 1, None, 1, 32, 32), (5, 2, 0, 1, 32, 14), (3, 2, 1, 1, 7, 4), (3, 1, None, 2, 16, 16)]
+)
 def test_conv_bn_act_output_size_formula(k, s, p, d, w_in, w_out):
     # W2 = (W1 - F + 2P) / S + 1 with F the dilated kernel size
     block = ConvBNAct(3, 8, k, s, p, dilation=d)
@@ -83,7 +85,15 @@ def test_fuse_conv_bn_matches_torch_and_the_pair():
     block = ConvBNAct(4, 6, 3, groups=2, act=None).eval()
     randomize_bn(block)
     w, b = fuse_conv_bn(block.conv, block.bn)
-    tw, tb = fuse_conv_bn_weights(block.conv.weight, None, block.bn.running_mean, block.bn.running_var, block.bn.eps, block.bn.weight, block.bn.bias)
+    tw, tb = fuse_conv_bn_weights(
+        block.conv.weight,
+        None,
+        block.bn.running_mean,
+        block.bn.running_var,
+        block.bn.eps,
+        block.bn.weight,
+        block.bn.bias,
+    )
     assert torch.allclose(w, tw, atol=1e-6) and torch.allclose(b, tb, atol=1e-6)
     x = torch.randn(2, 4, 9, 9)
     assert torch.allclose(F.conv2d(x, w, b, padding=1, groups=2), block(x), atol=1e-5)
@@ -234,7 +244,13 @@ def test_convnext_block_equals_torchvision_cnblock():
     torch.manual_seed(0)
     ours = ConvNeXtBlock(16, layer_scale=0.5).eval()
     ref = CNBlock(16, layer_scale=0.5, stochastic_depth_prob=0.0).eval()
-    names = {"layer_scale": "layer_scale", "block.0": "dwconv", "block.2": "norm", "block.3": "pwconv1", "block.5": "pwconv2"}
+    names = {
+        "layer_scale": "layer_scale",
+        "block.0": "dwconv",
+        "block.2": "norm",
+        "block.3": "pwconv1",
+        "block.5": "pwconv2",
+    }
     state = {}
     for k, v in ref.state_dict().items():
         prefix = next(p for p in names if k.startswith(p))
@@ -274,7 +290,12 @@ def test_replk_block_and_network_reparameterize_without_changing_outputs():
     x = torch.randn(2, 1, 28, 28)
     before = net(x)
     net.reparameterize()
-    assert not any(isinstance(m, nn.BatchNorm2d) for b in net.modules() if isinstance(b, ReparamLargeKernelConv) for m in b.modules())
+    assert not any(
+        isinstance(m, nn.BatchNorm2d)
+        for b in net.modules()
+        if isinstance(b, ReparamLargeKernelConv)
+        for m in b.modules()
+    )
     assert torch.allclose(net(x), before, atol=1e-4)
     assert RepLKBlock(8, 7, 3)(torch.randn(2, 8, 10, 10)).shape == (2, 8, 10, 10)
     with pytest.raises(ValueError, match="odd"):

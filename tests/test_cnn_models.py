@@ -32,10 +32,22 @@ def test_alexnet_2012_has_60965224_parameters():
     # "60 million parameters" (Krizhevsky et al. 2012): two-GPU grouped convolutions
     with META:
         assert n_params(AlexNet(variant="original")) == 60_965_224
-        assert n_params(AlexNet(variant="torchvision")) == n_params(torchvision.models.alexnet(weights=None)) == 61_100_840
+        assert (
+            n_params(AlexNet(variant="torchvision")) == n_params(torchvision.models.alexnet(weights=None)) == 61_100_840
+        )
 
 
-@pytest.mark.parametrize("config,millions,tv", [("A", 133, "vgg11"), ("A-LRN", 133, None), ("B", 133, "vgg13"), ("C", 134, None), ("D", 138, "vgg16"), ("E", 144, "vgg19")])
+@pytest.mark.parametrize(
+    "config,millions,tv",
+    [
+        ("A", 133, "vgg11"),
+        ("A-LRN", 133, None),
+        ("B", 133, "vgg13"),
+        ("C", 134, None),
+        ("D", 138, "vgg16"),
+        ("E", 144, "vgg19"),
+    ],
+)
 def test_vgg_table2_parameter_counts(config, millions, tv):
     with META:
         model = VGG(config)
@@ -48,7 +60,10 @@ def test_vgg_config_table_reproduces_table1():
     table = vgg_config_table()
     lines = table.splitlines()
     assert lines[0] == "| A | A-LRN | B | C | D | E |"
-    assert lines[2] == "| 11 weight layers | 11 weight layers | 13 weight layers | 16 weight layers | 16 weight layers | 19 weight layers |"
+    assert (
+        lines[2]
+        == "| 11 weight layers | 11 weight layers | 13 weight layers | 16 weight layers | 16 weight layers | 19 weight layers |"
+    )
     assert "conv3-256<br>conv3-256<br>conv1-256" in table  # configuration C's 1x1 layers
     assert "conv3-64<br>LRN" in table
     assert [weight_layers(c) for c in VGG_CONFIGS] == [11, 11, 13, 16, 16, 19]

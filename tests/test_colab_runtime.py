@@ -41,15 +41,22 @@ def test_setup_cell_changes_no_pinned_package(colab_venv, tmp_path):  # noqa: F8
     installs = {i["metadata"]["name"] for i in report["install"]}
     assert "cvkit-course" in installs
     assert colab_env.changes(report) == []
-    assert not installs & set(colab_env.pinned()), f"pip would reinstall pinned packages: {installs & set(colab_env.pinned())}"
+    assert not installs & set(colab_env.pinned()), (
+        f"pip would reinstall pinned packages: {installs & set(colab_env.pinned())}"
+    )
     # and for real: after the cell, the venv still holds exactly Colab's pins, and cvkit imports from it
     proc = colab_env.run_setup_cell(colab_venv)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "installed: cvkit-course" in proc.stdout and "unchanged" in proc.stdout
     assert colab_env.drift(colab_venv) == {}
     probe = "import cvkit, ipywidgets, IPython; print(cvkit.__file__, ipywidgets.__version__, IPython.__version__)"
-    out = subprocess.run([str(colab_env.venv_python(colab_venv)), "-c", probe], capture_output=True, text=True, check=True,
-                         cwd=tempfile.gettempdir()).stdout.split()
+    out = subprocess.run(
+        [str(colab_env.venv_python(colab_venv)), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.split()
     assert "site-packages" in out[0] and out[1:] == ["7.7.1", "7.34.0"]
 
 
@@ -67,7 +74,9 @@ def test_setup_cell_without_internet_says_which_switch_to_turn_on(tmp_path):
         "importlib.util.find_spec = lambda name, *a: None\n"
         "os.path.isdir = lambda p, _real=os.path.isdir: True if p == '/kaggle' else _real(p)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert proc.returncode != 0
     assert "Kaggle: turn on Settings > Internet, then run this cell again" in proc.stderr
 

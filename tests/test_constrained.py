@@ -5,7 +5,12 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from cvkit.train.constrained import augmented_lagrangian, project_onto_ball, project_onto_hyperplane, projected_gradient_descent
+from cvkit.train.constrained import (
+    augmented_lagrangian,
+    project_onto_ball,
+    project_onto_hyperplane,
+    projected_gradient_descent,
+)
 
 
 def lecture_f(w):
@@ -17,12 +22,14 @@ def test_lecture_example_by_hand():
     res, lam, nu = augmented_lagrangian(lecture_f, [3.0, -2.0], equalities=[lambda w: w[0] + w[1] - 1])
     torch.testing.assert_close(res.x, torch.tensor([0.5, 0.5], dtype=torch.float64), atol=1e-6, rtol=0)
     assert abs(res.fun - 0.75) < 1e-6 and abs(float(lam[0]) - 1.0) < 1e-5 and nu.numel() == 0
-    pgd = projected_gradient_descent(lecture_f, lambda w: project_onto_hyperplane(w, [1.0, 1.0], 1.0), [3.0, -2.0], lr=0.2, steps=100)
+    pgd = projected_gradient_descent(
+        lecture_f, lambda w: project_onto_hyperplane(w, [1.0, 1.0], 1.0), [3.0, -2.0], lr=0.2, steps=100
+    )
     torch.testing.assert_close(pgd.x, torch.tensor([0.5, 0.5], dtype=torch.float64), atol=1e-6, rtol=0)
 
 
 def landscape(w):
-    return -torch.cos((w[0] - 0.1) * w[1]) ** 2 - w[0] * torch.sin(3 * w[0] + w[1])
+    return -(torch.cos((w[0] - 0.1) * w[1]) ** 2) - w[0] * torch.sin(3 * w[0] + w[1])
 
 
 def test_inequality_matches_slsqp():
@@ -43,7 +50,9 @@ def test_projections():
     w = torch.tensor([3.0, 4.0], dtype=torch.float64)
     torch.testing.assert_close(project_onto_ball(w, 1.0), torch.tensor([0.6, 0.8], dtype=torch.float64))
     torch.testing.assert_close(project_onto_ball(w, 10.0), w)
-    torch.testing.assert_close(project_onto_hyperplane(w, [1.0, 1.0], 1.0), torch.tensor([0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        project_onto_hyperplane(w, [1.0, 1.0], 1.0), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    )
 
 
 def test_errors():

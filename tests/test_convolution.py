@@ -36,7 +36,9 @@ def test_matches_torch(conv, kwargs):
 
 def test_lecture_example_4_3_4():
     # seeds 004 and 000: the 5x5 binary image and the 3x3 "X" kernel; the first row of the output is 4 3 4
-    image = torch.tensor([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]], dtype=torch.float32)
+    image = torch.tensor(
+        [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]], dtype=torch.float32
+    )
     kernel = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.float32)
     out = conv2d_loops(image[None, None], kernel[None, None])[0, 0]
     assert out.tolist() == [[4, 3, 4], [2, 4, 3], [2, 3, 4]]
@@ -44,13 +46,17 @@ def test_lecture_example_4_3_4():
 
 def test_lecture_example_12_12_17():
     # seeds 000: "Convolution, Padding, Stride", the unpadded stride-1 frame
-    x = torch.tensor([[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]], dtype=torch.float32)
+    x = torch.tensor(
+        [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]], dtype=torch.float32
+    )
     k = torch.tensor([[0, 1, 2], [2, 2, 0], [0, 1, 2]], dtype=torch.float32)
     assert conv2d_loops(x[None, None], k[None, None])[0, 0].tolist() == [[12, 12, 17], [10, 17, 19], [9, 6, 14]]
 
 
 @pytest.mark.parametrize("size", [5, 7, 32])
-@pytest.mark.parametrize("k,s,p,d", [(3, 1, 0, 1), (3, 2, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2), (1, 1, 0, 1), (2, 3, 0, 1)])
+@pytest.mark.parametrize(
+    "k,s,p,d", [(3, 1, 0, 1), (3, 2, 1, 1), (5, 2, 2, 1), (3, 1, 2, 2), (1, 1, 0, 1), (2, 3, 0, 1)]
+)
 def test_output_size_formula_matches_nn_conv2d(size, k, s, p, d):
     out = nn.Conv2d(1, 1, k, s, p, d)(torch.zeros(1, 1, size, size))
     assert out.shape[-1] == conv_output_size(size, k, s, p, d)
@@ -65,7 +71,9 @@ def test_output_size_errors():
         conv_output_size(5.0, 3)
 
 
-@pytest.mark.parametrize("cin,cout,k,groups,bias", [(3, 64, 3, 1, True), (64, 128, 1, 1, False), (32, 32, 3, 32, True), (3, 96, 11, 1, True)])
+@pytest.mark.parametrize(
+    "cin,cout,k,groups,bias", [(3, 64, 3, 1, True), (64, 128, 1, 1, False), (32, 32, 3, 32, True), (3, 96, 11, 1, True)]
+)
 def test_parameter_count_matches_nn_conv2d(cin, cout, k, groups, bias):
     layer = nn.Conv2d(cin, cout, k, groups=groups, bias=bias)
     assert conv_parameter_count(cin, cout, k, bias, groups) == sum(p.numel() for p in layer.parameters())
@@ -80,10 +88,16 @@ def test_conv_matrix_and_its_transpose():
     torch.testing.assert_close((c @ x.flatten()).view(2, 2), F.conv2d(x[None, None], kernel[None, None])[0, 0])
     y = torch.randn(2, 2, generator=g, dtype=torch.float64)
     # C^T (16x4) is the transposed convolution: 2x2 -> 4x4
-    torch.testing.assert_close((c.T @ y.flatten()).view(4, 4), F.conv_transpose2d(y[None, None], kernel[None, None])[0, 0])
+    torch.testing.assert_close(
+        (c.T @ y.flatten()).view(4, 4), F.conv_transpose2d(y[None, None], kernel[None, None])[0, 0]
+    )
     c2 = conv_matrix(5, kernel, stride=2, padding=1)
-    torch.testing.assert_close((c2 @ torch.arange(25.0, dtype=torch.float64)).view(3, 3),
-                               F.conv2d(torch.arange(25.0, dtype=torch.float64).view(1, 1, 5, 5), kernel[None, None], stride=2, padding=1)[0, 0])
+    torch.testing.assert_close(
+        (c2 @ torch.arange(25.0, dtype=torch.float64)).view(3, 3),
+        F.conv2d(torch.arange(25.0, dtype=torch.float64).view(1, 1, 5, 5), kernel[None, None], stride=2, padding=1)[
+            0, 0
+        ],
+    )
 
 
 def test_efficiency_table_reproduces_the_lecture():

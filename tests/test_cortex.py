@@ -52,7 +52,7 @@ def test_an_s_plane_is_a_convolution():
     cells = torch.zeros(7, 7)
     for r in range(7):
         for c in range(7):
-            cells[r, c] = (image[0, 0, r:r + 3, c:c + 3] * w[0, 0]).sum()  # the cell at (r, c)
+            cells[r, c] = (image[0, 0, r : r + 3, c : c + 3] * w[0, 0]).sum()  # the cell at (r, c)
     torch.testing.assert_close(cells, F.conv2d(image, w)[0, 0])
 
 

@@ -79,7 +79,14 @@ def test_missing_everywhere_names_all_five_places(isolated):
     with pytest.raises(DatasetNotFoundError) as info:
         load_fashion_mnist("test", download=False)
     message = str(info.value)
-    for place in ("1. path argument", "2. $CVKIT_DATA", "3. Kaggle input / Google Drive", "4. Debian package", "5. download", "apt-get install dataset-fashion-mnist"):
+    for place in (
+        "1. path argument",
+        "2. $CVKIT_DATA",
+        "3. Kaggle input / Google Drive",
+        "4. Debian package",
+        "5. download",
+        "apt-get install dataset-fashion-mnist",
+    ):
         assert place in message
 
 

@@ -51,13 +51,21 @@ def write_cifar10(root: Path, per_batch: int = 3) -> dict[str, tuple[np.ndarray,
         for b, name in enumerate(names):
             images = rng.integers(0, 256, (per_batch, 3, 32, 32), dtype=np.uint8)
             labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-            record = {"batch_label": f"batch {b}", "labels": labels, "data": images.reshape(per_batch, 3072),
-                      "filenames": [f"img_{b}_{i}.png" for i in range(per_batch)]}
+            record = {
+                "batch_label": f"batch {b}",
+                "labels": labels,
+                "data": images.reshape(per_batch, 3072),
+                "filenames": [f"img_{b}_{i}.png" for i in range(per_batch)],
+            }
             with open(folder / name, "wb") as fh:
                 pickle.dump(record, fh, protocol=2)
             written[split].append((images, labels))
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": list(cifar.CIFAR10_CLASSES), "num_cases_per_batch": per_batch, "num_vis": 3072}, fh, protocol=2)
+        pickle.dump(
+            {"label_names": list(cifar.CIFAR10_CLASSES), "num_cases_per_batch": per_batch, "num_vis": 3072},
+            fh,
+            protocol=2,
+        )
     return {s: (np.concatenate([i for i, _ in w]), sum((lab for _, lab in w), [])) for s, w in written.items()}
 
 
@@ -68,7 +76,10 @@ def test_cifar10_reads_the_pickles_as_torchvision_does(isolated, monkeypatch):
     train = load_cifar10("train", path=isolated / "cifar")
     test = load_cifar10("test", path=isolated / "cifar")
     assert train.images.shape == (15, 3, 32, 32) and train.images.dtype == torch.uint8 and len(test) == 3
-    assert torch.equal(train.images, torch.from_numpy(written["train"][0])) and train.labels.tolist() == written["train"][1]
+    assert (
+        torch.equal(train.images, torch.from_numpy(written["train"][0]))
+        and train.labels.tolist() == written["train"][1]
+    )
     assert train.source == "path argument" and train.classes[3] == "cat"
     # the oracle: torchvision's CIFAR10 on the same files (its md5 check knows only the real ones)
     import torchvision.datasets.cifar as tv_cifar
@@ -119,7 +130,11 @@ def test_oxford_pets_trimaps_become_semantic_maps(isolated):
 
     trimaps = write_pets(isolated / "pets")
     data = load_oxford_pets("trainval", image_size=16, path=isolated / "pets")
-    assert data["names"] == ["Abyssinian_1", "beagle_7"] and data["classes"] == PETS_CLASSES == ("background", "pet", "border")
+    assert data["names"] == ["Abyssinian_1", "beagle_7"] and data["classes"] == PETS_CLASSES == (
+        "background",
+        "pet",
+        "border",
+    )
     assert data["images"].shape == (2, 3, 16, 16) and data["images"].dtype == torch.float32
     assert data["semantic"].shape == (2, 16, 16) and data["semantic"].dtype == torch.int64
     # a 16 x 16 photo at image_size 16: no crop, no resize, so the map is the trimap with 1 -> 1, 2 -> 0, 3 -> 2
@@ -147,8 +162,10 @@ VOC_XML = """<annotation>
     <size><width>{w}</width><height>{h}</height><depth>3</depth></size>
     {objects}
 </annotation>"""
-VOC_OBJECT = ("<object><name>{cls}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>{d}</difficult>"
-              "<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
+VOC_OBJECT = (
+    "<object><name>{cls}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>{d}</difficult>"
+    "<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+)
 
 
 def write_voc(root: Path) -> None:
@@ -163,8 +180,14 @@ def write_voc(root: Path) -> None:
     }
     for name, (w, h, objects) in images.items():
         Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(base / "JPEGImages" / f"{name}.jpg")
-        xml = VOC_XML.format(name=name, w=w, h=h, objects="".join(
-            VOC_OBJECT.format(cls=c, d=d, x1=x1, y1=y1, x2=x2, y2=y2) for c, d, x1, y1, x2, y2 in objects))
+        xml = VOC_XML.format(
+            name=name,
+            w=w,
+            h=h,
+            objects="".join(
+                VOC_OBJECT.format(cls=c, d=d, x1=x1, y1=y1, x2=x2, y2=y2) for c, d, x1, y1, x2, y2 in objects
+            ),
+        )
         (base / "Annotations" / f"{name}.xml").write_text(xml)
     (base / "ImageSets" / "Main" / "trainval.txt").write_text("000005\n000007\n")
     (base / "ImageSets" / "Main" / "test.txt").write_text("000005\n")
@@ -193,11 +216,17 @@ def test_voc_boxes_become_xyxy_pixel_edges_scaled_with_the_image(isolated):
     assert parsed["difficult"].tolist() == [False, True, False] and parsed["size"] == (30, 40)
     assert [s.name for s in load_voc_detection("test", image_size=20, path=isolated / "voc")] == ["000005"]
     native = load_voc_detection("test", image_size=None, path=isolated / "voc")[0]  # as on disk: boxes unscaled
-    assert native.image.shape == (3, 30, 40) and torch.equal(native.boxes, torch.tensor([[0.0, 0, 20, 15], [20, 10, 40, 30]]))
+    assert native.image.shape == (3, 30, 40) and torch.equal(
+        native.boxes, torch.tensor([[0.0, 0, 20, 15], [20, 10, 40, 30]])
+    )
     with pytest.raises(ValueError, match="unknown VOC class 'unicorn'"):
-        parse_voc_annotation(VOC_XML.format(name="x", w=9, h=9, objects=VOC_OBJECT.format(cls="unicorn", d=0, x1=1, y1=1, x2=2, y2=2)))
+        parse_voc_annotation(
+            VOC_XML.format(name="x", w=9, h=9, objects=VOC_OBJECT.format(cls="unicorn", d=0, x1=1, y1=1, x2=2, y2=2))
+        )
     with pytest.raises(ValueError, match="outside the 9x9 image"):
-        parse_voc_annotation(VOC_XML.format(name="x", w=9, h=9, objects=VOC_OBJECT.format(cls="dog", d=0, x1=1, y1=1, x2=12, y2=2)))
+        parse_voc_annotation(
+            VOC_XML.format(name="x", w=9, h=9, objects=VOC_OBJECT.format(cls="dog", d=0, x1=1, y1=1, x2=12, y2=2))
+        )
     with pytest.raises(DatasetNotFoundError, match="voc not found"):
         load_voc_detection(download=False)
 
@@ -222,7 +251,14 @@ def test_coco_to_voc_maps_torchvision_coco_names():
     categories = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
     idx = {name: categories.index(name) for name in ("person", "airplane", "tv", "couch", "truck", "dining table")}
     mapped = coco_to_voc(torch.tensor(list(idx.values())), categories)
-    assert [VOC_CLASSES[i] if i >= 0 else None for i in mapped.tolist()] == ["person", "aeroplane", "tvmonitor", "sofa", None, "diningtable"]
+    assert [VOC_CLASSES[i] if i >= 0 else None for i in mapped.tolist()] == [
+        "person",
+        "aeroplane",
+        "tvmonitor",
+        "sofa",
+        None,
+        "diningtable",
+    ]
     every = coco_to_voc(torch.arange(len(categories)), categories)
     assert sorted(every[every >= 0].tolist()) == list(range(20))  # each VOC class exactly once
     with pytest.raises(ValueError, match="lack the VOC classes"):

@@ -11,7 +11,11 @@ from cvkit.models.zfnet import ZFNetMini
 
 def autograd_deconvnet(features, image, layer, channel, position):
     """Backprop where each ReLU passes relu(gradient) instead of gradient * [input > 0]."""
-    handles = [m.register_full_backward_hook(lambda mod, gin, gout: (F.relu(gout[0]),)) for m in features if isinstance(m, nn.ReLU)]
+    handles = [
+        m.register_full_backward_hook(lambda mod, gin, gout: (F.relu(gout[0]),))
+        for m in features
+        if isinstance(m, nn.ReLU)
+    ]
     try:
         x = image[None].clone().requires_grad_(True)
         out = features[: layer + 1](x)

@@ -14,7 +14,9 @@ def rosenbrock(w):
 
 def test_nelder_mead_matches_scipy_on_rosenbrock():
     ours = nelder_mead(rosenbrock, [-1.2, 1.0], iterations=400)
-    ref = minimize(rosen, np.array([-1.2, 1.0]), method="Nelder-Mead", options=dict(maxiter=400, xatol=1e-4, fatol=1e-4))
+    ref = minimize(
+        rosen, np.array([-1.2, 1.0]), method="Nelder-Mead", options=dict(maxiter=400, xatol=1e-4, fatol=1e-4)
+    )
     assert ref.success
     np.testing.assert_allclose(ours.x.numpy(), ref.x, atol=1e-3)
     np.testing.assert_allclose(ours.x.numpy(), [1.0, 1.0], atol=1e-3)

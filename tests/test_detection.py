@@ -25,14 +25,17 @@ def gen():
 
 # -- boxes -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["xywh", "cxcywh"])
 def test_box_convert_matches_torchvision_and_round_trips(gen, fmt):
     boxes = random_boxes(40, gen)
     converted = D.box_convert(boxes, "xyxy", fmt)
     torch.testing.assert_close(converted, ops.box_convert(boxes, "xyxy", fmt))
     torch.testing.assert_close(D.box_convert(converted, fmt, "xyxy"), boxes)
-    torch.testing.assert_close(D.box_convert(converted, fmt, "xywh" if fmt == "cxcywh" else "cxcywh"),
-                               ops.box_convert(converted, fmt, "xywh" if fmt == "cxcywh" else "cxcywh"))
+    torch.testing.assert_close(
+        D.box_convert(converted, fmt, "xywh" if fmt == "cxcywh" else "cxcywh"),
+        ops.box_convert(converted, fmt, "xywh" if fmt == "cxcywh" else "cxcywh"),
+    )
 
 
 def test_box_convert_rejects_unknown_format():
@@ -45,10 +48,14 @@ def test_iou_and_giou_match_torchvision(gen):
     torch.testing.assert_close(D.box_iou(a, b), ops.box_iou(a, b))
     torch.testing.assert_close(D.generalized_box_iou(a, b), ops.generalized_box_iou(a, b))
     torch.testing.assert_close(D.elementwise_box_iou(a[:17], b), ops.box_iou(a[:17], b).diag())
-    torch.testing.assert_close(D.elementwise_box_iou(a[:17], b, generalized=True), ops.generalized_box_iou(a[:17], b).diag())
+    torch.testing.assert_close(
+        D.elementwise_box_iou(a[:17], b, generalized=True), ops.generalized_box_iou(a[:17], b).diag()
+    )
     for reduction in ("none", "mean", "sum"):
-        torch.testing.assert_close(D.generalized_box_iou_loss(a[:17], b, reduction),
-                                   ops.generalized_box_iou_loss(a[:17], b, reduction=reduction))
+        torch.testing.assert_close(
+            D.generalized_box_iou_loss(a[:17], b, reduction),
+            ops.generalized_box_iou_loss(a[:17], b, reduction=reduction),
+        )
 
 
 def test_iou_hand_computed():
@@ -57,8 +64,9 @@ def test_iou_hand_computed():
     # overlap 1, union 7; touching edges: 0; identical: 1
     torch.testing.assert_close(D.box_iou(a, b), torch.tensor([[1 / 7, 0.0, 1.0]]))
     # disjoint unit squares 1 apart: IoU 0, enclosing box 3 x 1, union 2 -> GIoU = -1/3
-    torch.testing.assert_close(D.generalized_box_iou(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[2.0, 0, 3, 1]])),
-                               torch.tensor([[-1 / 3]]))
+    torch.testing.assert_close(
+        D.generalized_box_iou(torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[2.0, 0, 3, 1]])), torch.tensor([[-1 / 3]])
+    )
 
 
 def test_iou_edge_cases_empty_and_zero_area():
@@ -96,6 +104,7 @@ def test_normalize_and_clip_boxes():
 
 # -- NMS ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 1.0])
 def test_nms_matches_torchvision(gen, threshold):
     boxes = random_boxes(200, gen, extent=40)
@@ -111,7 +120,10 @@ def test_nms_ties_empty_and_duplicates(gen):
     same = torch.tensor([[0.0, 0, 10, 10]] * 4)
     assert D.nms(same, torch.tensor([0.1, 0.9, 0.3, 0.9]), 0.5).tolist() == [1]  # one survivor: the first best
     degenerate = torch.tensor([[1.0, 1, 1, 1], [1.0, 1, 1, 1]])  # zero area: IoU 0, nothing suppressed
-    assert D.nms(degenerate, torch.tensor([0.2, 0.1]), 0.5).tolist() == ops.nms(degenerate, torch.tensor([0.2, 0.1]), 0.5).tolist()
+    assert (
+        D.nms(degenerate, torch.tensor([0.2, 0.1]), 0.5).tolist()
+        == ops.nms(degenerate, torch.tensor([0.2, 0.1]), 0.5).tolist()
+    )
 
 
 def test_batched_nms_matches_torchvision(gen):
@@ -133,11 +145,15 @@ def test_nms_rejects_bad_arguments():
 
 # -- anchors and box coding ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("image_size,feature_size,sizes,ratios", [
-    ((64, 64), (8, 8), (8, 16, 32), (0.5, 1.0, 2.0)),
-    ((64, 96), (4, 6), (24,), (1.0,)),
-    ((80, 48), (10, 3), (10, 20), (0.25, 4.0)),
-])
+
+@pytest.mark.parametrize(
+    "image_size,feature_size,sizes,ratios",
+    [
+        ((64, 64), (8, 8), (8, 16, 32), (0.5, 1.0, 2.0)),
+        ((64, 96), (4, 6), (24,), (1.0,)),
+        ((80, 48), (10, 3), (10, 20), (0.25, 4.0)),
+    ],
+)
 def test_anchors_match_torchvision_anchor_generator(image_size, feature_size, sizes, ratios):
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.image_list import ImageList
@@ -188,6 +204,7 @@ def test_box_coding_hand_computed_and_errors():
 
 # -- matching ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("low_quality", [True, False])
 def test_match_anchors_matches_torchvision_matcher(gen, low_quality):
     from torchvision.models.detection._utils import Matcher
@@ -201,7 +218,12 @@ def test_match_anchors_matches_torchvision_matcher(gen, low_quality):
 
 def test_match_anchors_thresholds_ties_and_no_ground_truth():
     iou = torch.tensor([[0.8, 0.5, 0.1, 0.2], [0.1, 0.2, 0.2, 0.0]])  # box 1 peaks at 0.2 twice (a tie)
-    assert D.match_anchors(iou, 0.7, 0.3, False).tolist() == [0, D.BETWEEN_THRESHOLDS, D.BELOW_LOW_THRESHOLD, D.BELOW_LOW_THRESHOLD]
+    assert D.match_anchors(iou, 0.7, 0.3, False).tolist() == [
+        0,
+        D.BETWEEN_THRESHOLDS,
+        D.BELOW_LOW_THRESHOLD,
+        D.BELOW_LOW_THRESHOLD,
+    ]
     # low-quality matches: box 1's best anchors (1 and 2, tied at 0.2) become positive, each for its own best box
     assert D.match_anchors(iou, 0.7, 0.3, True).tolist() == [0, 0, 1, D.BELOW_LOW_THRESHOLD]
     assert D.match_anchors(torch.zeros(0, 5)).tolist() == [D.BELOW_LOW_THRESHOLD] * 5
@@ -215,7 +237,9 @@ def test_hungarian_match_is_optimal_by_brute_force(gen):
         rows, cols = D.hungarian_match(cost)
         assert len(rows) == min(n, m) and len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
         best = min(
-            sum(float(cost[r, c]) for r, c in zip(perm, range(m))) if n >= m else sum(float(cost[r, c]) for r, c in zip(range(n), perm))
+            sum(float(cost[r, c]) for r, c in zip(perm, range(m)))
+            if n >= m
+            else sum(float(cost[r, c]) for r, c in zip(range(n), perm))
             for perm in itertools.permutations(range(max(n, m)), min(n, m))
         )
         assert float(cost[rows, cols].sum()) == pytest.approx(best, abs=1e-6)
@@ -252,7 +276,10 @@ def test_match_predictions_recovers_a_permutation(gen):
 
 def test_set_prediction_loss_perfect_predictions_and_gradients(gen):
     gt = random_boxes(2, gen)
-    targets = [{"boxes": gt, "labels": torch.tensor([1, 0])}, {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    targets = [
+        {"boxes": gt, "labels": torch.tensor([1, 0])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
     boxes = random_boxes(8, gen).reshape(2, 4, 4)
     boxes[0, 1], boxes[0, 3] = gt[0], gt[1]
     logits = torch.full((2, 4, 3), -10.0)
@@ -270,12 +297,21 @@ def test_set_prediction_loss_perfect_predictions_and_gradients(gen):
     # the class term is the weighted cross-entropy DETR uses: "no object" weighs 0.1
     targets_cls = torch.tensor([[2, 1, 2, 0], [2, 2, 2, 2]])
     noisy = torch.randn(2, 4, 3, generator=gen)
-    got = D.set_prediction_loss(noisy, boxes.detach(), targets, (100, 100), matches=[(torch.tensor([1, 3]), torch.tensor([0, 1])), (torch.zeros(0, dtype=torch.int64),) * 2])
-    expected = torch.nn.functional.cross_entropy(noisy.transpose(1, 2), targets_cls, weight=torch.tensor([1.0, 1.0, 0.1]))
+    got = D.set_prediction_loss(
+        noisy,
+        boxes.detach(),
+        targets,
+        (100, 100),
+        matches=[(torch.tensor([1, 3]), torch.tensor([0, 1])), (torch.zeros(0, dtype=torch.int64),) * 2],
+    )
+    expected = torch.nn.functional.cross_entropy(
+        noisy.transpose(1, 2), targets_cls, weight=torch.tensor([1.0, 1.0, 0.1])
+    )
     torch.testing.assert_close(got["loss_cls"], expected)
 
 
 # -- RoI pooling and RoIAlign ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sampling_ratio", [-1, 1, 2])
 @pytest.mark.parametrize("aligned", [False, True])
@@ -286,7 +322,9 @@ def test_roi_align_matches_torchvision(gen, sampling_ratio, aligned):
     boxes[1] = torch.tensor([40.0, 30, 40.5, 30.2])  # almost empty
     rois = torch.cat([torch.randint(0, 2, (20, 1), generator=gen).float(), boxes], dim=1)
     expected = ops.roi_align(features, rois, (3, 4), spatial_scale=0.25, sampling_ratio=sampling_ratio, aligned=aligned)
-    torch.testing.assert_close(D.roi_align(features, rois, (3, 4), 0.25, sampling_ratio, aligned), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        D.roi_align(features, rois, (3, 4), 0.25, sampling_ratio, aligned), expected, atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("scale,size", [(1.0, 2), (0.25, (3, 4)), (0.5, 7)])
@@ -295,7 +333,9 @@ def test_roi_pool_matches_torchvision(gen, scale, size):
     boxes = random_boxes(15, gen, extent=50, max_size=20, min_size=0.0)
     boxes[0] = torch.tensor([-8.0, -8, 6, 5])
     per_image = [boxes[:7], boxes[7:]]
-    torch.testing.assert_close(D.roi_pool(features, per_image, size, scale), ops.roi_pool(features, per_image, size, scale))
+    torch.testing.assert_close(
+        D.roi_pool(features, per_image, size, scale), ops.roi_pool(features, per_image, size, scale)
+    )
 
 
 def test_roi_ops_empty_and_errors(gen):
@@ -316,6 +356,7 @@ def test_roi_align_of_a_constant_map_is_constant():
 
 # -- AP ----------------------------------------------------------------------------------------
 
+
 def _scene(gen, images=25, classes=4):
     preds, targets = [], []
     for i in range(images):
@@ -323,7 +364,9 @@ def _scene(gen, images=25, classes=4):
         gt = random_boxes(k, gen, min_size=3.0)
         labels = torch.randint(0, classes, (k,), generator=gen)
         jitter = gt + torch.randn(k, 4, generator=gen) * 1.5
-        jitter = torch.cat([torch.minimum(jitter[:, :2], jitter[:, 2:]), torch.maximum(jitter[:, :2], jitter[:, 2:])], dim=1)
+        jitter = torch.cat(
+            [torch.minimum(jitter[:, :2], jitter[:, 2:]), torch.maximum(jitter[:, :2], jitter[:, 2:])], dim=1
+        )
         flip = torch.rand(k, generator=gen) < 0.15  # some wrong classes
         pred_labels = torch.where(flip, (labels + 1) % classes, labels)
         boxes = torch.cat([jitter, jitter[:1], random_boxes(3, gen)])  # a duplicate and false positives
@@ -343,9 +386,12 @@ def _torchmetrics_map(preds, targets):
 
     # pycocotools' own thresholds (float64); torchmetrics' defaults are float32 copies, which move
     # an exact boundary such as recall 8/10 = 0.8 (float32 0.8 is 0.800000012)
-    metric = MeanAveragePrecision(class_metrics=True, backend="pycocotools",
-                                  iou_thresholds=D.metrics.COCO_IOU_THRESHOLDS.tolist(),
-                                  rec_thresholds=D.metrics.COCO_RECALL_LEVELS.tolist())
+    metric = MeanAveragePrecision(
+        class_metrics=True,
+        backend="pycocotools",
+        iou_thresholds=D.metrics.COCO_IOU_THRESHOLDS.tolist(),
+        rec_thresholds=D.metrics.COCO_RECALL_LEVELS.tolist(),
+    )
     metric.update(preds, targets)
     return metric.compute()
 
@@ -365,8 +411,13 @@ def test_map_keeps_the_best_max_detections_per_image_and_class(gen):
     preds, targets = _scene(gen, images=10)
     top3 = []
     for p in preds:  # keep each image's 3 best detections of every class by hand
-        keep = torch.cat([idx[p["scores"][idx].argsort(descending=True, stable=True)[:3]]
-                          for idx in (torch.where(p["labels"] == c)[0] for c in p["labels"].unique())] or [torch.zeros(0, dtype=torch.int64)])
+        keep = torch.cat(
+            [
+                idx[p["scores"][idx].argsort(descending=True, stable=True)[:3]]
+                for idx in (torch.where(p["labels"] == c)[0] for c in p["labels"].unique())
+            ]
+            or [torch.zeros(0, dtype=torch.int64)]
+        )
         top3.append({k: v[keep] for k, v in p.items()})
     expected = _torchmetrics_map(top3, targets)["map"].item()
     assert D.mean_average_precision(preds, targets, max_detections=3)["map"].item() == pytest.approx(expected, abs=1e-6)
@@ -385,18 +436,31 @@ def test_mask_map_matches_torchmetrics_segm(gen):
         shift = torch.randint(-2, 3, (2,), generator=gen).tolist()
         masks = s.masks.roll(shifts=shift, dims=(1, 2))  # imperfect masks: shifted by up to 2 pixels
         labels = torch.where(torch.rand(len(s.labels), generator=gen) < 0.2, (s.labels + 1) % 3, s.labels)
-        preds.append({"masks": masks, "scores": torch.rand(len(masks), generator=gen), "labels": labels, "boxes": s.boxes})
+        preds.append(
+            {"masks": masks, "scores": torch.rand(len(masks), generator=gen), "labels": labels, "boxes": s.boxes}
+        )
         targets.append({"masks": s.masks, "labels": s.labels, "boxes": s.boxes})
-    metric = MeanAveragePrecision(iou_type="segm", backend="pycocotools", iou_thresholds=D.metrics.COCO_IOU_THRESHOLDS.tolist(),
-                                  rec_thresholds=D.metrics.COCO_RECALL_LEVELS.tolist())
-    metric.update([{k: v for k, v in p.items() if k != "boxes"} for p in preds], [{k: v for k, v in t.items() if k != "boxes"} for t in targets])
+    metric = MeanAveragePrecision(
+        iou_type="segm",
+        backend="pycocotools",
+        iou_thresholds=D.metrics.COCO_IOU_THRESHOLDS.tolist(),
+        rec_thresholds=D.metrics.COCO_RECALL_LEVELS.tolist(),
+    )
+    metric.update(
+        [{k: v for k, v in p.items() if k != "boxes"} for p in preds],
+        [{k: v for k, v in t.items() if k != "boxes"} for t in targets],
+    )
     expected = metric.compute()
     ours = D.mean_average_precision(preds, targets, iou_type="segm")
     for key in ("map", "map_50", "map_75"):
         assert ours[key].item() == pytest.approx(expected[key].item(), abs=1e-6), key
     assert 0.05 < ours["map"].item() < 0.95
-    probabilities = [dict(p, masks=p["masks"][:, None].float() * 0.9) for p in preds]  # Mask R-CNN's (D, 1, H, W) format
-    assert D.mean_average_precision(probabilities, targets, iou_type="segm")["map"].item() == pytest.approx(ours["map"].item())
+    probabilities = [
+        dict(p, masks=p["masks"][:, None].float() * 0.9) for p in preds
+    ]  # Mask R-CNN's (D, 1, H, W) format
+    assert D.mean_average_precision(probabilities, targets, iou_type="segm")["map"].item() == pytest.approx(
+        ours["map"].item()
+    )
 
 
 def test_mask_iou_hand_computed():
@@ -415,7 +479,11 @@ def test_map_hand_computed_cases():
     half = {"boxes": gt["boxes"][:1], "scores": torch.tensor([0.9]), "labels": torch.tensor([1])}
     assert D.mean_average_precision([half], [gt])["map_50"].item() == pytest.approx(51 / 101)
     # a higher-scoring duplicate-free false positive first: precision 1/2 then 2/3 at recalls 0.5 and 1
-    fp_first = {"boxes": torch.cat([torch.tensor([[40.0, 40, 50, 50]]), gt["boxes"]]), "scores": torch.tensor([0.95, 0.9, 0.8]), "labels": torch.tensor([1, 1, 1])}
+    fp_first = {
+        "boxes": torch.cat([torch.tensor([[40.0, 40, 50, 50]]), gt["boxes"]]),
+        "scores": torch.tensor([0.95, 0.9, 0.8]),
+        "labels": torch.tensor([1, 1, 1]),
+    }
     assert D.mean_average_precision([fp_first], [gt])["map_50"].item() == pytest.approx(2 / 3)
     # no predictions at all: AP 0; no ground truth at all: undefined (-1), as in COCO
     none = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
@@ -434,6 +502,7 @@ def test_map_rejects_malformed_input():
 
 
 # -- regions ---------------------------------------------------------------------------------------
+
 
 def test_sliding_windows_count_and_bounds():
     windows = D.sliding_windows((64, 48), (16, 32), stride=8)
@@ -457,15 +526,19 @@ def test_crop_regions_warps_to_a_fixed_size():
     image[:, 5:15, 5:15] = 1.0
     crops = D.crop_regions(image, torch.tensor([[5.0, 5, 15, 15], [0.0, 0, 4, 4]]), 8)
     assert crops.shape == (2, 3, 8, 8)
-    torch.testing.assert_close(crops[0, :, 1:-1, 1:-1], torch.ones(3, 6, 6))  # the border samples blend with outside pixels
+    torch.testing.assert_close(
+        crops[0, :, 1:-1, 1:-1], torch.ones(3, 6, 6)
+    )  # the border samples blend with outside pixels
     assert crops[0].min() > 0.5
     torch.testing.assert_close(crops[1], torch.zeros(3, 8, 8))
 
 
 def test_proposal_recall_hand_computed():
     gt = [torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]]), torch.tensor([[0.0, 0, 4, 4]])]
-    proposals = [torch.tensor([[0.0, 0, 10, 12], [50.0, 50, 60, 60]]),  # IoU 100/120 = 0.83 with the first box only
-                 torch.zeros(0, 4)]  # no candidate at all in the second image
+    proposals = [
+        torch.tensor([[0.0, 0, 10, 12], [50.0, 50, 60, 60]]),  # IoU 100/120 = 0.83 with the first box only
+        torch.zeros(0, 4),
+    ]  # no candidate at all in the second image
     assert D.proposal_recall(proposals, gt, 0.5) == pytest.approx(1 / 3)
     assert D.proposal_recall(proposals, gt, 0.9) == 0.0
     assert D.proposal_recall([torch.zeros(0, 4)], [torch.zeros(0, 4)]) == 0.0  # no object: 0, not a division by zero
@@ -499,7 +572,9 @@ def test_query_specialisation_tells_a_collapsed_prior_from_specialised_queries()
     assert collapsed["max_firing"] == 1.0 and collapsed["spread"].tolist() == [0.0, 0.0]
     # specialised: query 0 fires on the left half of the images, query 1 on the others, each near its own corner
     g = torch.Generator().manual_seed(0)
-    centres = torch.stack([torch.rand(n, 2, generator=g) * 8 + 4, torch.rand(n, 2, generator=g) * 8 + 50], 1)  # (n, 2 queries, xy)
+    centres = torch.stack(
+        [torch.rand(n, 2, generator=g) * 8 + 4, torch.rand(n, 2, generator=g) * 8 + 50], 1
+    )  # (n, 2 queries, xy)
     boxes = torch.cat([centres - 1, centres + 1], -1)
     p = torch.stack([torch.arange(n) < n // 2, torch.arange(n) >= n // 2], 1).float()
     spec = D.query_specialisation(_FixedDETR(boxes, p), images, min_count=5)

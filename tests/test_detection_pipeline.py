@@ -125,7 +125,9 @@ class _CentreClassifier(torch.nn.Module):
 
     def forward(self, crops):
         centre = crops[:, 0, crops.shape[2] // 2, crops.shape[3] // 2]  # (B,)
-        logits = torch.stack([-10 * centre, 10 * centre, torch.zeros_like(centre)], dim=1)  # background, class 0, class 1
+        logits = torch.stack(
+            [-10 * centre, 10 * centre, torch.zeros_like(centre)], dim=1
+        )  # background, class 0, class 1
         return {"logits": logits, "deltas": torch.zeros(len(crops), 4)}
 
 
@@ -172,8 +174,10 @@ def test_visualizers_draw_what_they_are_given(shapes):
     assert len(fig.axes[0].lines) == len(s.boxes)  # one line per matched pair
     ax = viz.plot_instances(s.image, s.masks, s.labels, boxes=s.boxes)
     assert ax.get_xlim() == (-0.5, 63.5)
-    result = D.mean_average_precision([{"boxes": s.boxes, "scores": torch.ones(len(s.boxes)), "labels": s.labels}],
-                                      [{"boxes": s.boxes, "labels": s.labels}])
+    result = D.mean_average_precision(
+        [{"boxes": s.boxes, "scores": torch.ones(len(s.boxes)), "labels": s.labels}],
+        [{"boxes": s.boxes, "labels": s.labels}],
+    )
     fig = viz.plot_precision_recall(result)
     assert len(fig.axes[0].lines) == 2 * len(s.labels.unique())
     fig = viz.show_matrices([torch.eye(2), torch.ones(3, 1)], ["a", "b"])

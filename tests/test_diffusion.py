@@ -131,8 +131,12 @@ def test_ddpm_step_equation_11_hand_computed():
     mean = (0.4 - 0.5 / math.sqrt(0.64) * -1.0) / math.sqrt(0.5)
     expected = mean + math.sqrt(0.28 / 0.64 * 0.5) * 0.5
     assert ddpm_step(eps, x, 2, sched, noise=z).item() == pytest.approx(expected, rel=1e-6)
-    assert ddpm_step(eps, x, 2, sched, noise=z, variance="beta").item() == pytest.approx(mean + math.sqrt(0.5) * 0.5, rel=1e-6)
-    assert ddpm_step(eps, x, 0, sched, noise=z).item() == pytest.approx((0.4 - 0.1 / math.sqrt(0.1) * -1.0) / math.sqrt(0.9), rel=1e-6)
+    assert ddpm_step(eps, x, 2, sched, noise=z, variance="beta").item() == pytest.approx(
+        mean + math.sqrt(0.5) * 0.5, rel=1e-6
+    )
+    assert ddpm_step(eps, x, 0, sched, noise=z).item() == pytest.approx(
+        (0.4 - 0.1 / math.sqrt(0.1) * -1.0) / math.sqrt(0.9), rel=1e-6
+    )
 
 
 def test_ddpm_clipped_and_unclipped_agree_when_x0_in_range():
@@ -154,7 +158,9 @@ def test_ddpm_step_matches_diffusers(kind, name, clip):
     x, eps = torch.randn(2, 1, 6, 6) * 1.5, torch.randn(2, 1, 6, 6)
     for t in (999, 500, 3, 0):
         expected = ref.step(eps, t, x, generator=torch.Generator().manual_seed(7)).prev_sample
-        ours = ddpm_step(eps, x, t, sched, clip_x0=clip, noise=torch.randn(x.shape, generator=torch.Generator().manual_seed(7)))
+        ours = ddpm_step(
+            eps, x, t, sched, clip_x0=clip, noise=torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+        )
         torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
 
@@ -181,7 +187,9 @@ def test_ddim_step_matches_diffusers(eta):
         prev_t = ours_t[i + 1] if i + 1 < len(ours_t) else -1
         z = torch.randn(x.shape, generator=torch.Generator().manual_seed(i))
         expected = ref.step(eps, t, x, eta=eta, variance_noise=z if eta else None).prev_sample
-        torch.testing.assert_close(ddim_step(eps, x, t, prev_t, sched, eta=eta, noise=z), expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            ddim_step(eps, x, t, prev_t, sched, eta=eta, noise=z), expected, atol=1e-5, rtol=1e-4
+        )
 
 
 def test_ddim_with_perfect_noise_prediction_recovers_x0():
@@ -341,7 +349,9 @@ def test_guidance_class_share_counts_samples_of_their_class():
     def classifier(images):  # the class whose brightness is nearest
         return -(images.mean((1, 2, 3))[:, None] - torch.arange(10) / 10).abs()
 
-    out = guidance_class_share(model, classifier, schedule, (0.0, 1.0), samples_per_class=2, num_steps=10, image_shape=(1, 4, 4), device="cpu")
+    out = guidance_class_share(
+        model, classifier, schedule, (0.0, 1.0), samples_per_class=2, num_steps=10, image_shape=(1, 4, 4), device="cpu"
+    )
     assert out["labels"].tolist() == [c for c in range(10) for _ in range(2)]
     assert out["shares"][1.0] == 1.0, "the conditional model makes every class"
     assert out["shares"][0.0] == pytest.approx(0.1), "the unconditional model makes class 0 only"

@@ -15,7 +15,9 @@ def test_record_summary_against_statistics(tmp_path):
     accs = {"baseline": [0.80, 0.82, 0.79], "augment": [0.85, 0.83]}
     for name, values in accs.items():
         for seed, acc in enumerate(values):
-            log.record(name, {"seed": seed, "augment": name == "augment"}, {"test_accuracy": torch.tensor(acc), "seconds": 1.5})
+            log.record(
+                name, {"seed": seed, "augment": name == "augment"}, {"test_accuracy": torch.tensor(acc), "seconds": 1.5}
+            )
     rows = [json.loads(line) for line in (tmp_path / "runs" / "log.jsonl").read_text().splitlines()]
     assert [r["name"] for r in rows] == ["baseline"] * 3 + ["augment"] * 2
     assert rows[0]["config"] == {"seed": 0, "augment": False} and rows[0]["torch"] == torch.__version__

@@ -17,7 +17,9 @@ def test_loss_uses_the_true_class_regressor_of_foreground_rois_only():
     deltas[0] = 100.0  # a background RoI's boxes: must not count
     labels = torch.tensor([0, 1])
     targets = torch.zeros(2, 4)
-    expected = F.cross_entropy(logits, labels) + (1.0 - 0.5 / 9) / 2  # smooth L1 (beta 1/9) of 1 is 1 - beta/2, over R = 2
+    expected = (
+        F.cross_entropy(logits, labels) + (1.0 - 0.5 / 9) / 2
+    )  # smooth L1 (beta 1/9) of 1 is 1 - beta/2, over R = 2
     torch.testing.assert_close(fast_rcnn_loss(logits, deltas, labels, targets), expected)
     with pytest.raises(ValueError, match="expected logits"):
         fast_rcnn_loss(logits, deltas[:, :2], labels, targets)
@@ -27,7 +29,12 @@ def test_batches_sample_a_quarter_foreground_and_the_model_trains_a_step():
     ds = ShapesDataset(n=6, image_size=64, seed=0)
     g = torch.Generator().manual_seed(0)
     windows = torch.tensor([[x, y, x + 24.0, y + 24.0] for x in range(0, 40, 8) for y in range(0, 40, 8)])
-    batches = RoIBatches(ds, lambda i, s: jittered_proposals(s.boxes, (64, 64), windows=windows, generator=g), images_per_batch=3, rois_per_image=16)
+    batches = RoIBatches(
+        ds,
+        lambda i, s: jittered_proposals(s.boxes, (64, 64), windows=windows, generator=g),
+        images_per_batch=3,
+        rois_per_image=16,
+    )
     images, rois, labels, deltas = next(iter(batches))
     assert images.shape == (3, 3, 64, 64) and rois.shape[1] == 5 and len(batches) == 2
     for b in range(3):

@@ -99,7 +99,9 @@ def test_train_gan_updates_both_networks_on_a_toy_batch():
 
 
 def test_train_gan_resumes_from_its_checkpoint_as_if_never_interrupted(tmp_path):
-    data = [(torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(i)) * 2 - 1, torch.zeros(8)) for i in range(3)]
+    data = [
+        (torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(i)) * 2 - 1, torch.zeros(8)) for i in range(3)
+    ]
 
     def nets():
         torch.manual_seed(0)
@@ -114,7 +116,17 @@ def test_train_gan_resumes_from_its_checkpoint_as_if_never_interrupted(tmp_path)
 
     g, d = nets()
     with pytest.raises(KeyboardInterrupt):
-        train_gan(g, d, data, epochs=3, device="cpu", verbose=False, progress=False, checkpoint_dir=tmp_path, callback=disconnect)
+        train_gan(
+            g,
+            d,
+            data,
+            epochs=3,
+            device="cpu",
+            verbose=False,
+            progress=False,
+            checkpoint_dir=tmp_path,
+            callback=disconnect,
+        )
     g, d = nets()  # a fresh kernel: everything must come from the checkpoint
     resumed = train_gan(g, d, data, epochs=3, device="cpu", verbose=False, progress=False, checkpoint_dir=tmp_path)
     assert [r["epoch"] for r in resumed.rows] == [1, 2, 3]
@@ -185,7 +197,9 @@ def test_plot_gan_history_draws_both_panels():
     from cvkit.generative import GANHistory
     from cvkit.viz import plot_gan_history
 
-    hist = GANHistory([{"epoch": e, "d_loss": 1.0 / e, "g_loss": 2.0, "d_real": 0.6, "d_fake": 0.4, "seconds": 1.0} for e in (1, 2)])
+    hist = GANHistory(
+        [{"epoch": e, "d_loss": 1.0 / e, "g_loss": 2.0, "d_real": 0.6, "d_fake": 0.4, "seconds": 1.0} for e in (1, 2)]
+    )
     fig = plot_gan_history(hist)
     losses, outputs = fig.axes
     assert [line.get_label() for line in losses.lines] == ["discriminator", "generator"]

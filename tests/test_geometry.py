@@ -7,7 +7,16 @@ import torch
 import torch.nn.functional as F
 from skimage.registration import optical_flow_ilk
 
-from cvkit.geometry import block_matching, depth_from_disparity, disparity_error, endpoint_error, horn_schunck, lucas_kanade, point_cloud, warp
+from cvkit.geometry import (
+    block_matching,
+    depth_from_disparity,
+    disparity_error,
+    endpoint_error,
+    horn_schunck,
+    lucas_kanade,
+    point_cloud,
+    warp,
+)
 
 
 def smooth_texture(h=64, w=64, seed=0):  # box-filtered noise: for block matching (whole-pixel shifts)
@@ -27,7 +36,9 @@ def sinusoids(xs, ys, seed=0, waves=12):
 
 def shifted_pair(dx, dy, size=64):
     """Frame 2 is frame 1's texture moved by (dx, dy): b(x) = a(x - u), computed exactly (no interpolation)."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     a, b = sinusoids(xs, ys), sinusoids(xs - dx, ys - dy)
     flow = torch.stack([torch.full((size, size), float(dx)), torch.full((size, size), float(dy))])
     return a, b, flow

@@ -21,7 +21,12 @@ class SneakyTensor(torch.Tensor):
 
 
 def test_always_equal_object_fails_every_check():
-    for check, expected in ((check_tensor, torch.zeros(2)), (check_int, 3), (check_float, 1.5), (check_tuple_of_ints, (1, 2))):
+    for check, expected in (
+        (check_tensor, torch.zeros(2)),
+        (check_int, 3),
+        (check_float, 1.5),
+        (check_tuple_of_ints, (1, 2)),
+    ):
         with pytest.raises(GradingError, match="expected"):
             check(AlwaysEqual(), expected)
 
@@ -33,7 +38,9 @@ def test_tensor_subclass_cannot_override_comparison():
 
 
 def test_messages_say_expected_got_and_hint():
-    with pytest.raises(GradingError, match=r"conv output: expected shape \(2, 8, 5, 5\), got \(2, 8, 6, 6\): check padding"):
+    with pytest.raises(
+        GradingError, match=r"conv output: expected shape \(2, 8, 5, 5\), got \(2, 8, 6, 6\): check padding"
+    ):
         check_tensor(torch.zeros(2, 8, 6, 6), torch.zeros(2, 8, 5, 5), "conv output", hint="check padding")
     with pytest.raises(GradingError, match="expected dtype torch.float32, got torch.float64"):
         check_tensor(torch.zeros(2, dtype=torch.float64), torch.zeros(2))
@@ -67,17 +74,34 @@ def test_answers_cross_as_plain_data_only():
     class Sneaky(torch.Tensor):
         pass
 
-    answer = {"t": torch.arange(6.0).view(2, 3).as_subclass(Sneaky), "b": torch.tensor([True]), "bf": torch.ones(2, dtype=torch.bfloat16),
-              "n": 3, "f": float("nan"), "tup": (1, 2.5, None, "s"), "np": np.arange(3, dtype=np.int64), "np1": np.float32(0.5),
-              "size": torch.Size([2, 3]), "obj": AlwaysEqual(), "raised": outcome(lambda: int("x")), "nested": [[{"k": [1]}]]}
+    answer = {
+        "t": torch.arange(6.0).view(2, 3).as_subclass(Sneaky),
+        "b": torch.tensor([True]),
+        "bf": torch.ones(2, dtype=torch.bfloat16),
+        "n": 3,
+        "f": float("nan"),
+        "tup": (1, 2.5, None, "s"),
+        "np": np.arange(3, dtype=np.int64),
+        "np1": np.float32(0.5),
+        "size": torch.Size([2, 3]),
+        "obj": AlwaysEqual(),
+        "raised": outcome(lambda: int("x")),
+        "nested": [[{"k": [1]}]],
+    }
     got = load_plain(*dump_plain(answer))
-    assert type(got["t"]) is torch.Tensor and torch.equal(got["t"], torch.arange(6.0).view(2, 3)), "a subclass comes back plain"
+    assert type(got["t"]) is torch.Tensor and torch.equal(got["t"], torch.arange(6.0).view(2, 3)), (
+        "a subclass comes back plain"
+    )
     assert got["bf"].dtype == torch.bfloat16 and got["b"].dtype == torch.bool
     assert got["n"] == 3 and type(got["n"]) is int and np.isnan(got["f"])
     assert got["tup"] == (1, 2.5, None, "s") and got["size"] == (2, 3)
     assert isinstance(got["np"], np.ndarray) and got["np"].tolist() == [0, 1, 2] and type(got["np1"]) is np.float32
     assert isinstance(got["obj"], Opaque) and got["obj"].type_name == "AlwaysEqual"
-    assert isinstance(got["raised"], Raised) and got["raised"].name == "ValueError" and "builtins.ValueError" in got["raised"].classes
+    assert (
+        isinstance(got["raised"], Raised)
+        and got["raised"].name == "ValueError"
+        and "builtins.ValueError" in got["raised"].classes
+    )
     assert got["nested"] == [[{"k": [1]}]]
     with pytest.raises(GradingError, match="expected a torch.Tensor, got AlwaysEqual"):
         check_tensor(got["obj"], torch.zeros(1))

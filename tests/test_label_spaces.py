@@ -16,8 +16,12 @@ def test_union_and_losses_by_hand():
     feats = torch.randn(5, 8)
     labels = torch.tensor([0, 1, 2, 1, 0])  # in B: background, triangle, square, triangle, background
     all_logits = clf(feats)
-    torch.testing.assert_close(label_space_loss(clf, feats, labels, "B", "partitioned"), F.cross_entropy(all_logits[:, [0, 3, 2]], labels))
-    torch.testing.assert_close(label_space_loss(clf, feats, labels, "B", "unified"), F.cross_entropy(all_logits, torch.tensor([0, 3, 2, 3, 0])))
+    torch.testing.assert_close(
+        label_space_loss(clf, feats, labels, "B", "partitioned"), F.cross_entropy(all_logits[:, [0, 3, 2]], labels)
+    )
+    torch.testing.assert_close(
+        label_space_loss(clf, feats, labels, "B", "unified"), F.cross_entropy(all_logits, torch.tensor([0, 3, 2, 3, 0]))
+    )
     with pytest.raises(ValueError, match="structure"):
         label_space_loss(clf, feats, labels, "B", "separate")
     with pytest.raises(ValueError, match="unknown label space"):

@@ -23,9 +23,20 @@ def test_denoiser_works_with_the_kits_loss_and_sampler():
     schedule = make_schedule("cosine", 100)
     z = torch.randn(8, 16, 1, 1)
     loss = diffusion_loss(model, z, schedule, torch.arange(8), p_uncond=0.5)
-    assert loss.item() == pytest.approx(1.0, abs=0.5)  # a zero-initialised output predicts eps = 0: the loss is E[eps^2] = 1
+    assert loss.item() == pytest.approx(
+        1.0, abs=0.5
+    )  # a zero-initialised output predicts eps = 0: the loss is E[eps^2] = 1
     loss.backward()
-    out = sample(model, (4, 16, 1, 1), schedule, method="ddim", num_steps=5, labels=torch.tensor([0, 1, 2, -1]), guidance_scale=2.0, clip_x0=False)
+    out = sample(
+        model,
+        (4, 16, 1, 1),
+        schedule,
+        method="ddim",
+        num_steps=5,
+        labels=torch.tensor([0, 1, 2, -1]),
+        guidance_scale=2.0,
+        clip_x0=False,
+    )
     assert out.images.shape == (4, 16, 1, 1) and torch.isfinite(out.images).all()
     with pytest.raises(ValueError, match="unconditional"):
         LatentDenoiser(16)(z, torch.zeros(8, dtype=torch.long), torch.zeros(8, dtype=torch.long))

@@ -20,8 +20,17 @@ TIERS = [
     {"cvkit.inspect"},
     {"cvkit.conv"},
     {"cvkit.train"},
-    {"cvkit.detection", "cvkit.segmentation", "cvkit.diffusion", "cvkit.generative", "cvkit.ssl", "cvkit.vl", "cvkit.sam",
-     "cvkit.geometry", "cvkit.tracking"},
+    {
+        "cvkit.detection",
+        "cvkit.segmentation",
+        "cvkit.diffusion",
+        "cvkit.generative",
+        "cvkit.ssl",
+        "cvkit.vl",
+        "cvkit.sam",
+        "cvkit.geometry",
+        "cvkit.tracking",
+    },
     {"cvkit.models"},
     {"cvkit.lessons"},
     {"cvkit.viz"},
@@ -45,7 +54,9 @@ def test_no_two_public_definitions_share_a_name(measured):
 
 @pytest.mark.parametrize("graph", ["cycles", "deferred_cycles", "room_cycles", "deferred_room_cycles"])
 def test_no_import_cycles(measured, graph):
-    assert measured[graph] == [], f"import {graph.replace('_', ' ')}: " + "; ".join(" <-> ".join(c) for c in measured[graph])
+    assert measured[graph] == [], f"import {graph.replace('_', ' ')}: " + "; ".join(
+        " <-> ".join(c) for c in measured[graph]
+    )
 
 
 def test_imports_follow_the_tiers():
@@ -73,7 +84,13 @@ def test_models_are_registered_only_in_cvkit_models():
             bad.append(f"{rel} mentions register_model")
         if rel.parts[0] in ("ssl", "vl", "sam", "diffusion"):
             for node in ast.walk(ast.parse(source)):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 bad += [f"{rel} imports {n}" for n in names if n.startswith("cvkit.models")]
     assert not bad, "\n".join(bad)
 
@@ -101,7 +118,9 @@ def test_package_map_is_the_tree():
     tree = {str(p.relative_to(ROOT / "cvkit")) for p in (ROOT / "cvkit").rglob("*.py") if p.name != "__init__.py"}
     listed = package_map()
     assert not tree - listed, f"add to the package map in CONTRIBUTING.md: {sorted(tree - listed)}"
-    assert not listed - tree, f"the package map in CONTRIBUTING.md lists modules that do not exist: {sorted(listed - tree)}"
+    assert not listed - tree, (
+        f"the package map in CONTRIBUTING.md lists modules that do not exist: {sorted(listed - tree)}"
+    )
 
 
 def test_the_measures_find_what_they_count(tmp_path):

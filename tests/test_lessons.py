@@ -11,7 +11,14 @@ import torch
 import torch.nn as nn
 
 from cvkit.lessons import checkpoints as C
-from cvkit.lessons import compare_manifests, list_checkpoints, load_course_checkpoint, read_manifest, read_state_dict, retrain
+from cvkit.lessons import (
+    compare_manifests,
+    list_checkpoints,
+    load_course_checkpoint,
+    read_manifest,
+    read_state_dict,
+    retrain,
+)
 from cvkit.train import fit
 
 REQUIRED = ("command", "seed", "device", "train_seconds", "versions", "config", "metrics", "sha256", "bytes", "storage")
@@ -31,7 +38,9 @@ def test_shipped_checkpoint_matches_its_manifest(name):
     model = load_course_checkpoint(name, device="cpu", verbose=False)  # sha256 checked, weights_only=True
     assert not model.training
     stored = torch.load(weights, weights_only=True)["state_dict"]
-    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point()) == (manifest["storage"] == "float16")
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point()) == (
+        manifest["storage"] == "float16"
+    )
 
 
 def test_shipped_checkpoints_keep_the_total_budget():
@@ -41,7 +50,9 @@ def test_shipped_checkpoints_keep_the_total_budget():
 def test_every_shipped_file_belongs_to_a_registered_checkpoint_and_comes_with_its_pair():
     files = [p for p in C.WEIGHTS_DIR.glob("*") if p.suffix in (".pt", ".json")] if C.WEIGHTS_DIR.is_dir() else []
     stems = {p.stem for p in files}
-    assert stems <= set(list_checkpoints()), f"files of no registered checkpoint: {sorted(stems - set(list_checkpoints()))}"
+    assert stems <= set(list_checkpoints()), (
+        f"files of no registered checkpoint: {sorted(stems - set(list_checkpoints()))}"
+    )
     assert stems == set(SHIPPED), f"a weights file without its manifest or the reverse: {sorted(stems - set(SHIPPED))}"
 
 
@@ -54,11 +65,23 @@ def _toy_data():
     return [(x[i : i + 32], (x[i : i + 32, 0] > 0).long()) for i in range(0, 96, 32)]
 
 
-def _toy_train(epochs=4, *, seed=0, device=None, checkpoint_dir=None, callbacks=(), progress=False, verbose=False, model=None):
+def _toy_train(
+    epochs=4, *, seed=0, device=None, checkpoint_dir=None, callbacks=(), progress=False, verbose=False, model=None
+):
     torch.manual_seed(seed)
     model = model or nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    history = fit(model, _toy_data(), epochs=epochs, lr=0.05, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
-                  callbacks=callbacks, progress=progress, verbose=verbose)
+    history = fit(
+        model,
+        _toy_data(),
+        epochs=epochs,
+        lr=0.05,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        callbacks=callbacks,
+        progress=progress,
+        verbose=verbose,
+    )
     return model, history
 
 
@@ -69,8 +92,16 @@ def _toy_accuracy(model):
 
 @pytest.fixture
 def toy(monkeypatch):
-    entry = C.CourseCheckpoint(name="toy", lesson="00_toy", description="a toy", build=lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
-                               train=_toy_train, config=dict(epochs=4), evaluate=_toy_accuracy, tolerances={"accuracy": 0.01})
+    entry = C.CourseCheckpoint(
+        name="toy",
+        lesson="00_toy",
+        description="a toy",
+        build=lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+        train=_toy_train,
+        config=dict(epochs=4),
+        evaluate=_toy_accuracy,
+        tolerances={"accuracy": 0.01},
+    )
     C.list_checkpoints()
     monkeypatch.setitem(C._CHECKPOINTS, "toy", entry)
     return entry
@@ -79,7 +110,9 @@ def toy(monkeypatch):
 def test_retrain_writes_float16_weights_and_a_manifest_measured_after_the_round_trip(toy, tmp_path):
     manifest = retrain("toy", device="cpu", out=tmp_path / "out", work_dir=tmp_path / "work")
     on_disk = json.loads((tmp_path / "out" / "toy.json").read_text())
-    assert on_disk == manifest and manifest["epochs"] == 4 and manifest["seed"] == 0 and len(manifest["train_loss"]) == 4
+    assert (
+        on_disk == manifest and manifest["epochs"] == 4 and manifest["seed"] == 0 and len(manifest["train_loss"]) == 4
+    )
     assert manifest["train_loss"][-1] < manifest["train_loss"][0]
     stored = torch.load(tmp_path / "out" / "toy.pt", weights_only=True)["state_dict"]
     assert all(v.dtype == torch.float16 for v in stored.values())
@@ -90,7 +123,9 @@ def test_retrain_writes_float16_weights_and_a_manifest_measured_after_the_round_
 
 def test_a_paused_retrain_resumes_to_the_same_weights(toy, tmp_path):
     with pytest.raises(C.TrainingPaused):
-        retrain("toy", device="cpu", out=tmp_path / "a", work_dir=tmp_path / "work", max_minutes=0)  # pauses after epoch 1
+        retrain(
+            "toy", device="cpu", out=tmp_path / "a", work_dir=tmp_path / "work", max_minutes=0
+        )  # pauses after epoch 1
     assert (tmp_path / "work" / "last.pt").is_file() and not (tmp_path / "a" / "toy.pt").exists()
     resumed = retrain("toy", device="cpu", out=tmp_path / "a", work_dir=tmp_path / "work")
     straight = retrain("toy", device="cpu", out=tmp_path / "b", work_dir=tmp_path / "work2")
@@ -143,13 +178,30 @@ def test_a_notebook_falls_back_on_its_own_model_when_the_checkpoint_is_not_shipp
     retrain("toy", device="cpu", out=tmp_path, work_dir=tmp_path / "w")
     model, from_checkpoint = C.course_checkpoint_or("toy", live, device="cpu", folder=tmp_path, verbose=False)
     assert from_checkpoint and model is not live and not model.training
-    assert _toy_accuracy(model)["accuracy"] == pytest.approx(read_manifest("toy", tmp_path)["metrics"]["accuracy"], abs=1e-6)
+    assert _toy_accuracy(model)["accuracy"] == pytest.approx(
+        read_manifest("toy", tmp_path)["metrics"]["accuracy"], abs=1e-6
+    )
 
 
 def test_cli_lists_and_compares(toy, tmp_path, capsys):
     from cvkit.cli import main
 
-    assert main(["checkpoints", "retrain", "toy", "--device", "cpu", "--out", str(tmp_path), "--work-dir", str(tmp_path / "w")]) == 0
+    assert (
+        main(
+            [
+                "checkpoints",
+                "retrain",
+                "toy",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path),
+                "--work-dir",
+                str(tmp_path / "w"),
+            ]
+        )
+        == 0
+    )
     assert read_manifest("toy", tmp_path)["command"] == f"cvkit checkpoints retrain toy --device cpu --out {tmp_path}"
     assert main(["checkpoints", "compare", "toy", str(tmp_path)]) == 2  # nothing shipped under that name: a clear error
     assert main(["checkpoints", "list"]) == 0

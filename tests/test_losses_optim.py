@@ -20,7 +20,9 @@ def test_focal_hand_computed():
     logits = torch.log(torch.tensor([[0.8, 0.2]]))
     expected = -(0.2**2) * torch.log(torch.tensor(0.8))
     torch.testing.assert_close(focal_loss(logits, torch.tensor([0]), gamma=2), expected)
-    torch.testing.assert_close(focal_loss(logits, torch.tensor([0]), gamma=2, alpha=torch.tensor([0.25, 0.75])), 0.25 * expected)
+    torch.testing.assert_close(
+        focal_loss(logits, torch.tensor([0]), gamma=2, alpha=torch.tensor([0.25, 0.75])), 0.25 * expected
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.25, None])

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torchvision.models import maxvit as tv_maxvit
 
-from cvkit.layers import BlockGridAttention, PartitionAttention, block_partition, block_reverse, grid_partition, grid_reverse
+from cvkit.layers import (
+    BlockGridAttention,
+    PartitionAttention,
+    block_partition,
+    block_reverse,
+    grid_partition,
+    grid_reverse,
+)
 
 
 def test_grid_partition_hand_case():
@@ -39,7 +46,10 @@ def test_round_trips():
 def test_grid_attention_mixes_globally_block_attention_locally():
     torch.manual_seed(0)
     x = torch.randn(1, 64, 8, requires_grad=True)  # an 8x8 grid
-    for partition, reachable in (("block", {0, 1, 8, 9}), ("grid", {0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54})):
+    for partition, reachable in (
+        ("block", {0, 1, 8, 9}),
+        ("grid", {0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54}),
+    ):
         layer = PartitionAttention(8, 2, (8, 8), partition, 2 if partition == "block" else 4)
         out = layer(x)
         (grad,) = torch.autograd.grad(out[0, 0].sum(), x)

@@ -35,11 +35,14 @@ def test_model_smoke(name):
         assert torch.isfinite(t).all(), f"{name}: output has NaN/inf"
     if spec.output_shape is not None:
         first = outs[0]
-        assert tuple(first.shape) == (2, *spec.output_shape), f"{name}: expected {(2, *spec.output_shape)}, got {tuple(first.shape)}"
+        assert tuple(first.shape) == (2, *spec.output_shape), (
+            f"{name}: expected {(2, *spec.output_shape)}, got {tuple(first.shape)}"
+        )
     loss = spec.reduce(out) if spec.reduce is not None else sum(t.float().sum() for t in outs)
     loss.backward()
     missing = [
-        n for n, p in model.named_parameters()
+        n
+        for n, p in model.named_parameters()
         if p.requires_grad and p.grad is None and not any(n.startswith(u) for u in spec.unused_parameters)
     ]
     assert not missing, f"{name}: no gradient reaches {missing[:5]}"

@@ -25,7 +25,9 @@ def test_there_are_lecture_notebooks():
 
 
 def test_notebook_contract():
-    result = subprocess.run([sys.executable, str(ROOT / "ci" / "notebooks.py"), "check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "ci" / "notebooks.py"), "check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

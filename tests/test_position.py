@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from cvkit.layers import LearnedPositionEmbedding, SinCosPositionEmbedding2d, sincos_position_embedding_1d, sincos_position_embedding_2d
+from cvkit.layers import (
+    LearnedPositionEmbedding,
+    SinCosPositionEmbedding2d,
+    sincos_position_embedding_1d,
+    sincos_position_embedding_2d,
+)
 
 
 def test_sincos_1d_formula():

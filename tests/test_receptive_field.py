@@ -58,20 +58,35 @@ def test_split_paths_and_the_plain_chain_formula_of_lecture_02():
     from cvkit.conv import receptive_field_chain
 
     layers = [(7, 2), (3, 2), (3, 1), (3, 2), (5, 1, 2)]
-    chain = nn.Sequential(*[nn.Conv2d(1, 1, k, s, d * (k - 1) // 2, dilation=d) for k, s, d in ((*layer, 1)[:3] for layer in layers)])
+    chain = nn.Sequential(
+        *[nn.Conv2d(1, 1, k, s, d * (k - 1) // 2, dilation=d) for k, s, d in ((*layer, 1)[:3] for layer in layers)]
+    )
     rows = receptive_fields(chain, (1, 64, 64)).rows
-    assert [(r.size[0], r.stride[0], r.padding[0]) for r in rows] == [(c["size"], c["jump"], c["padding"]) for c in receptive_field_chain(layers)]
+    assert [(r.size[0], r.stride[0], r.padding[0]) for r in rows] == [
+        (c["size"], c["jump"], c["padding"]) for c in receptive_field_chain(layers)
+    ]
 
 
 def test_published_values_for_torchvision_models():
     # Araujo et al., Distill 2019, Table 1: AlexNet pool5 195, VGG-16 pool5 212 (stride 32, padding 90)
     with META:
-        alexnet, vgg16, resnet50 = (getattr(torchvision.models, n)(weights=None) for n in ("alexnet", "vgg16", "resnet50"))
+        alexnet, vgg16, resnet50 = (
+            getattr(torchvision.models, n)(weights=None) for n in ("alexnet", "vgg16", "resnet50")
+        )
         resnet50_v1 = resnet(50, stride_in="1x1")
     t = receptive_fields(alexnet)
-    assert t["features.10"].size == (163, 163) and t["features.12"].size == (195, 195) and t["features.12"].stride == (32, 32)
+    assert (
+        t["features.10"].size == (163, 163)
+        and t["features.12"].size == (195, 195)
+        and t["features.12"].stride == (32, 32)
+    )
     t = receptive_fields(vgg16)
-    assert (t["features.28"].size[0], t["features.30"].size[0], t["features.30"].stride[0], t["features.30"].padding[0]) == (196, 212, 32, 90)
+    assert (
+        t["features.28"].size[0],
+        t["features.30"].size[0],
+        t["features.30"].stride[0],
+        t["features.30"].padding[0],
+    ) == (196, 212, 32, 90)
     assert t.last("conv").name == "features.28"
     assert t.last("spatial").name == "avgpool" and t["avgpool"].size == t["features.30"].size  # 7x7 -> 7x7: an identity
     t = receptive_fields(resnet50)
@@ -85,11 +100,15 @@ def test_published_values_for_torchvision_models():
 
 def test_our_vgg_and_alexnet_have_torchvisions_geometry():
     with META:
-        pairs = [(VGG("D", width_mult=1 / 16), torchvision.models.vgg16()), (AlexNet(variant="torchvision", width_mult=1 / 8), torchvision.models.alexnet())]
+        pairs = [
+            (VGG("D", width_mult=1 / 16), torchvision.models.vgg16()),
+            (AlexNet(variant="torchvision", width_mult=1 / 8), torchvision.models.alexnet()),
+        ]
     for ours, ref in pairs:
         a, b = receptive_fields(ours), receptive_fields(ref)
         assert [(r.size, r.stride, r.padding) for r in a if r.name.startswith("features")] == [
-            (r.size, r.stride, r.padding) for r in b if r.name.startswith("features")]
+            (r.size, r.stride, r.padding) for r in b if r.name.startswith("features")
+        ]
 
 
 def _agrees(model, size, layer, units):
@@ -108,14 +127,39 @@ def _agrees(model, size, layer, units):
 
 
 CASES = {
-    "torchvision resnet18 (downsample shortcuts)": (lambda: torchvision.models.resnet18(), (3, 160, 160), "layer3", [(0, 0), (-1, -1), (4, 1)]),
-    "torchvision resnet50 (bottlenecks)": (lambda: torchvision.models.resnet50(), (3, 96, 96), "layer2", [(0, 0), (-1, -1), (5, 2)]),
+    "torchvision resnet18 (downsample shortcuts)": (
+        lambda: torchvision.models.resnet18(),
+        (3, 160, 160),
+        "layer3",
+        [(0, 0), (-1, -1), (4, 1)],
+    ),
+    "torchvision resnet50 (bottlenecks)": (
+        lambda: torchvision.models.resnet50(),
+        (3, 96, 96),
+        "layer2",
+        [(0, 0), (-1, -1), (5, 2)],
+    ),
     "vgg16 geometry": (lambda: VGG("D", width_mult=1 / 16), (3, 224, 224), "features.30", [(0, 0), (-1, -1), (3, 1)]),
-    "alexnet geometry": (lambda: AlexNet(variant="torchvision", width_mult=1 / 8), (3, 224, 224), "features.12", [(0, 0), (-1, -1), (3, 1)]),
+    "alexnet geometry": (
+        lambda: AlexNet(variant="torchvision", width_mult=1 / 8),
+        (3, 224, 224),
+        "features.12",
+        [(0, 0), (-1, -1), (3, 1)],
+    ),
     "inception branches": (lambda: create_model("googlenet_mini"), (1, 28, 28), "4", [(0, 0), (-1, -1)]),
-    "dense concatenation": (lambda: create_model("densenet_mini"), (1, 28, 28), "features.denseblock2", [(0, 0), (-1, -1)]),
+    "dense concatenation": (
+        lambda: create_model("densenet_mini"),
+        (1, 28, 28),
+        "features.denseblock2",
+        [(0, 0), (-1, -1)],
+    ),
     "option-A shortcuts": (lambda: create_model("resnet_cifar"), (3, 32, 32), "layer2", [(0, 0), (-1, -1), (8, 2)]),
-    "convnext (channels last inside)": (lambda: create_model("convnext_mini"), (1, 28, 28), "features.1", [(0, 0), (-1, -1)]),
+    "convnext (channels last inside)": (
+        lambda: create_model("convnext_mini"),
+        (1, 28, 28),
+        "features.1",
+        [(0, 0), (-1, -1)],
+    ),
     "large kernels": (lambda: create_model("replknet_mini"), (1, 28, 28), "features.1", [(0, 0), (-1, -1), (14, 3)]),
 }
 
@@ -134,7 +178,9 @@ def test_global_gates_make_the_field_global():
     assert bool(empirical_receptive_field(model, "layer1.0", (0, 0), input_size=(1, 28, 28)).support.all())
     # mode="support" on a local field: the support's box is the clipped analytic box
     measured = empirical_receptive_field(model, "layer1.0.conv2", (2, 25), input_size=(1, 28, 28))
-    assert measured.box == t["layer1.0.conv2"].box(2, 25, clip=(28, 28)) == (22, 0, 28, 6)  # RF 7: columns 22-28, rows -1..5
+    assert (
+        measured.box == t["layer1.0.conv2"].box(2, 25, clip=(28, 28)) == (22, 0, 28, 6)
+    )  # RF 7: columns 22-28, rows -1..5
     assert receptive_fields(create_model("sknet_mini"), (1, 28, 28))["layer1.0.conv2"].is_global  # SK's selection too
 
 
@@ -172,7 +218,11 @@ def test_conv_chain_is_what_receptive_field_chain_describes():
 
     layers = [(3, 1, 1), (3, 1, 2), (3, 1, 4)]
     net = conv_chain(layers)
-    assert [m.dilation for m in net] == [(1, 1), (2, 2), (4, 4)] and [m.padding for m in net] == [(1, 1), (2, 2), (4, 4)]
+    assert [m.dilation for m in net] == [(1, 1), (2, 2), (4, 4)] and [m.padding for m in net] == [
+        (1, 1),
+        (2, 2),
+        (4, 4),
+    ]
     assert receptive_field_chain(layers)[-1]["size"] == receptive_fields(net, (1, 41, 41))["2"].size[0] == 15
     assert empirical_receptive_field(net, "2", input_size=(1, 41, 41)).size == (15, 15)
     with pytest.raises(ValueError, match="at least one"):

@@ -37,7 +37,12 @@ def batch(tmp_path_factory):
         "import torch\ncvkit.runtime.record_results(answer=x, accuracy=torch.tensor(0.91234567), note='tiny')",
         "cvkit.runtime.record_results(accuracy=0.99, source='checkpoint')\ncvkit.runtime.record_results(accuracy=0.95)",
     )
-    make_notebook(d / "b_raises.ipynb", "import cvkit\ncvkit.runtime.record_results(loss=float('nan'))", "raise RuntimeError('broken on purpose')", "print('never')")
+    make_notebook(
+        d / "b_raises.ipynb",
+        "import cvkit\ncvkit.runtime.record_results(loss=float('nan'))",
+        "raise RuntimeError('broken on purpose')",
+        "print('never')",
+    )
     make_notebook(d / "c_exit.ipynb", "import sys\nsys.exit(0)", "print('never reached')")
     make_notebook(d / "d_headless.ipynb", "import os\nassert os.environ['CVKIT_HEADLESS'] == '1'")
     out = d / "out"
@@ -48,7 +53,12 @@ def batch(tmp_path_factory):
 def test_statuses(batch):
     report, _ = batch
     status = {r.name: r.status for r in report.results}
-    assert status == {"a_good.ipynb": "passed", "b_raises.ipynb": "failed", "c_exit.ipynb": "failed", "d_headless.ipynb": "passed"}
+    assert status == {
+        "a_good.ipynb": "passed",
+        "b_raises.ipynb": "failed",
+        "c_exit.ipynb": "failed",
+        "d_headless.ipynb": "passed",
+    }
     assert not report.ok
     messages = {r.name: r.message for r in report.results}
     assert "RuntimeError" in messages["b_raises.ipynb"] and "broken on purpose" in messages["b_raises.ipynb"]
@@ -59,7 +69,12 @@ def test_report_written(batch):
     report, out = batch
     data = json.loads((out / "report.json").read_text())
     assert data["ok"] is False and data["profile"] == "fast" and data["jobs"] == 2
-    assert [n["name"] for n in data["notebooks"]] == ["a_good.ipynb", "b_raises.ipynb", "c_exit.ipynb", "d_headless.ipynb"]
+    assert [n["name"] for n in data["notebooks"]] == [
+        "a_good.ipynb",
+        "b_raises.ipynb",
+        "c_exit.ipynb",
+        "d_headless.ipynb",
+    ]
     assert all({"status", "seconds", "device", "profile"} <= set(n) for n in data["notebooks"])
     md = (out / "report.md").read_text()
     assert "| a_good.ipynb | passed |" in md and "| c_exit.ipynb | failed |" in md
@@ -95,8 +110,14 @@ def test_missing_parameters_cell_and_missing_path(tmp_path):
 
 
 def _cvkit(*args, cwd=ROOT):
-    env = {"PYTHONPATH": str(ROOT), "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run([sys.executable, "-m", "cvkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "HOME": str(Path.home()),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cvkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_run_exit_codes(tmp_path):

@@ -58,7 +58,9 @@ def test_cvkit_seed_replaces_a_notebooks_seed(monkeypatch, capsys):
     assert p.seed == 3 and "seed 3 from $CVKIT_SEED" in capsys.readouterr().out
     seed_everything(3)
     assert torch.equal(drawn, torch.rand(2)), "use_profile must seed the generators with $CVKIT_SEED"
-    assert use_profile("fast", fast=dict(n=1), full=dict(n=2), seed=None).seed is None, "seed=None leaves generators alone"
+    assert use_profile("fast", fast=dict(n=1), full=dict(n=2), seed=None).seed is None, (
+        "seed=None leaves generators alone"
+    )
     monkeypatch.setenv("CVKIT_SEED", "three")
     with pytest.raises(ValueError, match="CVKIT_SEED"):
         use_profile("fast", fast=dict(n=1), full=dict(n=2))
@@ -89,7 +91,12 @@ def test_record_results_outside_a_kernel_prints_and_converts(capsys):
 
     from cvkit.runtime import record_results
 
-    assert record_results(acc=torch.tensor(0.912345678), epochs=np.int64(3), ok=np.bool_(True), note="small CNN", loss=float("nan")) is None
+    assert (
+        record_results(
+            acc=torch.tensor(0.912345678), epochs=np.int64(3), ok=np.bool_(True), note="small CNN", loss=float("nan")
+        )
+        is None
+    )
     assert capsys.readouterr().out.strip() == "recorded (live): acc=0.9123, epochs=3, ok=True, note=small CNN, loss=nan"
     record_results({"random init (ViT)": 0.5, "SimCLR": np.float32(0.7)}, mae=0.6, source="checkpoint")
     assert capsys.readouterr().out.strip() == "recorded (checkpoint): random_init_vit=0.5, simclr=0.7, mae=0.6"
@@ -118,14 +125,32 @@ def test_recorded_results_reads_display_outputs_last_value_wins():
     from cvkit.runtime import RESULTS_MIME, recorded_results
 
     def out(source, **values):
-        return {"output_type": "display_data", "data": {RESULTS_MIME: {"source": source, "values": [[k, v] for k, v in values.items()]},
-                                                        "text/plain": "x"}, "metadata": {}}
+        return {
+            "output_type": "display_data",
+            "data": {
+                RESULTS_MIME: {"source": source, "values": [[k, v] for k, v in values.items()]},
+                "text/plain": "x",
+            },
+            "metadata": {},
+        }
 
-    nb = {"cells": [
-        {"cell_type": "markdown", "source": "# t"},
-        {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}, out("live", acc=0.5, mIoU=None)]},
-        {"cell_type": "code", "outputs": [out("checkpoint", acc=0.9), out("live", acc=0.6), {"output_type": "display_data", "data": {RESULTS_MIME: {"source": "bogus", "values": {"z": 1}}}}]},
-    ]}
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "source": "# t"},
+            {
+                "cell_type": "code",
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "hi"}, out("live", acc=0.5, mIoU=None)],
+            },
+            {
+                "cell_type": "code",
+                "outputs": [
+                    out("checkpoint", acc=0.9),
+                    out("live", acc=0.6),
+                    {"output_type": "display_data", "data": {RESULTS_MIME: {"source": "bogus", "values": {"z": 1}}}},
+                ],
+            },
+        ]
+    }
     assert recorded_results(nb) == [
         {"name": "acc", "value": 0.6, "source": "live"},
         {"name": "mIoU", "value": None, "source": "live"},

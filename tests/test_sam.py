@@ -38,10 +38,17 @@ def test_random_fourier_encoding_hand_computed():
     pe = RandomFourierEncoding(4)
     pe.frequencies.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # (2, D/2)
     v = torch.tensor([[0.75, 0.25]])  # -> 2v - 1 = (0.5, -0.5)
-    expected = [math.sin(2 * math.pi * 0.5), math.sin(2 * math.pi * -1.0), math.cos(2 * math.pi * 0.5), math.cos(2 * math.pi * -1.0)]
+    expected = [
+        math.sin(2 * math.pi * 0.5),
+        math.sin(2 * math.pi * -1.0),
+        math.cos(2 * math.pi * 0.5),
+        math.cos(2 * math.pi * -1.0),
+    ]
     assert pe.encode(v)[0].tolist() == pytest.approx(expected, abs=1e-6)
     # pixels are normalised by (W, H): the point (30, 10) of a 40x20 image is v = (0.75, 0.5)
-    torch.testing.assert_close(pe.forward_points(torch.tensor([[[30.0, 10.0]]]), (20, 40))[0], pe.encode(torch.tensor([[0.75, 0.5]])))
+    torch.testing.assert_close(
+        pe.forward_points(torch.tensor([[[30.0, 10.0]]]), (20, 40))[0], pe.encode(torch.tensor([[0.75, 0.5]]))
+    )
 
 
 def test_grid_encoding_is_the_point_encoding_of_cell_centres():
@@ -65,7 +72,9 @@ def test_prompt_encoder_tokens():
     torch.testing.assert_close(sparse[0, 2], enc.not_a_point.weight[0])
     sparse, _ = enc(pts, lab, torch.tensor([[1.0, 2.0, 20.0, 30.0]]))
     assert sparse.shape == (1, 4, 8)  # two points + two corners, no padding
-    corners = enc.pe.forward_points(torch.tensor([[[1.5, 2.5], [20.5, 30.5]]]), (32, 32))[0] + enc.corner_embeddings.weight
+    corners = (
+        enc.pe.forward_points(torch.tensor([[[1.5, 2.5], [20.5, 30.5]]]), (32, 32))[0] + enc.corner_embeddings.weight
+    )
     torch.testing.assert_close(sparse[0, 2:], corners)
     with pytest.raises(ValueError, match="at least one prompt"):
         enc()
@@ -86,7 +95,9 @@ def test_small_sam_outputs_and_encode_once():
     boxes = torch.tensor([[2.0, 2, 20, 20], [5.0, 6, 30, 31]])
     many = model.decode(emb, boxes=boxes, multimask=False)
     for i in range(2):
-        torch.testing.assert_close(many.masks[i], model(images[:1], boxes=boxes[i : i + 1], multimask=False).masks[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            many.masks[i], model(images[:1], boxes=boxes[i : i + 1], multimask=False).masks[0], atol=1e-5, rtol=1e-4
+        )
     with pytest.raises(ValueError, match="32x32"):
         model.encode(torch.rand(1, 3, 64, 64))
 
@@ -185,7 +196,9 @@ def test_small_sam_predictor_scales_prompts_and_masks():
     assert bool((p.scores[:-1] >= p.scores[1:]).all()), "candidates are sorted by predicted IoU"
     # the same prompt given directly to the model, in its 32x32 frame
     small = F.interpolate(image[None], size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
-    direct = model(small, points=torch.tensor([[[50.0 / 3, 20.0 * 32 / 48]]]), labels=torch.ones(1, 1, dtype=torch.long))
+    direct = model(
+        small, points=torch.tensor([[[50.0 / 3, 20.0 * 32 / 48]]]), labels=torch.ones(1, 1, dtype=torch.long)
+    )
     torch.testing.assert_close(p.scores, direct.iou[0].sort(descending=True).values)
     with pytest.raises(ValueError, match="inside"):
         pred.predict(points=[[200.0, 1.0]])
@@ -227,7 +240,9 @@ def test_official_adapter_converts_formats():
 def test_official_sam_missing_gives_a_clear_message(monkeypatch, capsys):
     for name in ("segment_anything", "transformers"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
-    with pytest.raises(OfficialSamUnavailable, match="segment_anything is not installed.*transformers is not installed"):
+    with pytest.raises(
+        OfficialSamUnavailable, match="segment_anything is not installed.*transformers is not installed"
+    ):
         load_official_sam(device="cpu")
     assert try_official_sam(device="cpu") is None
     line = capsys.readouterr().out.strip()
@@ -380,12 +395,30 @@ def test_official_adapter_drives_a_tiny_transformers_sam():
     from transformers.models.sam.configuration_sam import SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
 
     torch.manual_seed(0)
-    vision = SamVisionConfig(hidden_size=32, output_channels=16, num_hidden_layers=2, num_attention_heads=2, image_size=128,
-                             patch_size=16, global_attn_indexes=[1], mlp_dim=64, window_size=4, num_pos_feats=8)
+    vision = SamVisionConfig(
+        hidden_size=32,
+        output_channels=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=128,
+        patch_size=16,
+        global_attn_indexes=[1],
+        mlp_dim=64,
+        window_size=4,
+        num_pos_feats=8,
+    )
     prompt = SamPromptEncoderConfig(hidden_size=16, image_size=128, patch_size=16, mask_input_channels=4)
-    decoder = SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16)
-    model = transformers.SamModel(transformers.SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)).eval()
-    processor = transformers.SamProcessor(image_processor=transformers.SamImageProcessor(size={"longest_edge": 128}, pad_size={"height": 128, "width": 128}))
+    decoder = SamMaskDecoderConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32, iou_head_hidden_dim=16
+    )
+    model = transformers.SamModel(
+        transformers.SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
+    ).eval()
+    processor = transformers.SamProcessor(
+        image_processor=transformers.SamImageProcessor(
+            size={"longest_edge": 128}, pad_size={"height": 128, "width": 128}
+        )
+    )
     pred = OfficialSamPredictor(hf_model=model, hf_processor=processor)
     image = torch.rand(3, 60, 90)
     pred.set_image(image)
@@ -394,8 +427,14 @@ def test_official_adapter_drives_a_tiny_transformers_sam():
     # the same prompt through the processor and the model directly, as transformers' docs do it
     from cvkit.data import to_hwc_uint8
 
-    inputs = processor(images=to_hwc_uint8(image), input_points=[[[[30.0, 20.0]]]], input_labels=[[[1]]], return_tensors="pt")
+    inputs = processor(
+        images=to_hwc_uint8(image), input_points=[[[[30.0, 20.0]]]], input_labels=[[[1]]], return_tensors="pt"
+    )
     with torch.no_grad():
-        ref = model(pixel_values=inputs["pixel_values"], input_points=inputs["input_points"].float(), input_labels=inputs["input_labels"])
+        ref = model(
+            pixel_values=inputs["pixel_values"],
+            input_points=inputs["input_points"].float(),
+            input_labels=inputs["input_labels"],
+        )
     torch.testing.assert_close(out.scores, ref.iou_scores[0, 0].sort(descending=True).values, atol=1e-5, rtol=1e-4)
     assert pred.predict(box=[5, 5, 50, 40], multimask=False).masks.shape == (1, 60, 90)

@@ -25,17 +25,35 @@ from cvkit.course.assignments.testcells import split_test_cell
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBES = [
-    ("fs", "import os, json\nprint(json.dumps({'root': sorted(os.listdir('/')), 'cwd': os.getcwd(), 'home': sorted(os.listdir('.'))}))"),
-    ("course", f"import os\nprint(os.path.exists({str(ROOT / 'solutions')!r}), os.path.exists({str(ROOT / 'tests')!r}))"),
-    ("net", "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\n    print('online')\nexcept OSError as e:\n    print('offline', e.errno)"),
+    (
+        "fs",
+        "import os, json\nprint(json.dumps({'root': sorted(os.listdir('/')), 'cwd': os.getcwd(), 'home': sorted(os.listdir('.'))}))",
+    ),
+    (
+        "course",
+        f"import os\nprint(os.path.exists({str(ROOT / 'solutions')!r}), os.path.exists({str(ROOT / 'tests')!r}))",
+    ),
+    (
+        "net",
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\n    print('online')\nexcept OSError as e:\n    print('offline', e.errno)",
+    ),
     ("pids", "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"),
-    ("write", "import os\ntry:\n    open(os.__file__, 'a')\n    print('python env writable')\nexcept OSError:\n    print('python env read-only')"),
-    ("big", "try:\n    open('big.bin', 'wb').truncate(2 * 2**30)\n    print('wrote 2 GB')\nexcept OSError as e:\n    print('refused', e.errno)"),
-    ("daemon", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    with open('/tmp/daemon', 'w') as f: f.write('x')\n    os.execvp('sleep', ['sleep', '300'])\nprint('forked')"),
+    (
+        "write",
+        "import os\ntry:\n    open(os.__file__, 'a')\n    print('python env writable')\nexcept OSError:\n    print('python env read-only')",
+    ),
+    (
+        "big",
+        "try:\n    open('big.bin', 'wb').truncate(2 * 2**30)\n    print('wrote 2 GB')\nexcept OSError as e:\n    print('refused', e.errno)",
+    ),
+    (
+        "daemon",
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    with open('/tmp/daemon', 'w') as f: f.write('x')\n    os.execvp('sleep', ['sleep', '300'])\nprint('forked')",
+    ),
     ("exit", "exit()\nprint('not printed')"),
 ]
 
-TEST = '''
+TEST = """
 import torch
 from cvkit.grading import check_tensor, run_test
 
@@ -49,23 +67,41 @@ def checks(got):
 
 
 run_test(None, answers, checks)
-'''
+"""
 
 
 def _run(tmp_path: Path, mode: str):
     sandbox_half, _ = split_test_cell(TEST)
     cells = [(i, "", src) for i, (_, src) in enumerate(PROBES)]
-    cells.append((len(cells), "", "import torch\nimport torch.nn.functional as F\ndef double(x):\n    return getattr(F, 'l' + 'inear')(x, torch.eye(2) * 2)"))
+    cells.append(
+        (
+            len(cells),
+            "",
+            "import torch\nimport torch.nn.functional as F\ndef double(x):\n    return getattr(F, 'l' + 'inear')(x, torch.eye(2) * 2)",
+        )
+    )
     cells.append((len(cells), "t", ""))
     box = tmp_path / f"box-{mode}"
     prepare_box(box, {"cells": []}, None)
     rules = resolve_rules((Rule(("aten::linear", "aten::addmm", "aten::mm"), ("*",), "no library matrix products"),))
     before = {p.pid for p in psutil.process_iter()}
-    execution = execute_submission(cells, {"t": {"source": sandbox_half, "rules": [0]}}, [r.to_json() for r in rules], box,
-                                   Limits(memory_gb=2, time_limit=120, cell_timeout=20), mode, [ROOT], tmp_path / f"log-{mode}.txt")
+    execution = execute_submission(
+        cells,
+        {"t": {"source": sandbox_half, "rules": [0]}},
+        [r.to_json() for r in rules],
+        box,
+        Limits(memory_gb=2, time_limit=120, cell_timeout=20),
+        mode,
+        [ROOT],
+        tmp_path / f"log-{mode}.txt",
+    )
     time.sleep(0.5)
     out = {name: "".join(o.get("text", "") for o in execution.records[i].outputs) for i, (name, _) in enumerate(PROBES)}
-    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before and "sleep" in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if p.pid not in before and "sleep" in " ".join(p.info["cmdline"] or [])
+    ]
     return execution, out, leftovers
 
 
@@ -89,8 +125,13 @@ def test_a_submission_sees_only_its_folder_and_leaves_nothing_behind(tmp_path):
     exit_record = execution.records[len(PROBES) - 1]
     assert exit_record.events == ["exit"] and "not printed" not in json.dumps(exit_record.outputs)
     test = execution.records[len(PROBES) + 1]
-    assert test.violations and {what for _, what in test.violations} & {"aten::linear", "aten::addmm", "aten::mm"}, test.violations
-    assert not (tmp_path / "box-bwrap" / "big.bin").exists() or (tmp_path / "box-bwrap" / "big.bin").stat().st_size <= 256 * 2**20
+    assert test.violations and {what for _, what in test.violations} & {"aten::linear", "aten::addmm", "aten::mm"}, (
+        test.violations
+    )
+    assert (
+        not (tmp_path / "box-bwrap" / "big.bin").exists()
+        or (tmp_path / "box-bwrap" / "big.bin").stat().st_size <= 256 * 2**20
+    )
 
 
 def test_without_a_sandbox_it_runs_but_is_not_isolated(tmp_path):

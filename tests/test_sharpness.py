@@ -29,7 +29,7 @@ def exact_hessian(model, x, y):
     def loss(theta):
         params, i = {}, 0
         for n, s in zip(names, shapes):
-            params[n] = theta[i:i + s.numel()].view(s)
+            params[n] = theta[i : i + s.numel()].view(s)
             i += s.numel()
         return F.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
 
@@ -39,7 +39,10 @@ def exact_hessian(model, x, y):
 def test_hvp_and_top_eigenvalue_match_the_exact_hessian():
     model, closure, x, y = tiny_problem()
     H = exact_hessian(model, x, y)
-    v = [torch.randn(p.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) for p in model.parameters()]
+    v = [
+        torch.randn(p.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        for p in model.parameters()
+    ]
     hv = torch.cat([t.reshape(-1) for t in hessian_vector_product(closure, model, v)])
     torch.testing.assert_close(hv, H @ torch.cat([t.reshape(-1) for t in v]))
     eig = torch.linalg.eigvalsh(H)

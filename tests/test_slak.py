@@ -10,7 +10,9 @@ from cvkit.layers.slak import SparseLargeKernelConv
 @pytest.mark.parametrize("sparsity", [0.0, 0.4])
 def test_merged_kernel_equals_the_branches(sparsity):
     torch.manual_seed(0)
-    conv = SparseLargeKernelConv(3, kernel_size=13, width=3, small_kernel=5, sparsity=sparsity, generator=torch.Generator().manual_seed(0))
+    conv = SparseLargeKernelConv(
+        3, kernel_size=13, width=3, small_kernel=5, sparsity=sparsity, generator=torch.Generator().manual_seed(0)
+    )
     x = torch.randn(4, 3, 20, 20)
     conv.train()
     conv(x)  # BN running statistics move away from their initial values
@@ -36,7 +38,9 @@ def test_counts_and_sparsity():
 def test_prune_and_grow_keeps_the_count_and_drops_the_weakest():
     conv = SparseLargeKernelConv(2, 11, 3, None, sparsity=0.5, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        conv.tall.weight.copy_(torch.arange(conv.tall.weight.numel(), dtype=torch.float32).view_as(conv.tall.weight) + 1)
+        conv.tall.weight.copy_(
+            torch.arange(conv.tall.weight.numel(), dtype=torch.float32).view_as(conv.tall.weight) + 1
+        )
         conv.tall.weight.mul_(conv.mask_tall)
     before = int(conv.mask_tall.sum())
     weakest = conv.tall.weight[conv.mask_tall].min().item()

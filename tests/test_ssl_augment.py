@@ -28,9 +28,14 @@ def batch():
     return torch.rand(4, 3, 20, 24, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (adjust_brightness, TF.adjust_brightness), (adjust_contrast, TF.adjust_contrast), (adjust_saturation, TF.adjust_saturation),
-])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (adjust_brightness, TF.adjust_brightness),
+        (adjust_contrast, TF.adjust_contrast),
+        (adjust_saturation, TF.adjust_saturation),
+    ],
+)
 def test_colour_adjustments_match_torchvision(batch, ours, theirs):
     factors = torch.tensor([0.3, 1.0, 1.4, 1.8])
     expected = torch.stack([theirs(batch[i], float(factors[i])) for i in range(4)])

@@ -115,7 +115,9 @@ def test_dino_centering_and_sharpening_act_in_opposite_directions():
     entropy = lambda p: -(p * p.clamp_min(1e-12).log()).sum(-1).mean()  # noqa: E731
     centred = F.softmax((logits - logits.mean(dim=(0, 1))) / 0.04, -1)
     raw = F.softmax(logits / 0.04, -1)
-    assert (centred.argmax(-1) == 0).float().mean() < (raw.argmax(-1) == 0).float().mean()  # centring: no dominant dimension
+    assert (centred.argmax(-1) == 0).float().mean() < (
+        raw.argmax(-1) == 0
+    ).float().mean()  # centring: no dominant dimension
     assert entropy(F.softmax(logits / 0.04, -1)) < entropy(F.softmax(logits / 1.0, -1))  # sharpening: lower entropy
 
 

@@ -106,7 +106,9 @@ def test_profile_checkpoints_full_runs_only(machine, monkeypatch):
     assert fast.checkpoint_dir("07_swin") is None  # a rerun in CI recomputes, never resumes
     full = use_profile("full", fast={"epochs": 1}, full={"epochs": 9}, verbose=False)
     folder = Path(full.checkpoint_dir("07_swin"))
-    assert folder.parent == machine / "kaggle" / "working" / "cvkit" / "checkpoints" and folder.name.startswith("07_swin-full-")
+    assert folder.parent == machine / "kaggle" / "working" / "cvkit" / "checkpoints" and folder.name.startswith(
+        "07_swin-full-"
+    )
     assert full.checkpoint_dir("07_swin") == str(folder)
     other = use_profile("full", fast={"epochs": 1}, full={"epochs": 12}, verbose=False)
     assert other.checkpoint_dir("07_swin") != str(folder)  # other settings: a fresh run, not a stale resume
@@ -121,7 +123,7 @@ def test_training_cell_resumes_after_a_disconnect(machine, monkeypatch):
     P = use_profile("full", fast={"epochs": 1}, full={"epochs": 2}, device="cpu", verbose=False)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
-    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
 
     def model():
         torch.manual_seed(0)
@@ -133,8 +135,26 @@ def test_training_cell_resumes_after_a_disconnect(machine, monkeypatch):
         raise KeyboardInterrupt("the runtime disconnected")
 
     with pytest.raises(KeyboardInterrupt):
-        fit(model(), batches, epochs=P.epochs, device="cpu", checkpoint_dir=P.checkpoint_dir("t_resume"), callbacks=[disconnect],
-            progress=False, verbose=False)
+        fit(
+            model(),
+            batches,
+            epochs=P.epochs,
+            device="cpu",
+            checkpoint_dir=P.checkpoint_dir("t_resume"),
+            callbacks=[disconnect],
+            progress=False,
+            verbose=False,
+        )
     assert (Path(P.checkpoint_dir("t_resume")) / "last.pt").is_file()  # written after epoch 1, on Drive
-    again = fit(model(), batches, epochs=P.epochs, device="cpu", checkpoint_dir=P.checkpoint_dir("t_resume"), progress=False, verbose=False)
-    assert len(again.rows) == 2 and again.rows[-1]["train_loss"] == pytest.approx(reference.rows[-1]["train_loss"], rel=1e-6)
+    again = fit(
+        model(),
+        batches,
+        epochs=P.epochs,
+        device="cpu",
+        checkpoint_dir=P.checkpoint_dir("t_resume"),
+        progress=False,
+        verbose=False,
+    )
+    assert len(again.rows) == 2 and again.rows[-1]["train_loss"] == pytest.approx(
+        reference.rows[-1]["train_loss"], rel=1e-6
+    )

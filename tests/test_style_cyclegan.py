@@ -45,7 +45,9 @@ def test_train_cyclegan_runs_and_lowers_the_cycle_loss():
     xs = [torch.rand(4, 1, 16, 16) for _ in range(4)]
     ys = [torch.rand(4, 3, 16, 16) for _ in range(4)]
     G, F_ = CycleGANGenerator(1, 3, 4, 1), CycleGANGenerator(3, 1, 4, 1)
-    h = train_cyclegan(G, F_, PatchDiscriminator(1, 4), PatchDiscriminator(3, 4), xs, ys, steps=30, lr=2e-3, device="cpu")
+    h = train_cyclegan(
+        G, F_, PatchDiscriminator(1, 4), PatchDiscriminator(3, 4), xs, ys, steps=30, lr=2e-3, device="cpu"
+    )
     assert len(h.cycle) == 30 and sum(h.cycle[-5:]) < sum(h.cycle[:5])
     with pytest.raises(ValueError, match="steps"):
         train_cyclegan(G, F_, PatchDiscriminator(1, 4), PatchDiscriminator(3, 4), xs, ys, steps=0)

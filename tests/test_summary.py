@@ -45,7 +45,9 @@ def test_documented_numbers_are_torchvisions_own_metadata():
 @pytest.mark.parametrize("name", ["resnet18", "convnext_tiny", "vit_b_16", "googlenet"])
 def test_macs_equal_torch_flop_counter(name):
     with META:
-        model = getattr(torchvision.models, name)(weights=None, **({"init_weights": False} if name == "googlenet" else {})).eval()
+        model = getattr(torchvision.models, name)(
+            weights=None, **({"init_weights": False} if name == "googlenet" else {})
+        ).eval()
     s = summary(model, (3, 224, 224))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 3, 224, 224, device=META))
@@ -75,7 +77,14 @@ def test_count_macs_and_summary_use_torchs_public_counter():
 
 
 def test_hand_counted_small_network():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, groups=2), nn.Flatten(), nn.Linear(16 * 2 * 2, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, groups=2),
+        nn.Flatten(),
+        nn.Linear(16 * 2 * 2, 10),
+    )
     s = summary(model, (3, 8, 8))
     conv1 = 8 * 8 * 8 * (3 * 3 * 3)  # H_out W_out C_out * C_in k k
     conv2 = 2 * 2 * 16 * (4 * 3 * 3)  # groups: each output sees C_in / g = 4 channels

@@ -37,7 +37,9 @@ def test_affinity_is_a_sparse_softmax_and_propagation_copies_identical_features(
 def test_propagation_follows_a_shifted_pattern():
     torch.manual_seed(0)
     base = torch.randn(16, 10, 10)
-    feats = torch.stack([torch.roll(base, shifts=t, dims=2) for t in range(3)])  # the "object" moves 1 cell right per frame
+    feats = torch.stack(
+        [torch.roll(base, shifts=t, dims=2) for t in range(3)]
+    )  # the "object" moves 1 cell right per frame
     mask = torch.zeros(10, 10)
     mask[3:6, 2:5] = 1
     out = propagate_mask(feats, mask, temperature=0.01, topk=1)

@@ -28,8 +28,13 @@ from cvkit.train import (
 def small_cnn(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Dropout(0.1), nn.Flatten(), nn.Linear(8 * 14 * 14, 10),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.1),
+        nn.Flatten(),
+        nn.Linear(8 * 14 * 14, 10),
     )
 
 
@@ -41,12 +46,28 @@ def fmnist():
 def test_fit_learns_fashion_mnist(fmnist):
     train, test = fmnist
     model = small_cnn()
-    history = fit(model, DeviceLoader.from_dataset(train, 64), DeviceLoader.from_dataset(test, 250, shuffle=False),
-                  epochs=3, lr=3e-3, progress=False, verbose=False)
+    history = fit(
+        model,
+        DeviceLoader.from_dataset(train, 64),
+        DeviceLoader.from_dataset(test, 250, shuffle=False),
+        epochs=3,
+        lr=3e-3,
+        progress=False,
+        verbose=False,
+    )
     assert len(history) == 3
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert history.last["val_accuracy"] > 0.65  # chance is 0.10
-    assert set(history.columns) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_second"}
+    assert set(history.columns) >= {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "images_per_second",
+    }
 
 
 def _weights_equal(a, b):
@@ -195,8 +216,15 @@ def test_checkpoints_load_weights_only(tmp_path, capsys):
 
 def test_best_checkpoint_tracks_validation_accuracy(fmnist, tmp_path):
     train, test = fmnist
-    fit(small_cnn(), DeviceLoader.from_dataset(train.subset(256), 64), DeviceLoader.from_dataset(test, 250, shuffle=False),
-        epochs=2, progress=False, verbose=False, checkpoint_dir=str(tmp_path))
+    fit(
+        small_cnn(),
+        DeviceLoader.from_dataset(train.subset(256), 64),
+        DeviceLoader.from_dataset(test, 250, shuffle=False),
+        epochs=2,
+        progress=False,
+        verbose=False,
+        checkpoint_dir=str(tmp_path),
+    )
     best = load_checkpoint(tmp_path / "best.pt")
     rows = best["history"]["rows"]
     assert rows[-1]["val_accuracy"] == max(r["val_accuracy"] for r in rows) and not math.isnan(rows[-1]["val_accuracy"])

@@ -230,6 +230,16 @@ def test_mixed_precision_and_channels_last_under_ddp(runs):
 def test_torchrun_command_is_this_interpreters_torchrun_on_localhost():
     command = torchrun_command(3, "-m", "cvkit", "train", port=29512)
     assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
-    assert command[3:] == ["--nproc_per_node", "3", "--master_addr", "127.0.0.1", "--master_port", "29512", "-m", "cvkit", "train"]
+    assert command[3:] == [
+        "--nproc_per_node",
+        "3",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        "29512",
+        "-m",
+        "cvkit",
+        "train",
+    ]
     with pytest.raises(ValueError, match="positive integer"):
         torchrun_command(0)

@@ -85,7 +85,9 @@ def test_plan_on_a_t4_turns_on_every_gpu_switch(monkeypatch):
     plan = plan_speed(TrainConfig(), CUDA, total_steps=COMPILE_MIN_STEPS)
     assert plan.precision.name == "fp16" and plan.precision.scale_grads
     assert plan.channels_last and plan.fused_optimizer and plan.cudnn_benchmark and plan.compile
-    assert plan.describe() == "cuda: fp16 autocast, GradScaler, channels_last, compiled, fused optimizer, cudnn.benchmark"
+    assert (
+        plan.describe() == "cuda: fp16 autocast, GradScaler, channels_last, compiled, fused optimizer, cudnn.benchmark"
+    )
 
 
 def test_plan_compiles_only_long_runs_and_only_with_triton(monkeypatch):
@@ -137,7 +139,9 @@ def tiny_data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def tiny_model() -> nn.Module:
     torch.manual_seed(1)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)
+    )
 
 
 # Tensor methods that copy a value to the host, so on a GPU they wait for every queued kernel.
@@ -203,7 +207,16 @@ def test_cuda_syncs_do_not_grow_with_the_number_of_steps(precision):
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                fit(model, loader, epochs=1, progress=False, verbose=False, check_every=1000, precision=precision, compile=False)
+                fit(
+                    model,
+                    loader,
+                    epochs=1,
+                    progress=False,
+                    verbose=False,
+                    check_every=1000,
+                    precision=precision,
+                    compile=False,
+                )
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         syncs[steps] = sum("synchroniz" in str(w.message) for w in caught)

@@ -15,7 +15,9 @@ def _copy_ffn(block: TransformerBlock, layer) -> None:
 @pytest.mark.parametrize("activation", ["gelu", "relu"])
 def test_matches_torch_encoder_layer(activation):
     torch.manual_seed(0)
-    ref = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation=activation, batch_first=True, norm_first=True, layer_norm_eps=1e-6).eval()
+    ref = nn.TransformerEncoderLayer(
+        32, 4, 64, dropout=0.0, activation=activation, batch_first=True, norm_first=True, layer_norm_eps=1e-6
+    ).eval()
     ours = TransformerBlock(32, 4, mlp_ratio=2, activation=activation).eval()
     ours.attn.load_from_torch(ref.self_attn)
     _copy_ffn(ours, ref)
@@ -36,7 +38,9 @@ def test_matches_torch_encoder_layer(activation):
 
 def test_cross_attention_block_matches_torch_decoder_layer():
     torch.manual_seed(0)
-    ref = nn.TransformerDecoderLayer(32, 4, 128, dropout=0.0, activation="gelu", batch_first=True, norm_first=True, layer_norm_eps=1e-6).eval()
+    ref = nn.TransformerDecoderLayer(
+        32, 4, 128, dropout=0.0, activation="gelu", batch_first=True, norm_first=True, layer_norm_eps=1e-6
+    ).eval()
     ours = TransformerBlock(32, 4, cross_attention=True).eval()
     ours.attn.load_from_torch(ref.self_attn)
     ours.cross_attn.load_from_torch(ref.multihead_attn)

@@ -5,7 +5,16 @@ import torch
 from cvkit.data import ShapesDataset
 from cvkit.vl import TransformerCaptioner
 from cvkit.vl.tokenizer import CaptionTokenizer
-from cvkit.vl.unified import dequantize, parse_locations, quantize, task_examples, unified_dataset, unified_generate, unified_loss, unified_vocab
+from cvkit.vl.unified import (
+    dequantize,
+    parse_locations,
+    quantize,
+    task_examples,
+    unified_dataset,
+    unified_generate,
+    unified_loss,
+    unified_vocab,
+)
 
 
 def test_location_tokens_round_trip_within_half_a_bin():
@@ -32,7 +41,9 @@ def test_loss_is_on_the_answer_only_and_generation_runs():
     data = unified_dataset(ds, bins=16)
     tok = CaptionTokenizer(unified_vocab(16))
     assert (data.tokens != tok.unk_id).all()
-    model = TransformerCaptioner(len(tok), widths=(8, 16, 16), dim=16, heads=2, max_len=data.tokens.shape[1], image_size=48)
+    model = TransformerCaptioner(
+        len(tok), widths=(8, 16, 16), dim=16, heads=2, max_len=data.tokens.shape[1], image_size=48
+    )
     loss = unified_loss(model, data.images, data.tokens, data.answer_start)
     loss.backward()
     # by hand: the mean negative log-probability of the answer tokens (from <sep>'s successor to <eos>), nothing else
@@ -44,6 +55,8 @@ def test_loss_is_on_the_answer_only_and_generation_runs():
             word = int(data.tokens[i, pos])
             if word != tok.pad_id:
                 terms.append(-logp[i, pos - 1, word])
-    torch.testing.assert_close(unified_loss(model, data.images, data.tokens, data.answer_start), torch.stack(terms).mean())
+    torch.testing.assert_close(
+        unified_loss(model, data.images, data.tokens, data.answer_start), torch.stack(terms).mean()
+    )
     out = unified_generate(model, data.images[:3], data.prompts[:3], tok, max_new=4)
     assert len(out) == 3 and all(isinstance(o, str) for o in out)

@@ -45,7 +45,11 @@ def test_distilled_vit_averages_two_heads():
 
 def test_patch_modes_and_sincos_positions_give_same_logits():
     torch.manual_seed(0)
-    a = VisionTransformer(ViTConfig(img_size=16, patch_size=4, in_chans=1, num_classes=3, dim=16, depth=1, num_heads=2, pos_embed="sincos"))
+    a = VisionTransformer(
+        ViTConfig(
+            img_size=16, patch_size=4, in_chans=1, num_classes=3, dim=16, depth=1, num_heads=2, pos_embed="sincos"
+        )
+    )
     b = VisionTransformer(a.config, patch_mode="linear")
     b.load_state_dict(a.state_dict())
     x = torch.rand(2, 1, 16, 16)
@@ -75,7 +79,9 @@ def test_hard_distillation_loss_hand_case():
     labels = torch.tensor([0])
     teacher = torch.tensor([[0.0, 5.0]])  # the teacher says class 1
     expected = 0.5 * -math.log(math.exp(2) / (math.exp(2) + 1)) + 0.5 * -math.log(math.exp(1) / (1 + math.exp(1)))
-    assert math.isclose(distillation_loss(cls_logits, dist_logits, labels, teacher, "hard").item(), expected, rel_tol=1e-6)
+    assert math.isclose(
+        distillation_loss(cls_logits, dist_logits, labels, teacher, "hard").item(), expected, rel_tol=1e-6
+    )
 
 
 def test_soft_distillation_loss_matches_formula():
@@ -107,7 +113,15 @@ def test_distillation_step_trains_both_heads():
 
 def test_swin_matches_torchvision_with_copied_weights():
     torch.manual_seed(0)
-    tv = TVSwin(patch_size=[2, 2], embed_dim=16, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4], num_classes=5, stochastic_depth_prob=0.0).eval()
+    tv = TVSwin(
+        patch_size=[2, 2],
+        embed_dim=16,
+        depths=[2, 2],
+        num_heads=[2, 4],
+        window_size=[4, 4],
+        num_classes=5,
+        stochastic_depth_prob=0.0,
+    ).eval()
     ours = SwinTransformer.from_torchvision(tv, img_size=16).eval()
     assert ours.resolutions == [(8, 8), (4, 4)] and ours.widths == [16, 32]
     x = torch.randn(2, 3, 16, 16)

@@ -127,7 +127,9 @@ def test_swin_window_attention_is_recorded():
     model = create_model("swin_tiny_patch4_32")
     maps = attention_maps(model, torch.rand(1, 3, 32, 32))
     assert [tuple(m.shape) for m in maps] == [(4, 2, 16, 16)] * 2 + [(1, 4, 16, 16)] * 2  # (B*nW, h, M*M, M*M)
-    assert (maps[1][1:].masked_select(~shifted_window_mask((8, 8), 4, 2)[1:, None]) == 0).all()  # shifted block obeys its mask
+    assert (
+        maps[1][1:].masked_select(~shifted_window_mask((8, 8), 4, 2)[1:, None]) == 0
+    ).all()  # shifted block obeys its mask
 
 
 def test_window_attention_map_undoes_the_shift():

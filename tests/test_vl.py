@@ -98,7 +98,9 @@ def test_beam_search_with_a_wide_beam_equals_brute_force():
 
 def test_beam_size_one_is_greedy_decoding():
     torch.manual_seed(1)
-    model = ShowAttendTell(len(CaptionTokenizer()), widths=(8, 16, 32), embed_dim=16, hidden_dim=32, attention_dim=16).eval()
+    model = ShowAttendTell(
+        len(CaptionTokenizer()), widths=(8, 16, 32), embed_dim=16, hidden_dim=32, attention_dim=16
+    ).eval()
     images = torch.rand(3, 3, 32, 32)
     g = greedy_decode(model, images, max_len=8)
     b = beam_search(model, images, beam_size=1, max_len=8)
@@ -119,7 +121,9 @@ def test_bleu_on_known_values():
     assert m["exact"] == 0.0
     same = "a red circle left of a blue square"
     assert caption_metrics([same], [same]) == {"bleu1": 1.0, "bleu2": 1.0, "bleu3": 1.0, "bleu4": 1.0, "exact": 1.0}
-    assert caption_metrics(["a red circle"], ["a red circle"])["bleu4"] == 0.0  # BLEU-4 needs 4-grams: 3 words have none
+    assert (
+        caption_metrics(["a red circle"], ["a red circle"])["bleu4"] == 0.0
+    )  # BLEU-4 needs 4-grams: 3 words have none
     with pytest.raises(ValueError, match="predictions"):
         caption_metrics(["a"], [])
 
@@ -127,7 +131,9 @@ def test_bleu_on_known_values():
 @pytest.mark.parametrize("attention", [True, False])
 def test_show_attend_tell_shapes_and_attention(attention):
     tok = CaptionTokenizer()
-    model = ShowAttendTell(len(tok), widths=(8, 16, 32), embed_dim=16, hidden_dim=32, attention_dim=16, attention=attention)
+    model = ShowAttendTell(
+        len(tok), widths=(8, 16, 32), embed_dim=16, hidden_dim=32, attention_dim=16, attention=attention
+    )
     tokens = tok.encode(["a red circle left of a blue square"] * 2)
     logp, att = model(torch.rand(2, 3, 48, 48), tokens[:, :-1])
     assert logp.shape == (2, tokens.shape[1] - 1, len(tok))
@@ -192,7 +198,9 @@ def test_clip_text_features_ignore_padding_and_zero_shot_uses_prompt_means():
 
 def test_clip_image_embedding_is_the_mean_of_its_dense_features():
     torch.manual_seed(0)
-    model = CLIP(len(CaptionTokenizer()), widths=(8, 16, 32), embed_dim=16, text_width=16, text_heads=2, text_layers=1).eval()
+    model = CLIP(
+        len(CaptionTokenizer()), widths=(8, 16, 32), embed_dim=16, text_width=16, text_heads=2, text_layers=1
+    ).eval()
     images = torch.rand(2, 3, 32, 32)
     dense = model.image_encoder.forward_dense(images)
     torch.testing.assert_close(model.image_encoder(images), dense.mean(dim=(2, 3)))

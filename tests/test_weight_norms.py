@@ -27,8 +27,12 @@ def test_weight_norm_matches_torch_and_keeps_the_function():
     torch.testing.assert_close(ours.parametrizations.weight.original0, theirs.parametrizations.weight.original0)
     ours(x).square().sum().backward()
     theirs(x).square().sum().backward()
-    torch.testing.assert_close(ours.parametrizations.weight.original1.grad, theirs.parametrizations.weight.original1.grad)
-    torch.testing.assert_close(ours.parametrizations.weight.original0.grad, theirs.parametrizations.weight.original0.grad)
+    torch.testing.assert_close(
+        ours.parametrizations.weight.original1.grad, theirs.parametrizations.weight.original1.grad
+    )
+    torch.testing.assert_close(
+        ours.parametrizations.weight.original0.grad, theirs.parametrizations.weight.original0.grad
+    )
 
 
 def test_weight_norm_with_unit_g_gives_the_seeds_identity():

@@ -115,8 +115,16 @@ def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: P
     # the kernels must be live: neither the test suite's headless switch nor CI's reach them
     for var in ("CVKIT_HEADLESS", "CI", "MPLBACKEND"):
         env.pop(var, None)
-    args = [*command, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.token={TOKEN}",
-            f"--NotebookApp.token={TOKEN}", f"--notebook-dir={folder}"]
+    args = [
+        *command,
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.token={TOKEN}",
+        f"--NotebookApp.token={TOKEN}",
+        f"--notebook-dir={folder}",
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -144,6 +152,7 @@ def jupyter_server(command: list[str], folder: Path, env: dict[str, str], log: P
 
 # ---- what the browser does, per front end -------------------------------------------------------------------
 
+
 def _open_and_run_all(page, url: str, name: str, front_end: str, timeout_s: float) -> None:
     if front_end == "lab":
         page.goto(f"{url}/lab/tree/{name}?token={TOKEN}&reset")
@@ -159,8 +168,11 @@ def _open_and_run_all(page, url: str, name: str, front_end: str, timeout_s: floa
         page.on("console", lambda m: "jupyter.widget.control" in m.text and settled.append(m.text))
         page.goto(f"{url}/notebooks/{name}?token={TOKEN}")
         # the kernel is up and the widget manager listens: a widget created before that is never drawn
-        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()"
-                               " && Jupyter.notebook.kernel.comm_manager.targets['jupyter.widget'] !== undefined", timeout=90_000)
+        page.wait_for_function(
+            "() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()"
+            " && Jupyter.notebook.kernel.comm_manager.targets['jupyter.widget'] !== undefined",
+            timeout=90_000,
+        )
         deadline = time.monotonic() + 20
         while not settled and time.monotonic() < deadline:
             page.wait_for_timeout(250)
@@ -226,7 +238,11 @@ def _check_explorers(page, front_end: str, expected: int) -> None:
 def _changed_fraction(a: dict, b: dict) -> float:
     assert (a["w"], a["h"]) == (b["w"], b["h"])
     pa, pb = a["data"], b["data"]
-    changed = sum(1 for i in range(0, len(pa), 4) if abs(pa[i] - pb[i]) + abs(pa[i + 1] - pb[i + 1]) + abs(pa[i + 2] - pb[i + 2]) > 30)
+    changed = sum(
+        1
+        for i in range(0, len(pa), 4)
+        if abs(pa[i] - pb[i]) + abs(pa[i + 1] - pb[i + 1]) + abs(pa[i + 2] - pb[i + 2]) > 30
+    )
     return changed / (a["w"] * a["h"])
 
 
@@ -257,6 +273,7 @@ def _check_click_to_segment(page) -> None:
 
 # ---- the tests ------------------------------------------------------------------------------------------------
 
+
 def _run_front_end(front_end: str, command: list[str], env: dict[str, str], kernel: str, request) -> None:
     require_browser()
     out = OUT / request.node.name
@@ -270,7 +287,9 @@ def _run_front_end(front_end: str, command: list[str], env: dict[str, str], kern
         _open_and_run_all(page, url, lecture.name, front_end, timeout_s=240)
         _check_explorers(page, front_end, expected=1)
         _open_and_run_all(page, url, explorers.name, front_end, timeout_s=180)
-        assert page.locator(OUTPUT[front_end], has_text="live widgets: True").count() == 1, "the kernel thought it was headless"
+        assert page.locator(OUTPUT[front_end], has_text="live widgets: True").count() == 1, (
+            "the kernel thought it was headless"
+        )
         _check_explorers(page, front_end, expected=4)
         _check_click_to_segment(page)
 
@@ -284,7 +303,15 @@ def test_explorers_in_jupyterlab4_ipywidgets8(request):
 def test_explorers_in_classic_notebook_ipywidgets7(colab_venv, request):  # noqa: F811
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{colab_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    versions = subprocess.run([str(colab_venv / "bin" / "python"), "-c", "import notebook, ipywidgets; print(notebook.__version__, ipywidgets.__version__)"],
-                              capture_output=True, text=True, check=True).stdout.split()
+    versions = subprocess.run(
+        [
+            str(colab_venv / "bin" / "python"),
+            "-c",
+            "import notebook, ipywidgets; print(notebook.__version__, ipywidgets.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert versions == ["6.5.7", "7.7.1"]
     _run_front_end("classic", [str(colab_venv / "bin" / "jupyter"), "notebook"], env, colab_env.KERNEL_NAME, request)

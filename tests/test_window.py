@@ -78,7 +78,9 @@ def _load_swin_block(ours: SwinBlock, tv) -> None:
     ours.norm1.load_state_dict(tv.norm1.state_dict())
     ours.norm2.load_state_dict(tv.norm2.state_dict())
     attn = ours.attn.attn
-    for proj, w, b in zip((attn.q_proj, attn.k_proj, attn.v_proj), tv.attn.qkv.weight.chunk(3), tv.attn.qkv.bias.chunk(3)):
+    for proj, w, b in zip(
+        (attn.q_proj, attn.k_proj, attn.v_proj), tv.attn.qkv.weight.chunk(3), tv.attn.qkv.bias.chunk(3)
+    ):
         proj.weight.data.copy_(w)
         proj.bias.data.copy_(b)
     attn.out_proj.load_state_dict(tv.attn.proj.state_dict())

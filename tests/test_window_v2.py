@@ -56,12 +56,17 @@ def test_cosine_logits_are_bounded_dot_products_are_not():
     v1 = SwinBlock(16, 2, (4, 4), 4).attn
     small, large = dot_product_logits(v1, x), dot_product_logits(v1, 10 * x)
     ratio = (large.abs().max() / small.abs().max()).item()
-    assert 90 < ratio < 110, ratio  # a dot product of two linear maps of x grows with the square of x's scale (no biases matter much)
+    assert 90 < ratio < 110, (
+        ratio
+    )  # a dot product of two linear maps of x grows with the square of x's scale (no biases matter much)
 
 
 def test_the_papers_extrapolation_ratios():
     # Swin V2 sec. 3.3: 8x8 -> 16x16 windows: linear 1.14, log-spaced 0.33
-    assert abs(extrapolation_ratio(8, 16, log=False) - 15 / 7 + 1) < 1e-9 and round(extrapolation_ratio(8, 16, log=False), 2) == 1.14
+    assert (
+        abs(extrapolation_ratio(8, 16, log=False) - 15 / 7 + 1) < 1e-9
+        and round(extrapolation_ratio(8, 16, log=False), 2) == 1.14
+    )
     assert round(extrapolation_ratio(8, 16), 2) == 0.33
     assert abs(extrapolation_ratio(8, 16) - (math.log(16) / math.log(8) - 1)) < 1e-6
 
@@ -84,7 +89,9 @@ def test_window_attention_logits_on_v1_and_v2_models():
     v1 = window_attention_logits(create_model("swin_tiny_patch4_32"), x)
     v2_model = create_model("swinv2_tiny_patch4_32")
     v2 = window_attention_logits(v2_model, x)
-    assert len(v1) == len(v2) == 4 and {r["kind"] for r in v1} == {"dot product"} and {r["kind"] for r in v2} == {"cosine"}
+    assert (
+        len(v1) == len(v2) == 4 and {r["kind"] for r in v1} == {"dot product"} and {r["kind"] for r in v2} == {"cosine"}
+    )
     assert all(r["max_logit"] <= 10.0 + 1e-4 for r in v2)  # 1/tau starts at 10 and a cosine is at most 1
     # the hook computes what the block computes: the v2 block's logits by hand
     block = v2_model.stages[0][1]

@@ -10,7 +10,15 @@ The pictures are in :mod:`cvkit.viz.conv` and :mod:`cvkit.viz.receptive_field`, 
 """
 
 from cvkit.conv.empirical import EmpiricalReceptiveField, conv_chain, empirical_receptive_field, linear_positive_copy
-from cvkit.conv.ops import LayerCost, conv2d_im2col, conv2d_loops, conv_matrix, conv_output_size, conv_parameter_count, efficiency_table
+from cvkit.conv.ops import (
+    LayerCost,
+    conv2d_im2col,
+    conv2d_loops,
+    conv_matrix,
+    conv_output_size,
+    conv_parameter_count,
+    efficiency_table,
+)
 from cvkit.conv.receptive_field import (
     ReceptiveField,
     ReceptiveFieldError,

@@ -35,11 +35,15 @@ def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     if size < 1 or size % 2 == 0:
         raise ValueError(f"size must be a positive odd number of pixels, got {size}")
     r = size // 2
-    ys, xs = torch.meshgrid(torch.arange(-r, r + 1, dtype=torch.float64), torch.arange(-r, r + 1, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(-r, r + 1, dtype=torch.float64), torch.arange(-r, r + 1, dtype=torch.float64), indexing="ij"
+    )
     return xs, ys
 
 
-def gabor_kernel(size: int, frequency: float, theta: float, sigma: float, *, aspect: float = 1.0, phase: float = 0.0) -> torch.Tensor:
+def gabor_kernel(
+    size: int, frequency: float, theta: float, sigma: float, *, aspect: float = 1.0, phase: float = 0.0
+) -> torch.Tensor:
     r"""The real part of scikit-image's ``gabor_kernel`` on a ``size`` x ``size`` grid centred on the middle pixel.
 
     Args:
@@ -67,8 +71,14 @@ def gabor_kernel(size: int, frequency: float, theta: float, sigma: float, *, asp
 
 
 def gabor_bank(
-    size: int, frequency: float, sigma: float, orientations: int | Sequence[float] = 4, *, aspect: float = 1.0,
-    phases: Sequence[float] = (0.0, -math.pi / 2), zero_mean: bool = True,
+    size: int,
+    frequency: float,
+    sigma: float,
+    orientations: int | Sequence[float] = 4,
+    *,
+    aspect: float = 1.0,
+    phases: Sequence[float] = (0.0, -math.pi / 2),
+    zero_mean: bool = True,
 ) -> torch.Tensor:
     """Gabor kernels for every orientation and phase, as conv weights.
 
@@ -81,7 +91,11 @@ def gabor_bank(
     Returns:
         (K * len(phases), 1, size, size) float32, ordered orientation-major: kernel ``k * len(phases) + p``.
     """
-    angles = [k * math.pi / orientations for k in range(orientations)] if isinstance(orientations, int) else list(orientations)
+    angles = (
+        [k * math.pi / orientations for k in range(orientations)]
+        if isinstance(orientations, int)
+        else list(orientations)
+    )
     if not angles or not phases:
         raise ValueError("need at least one orientation and one phase")
     kernels = [gabor_kernel(size, frequency, a, sigma, aspect=aspect, phase=p) for a in angles for p in phases]
@@ -102,7 +116,9 @@ def grating(size: int, frequency: float, theta: float, phase: float = 0.0, contr
     return (0.5 + 0.5 * contrast * torch.cos(2 * math.pi * frequency * rx + phase)).float()
 
 
-def light_bar(size: int, theta: float, width: float = 2.0, length: float | None = None, shift: float = 0.0) -> torch.Tensor:
+def light_bar(
+    size: int, theta: float, width: float = 2.0, length: float | None = None, shift: float = 0.0
+) -> torch.Tensor:
     r"""A bright bar on a dark field, Hubel & Wiesel's stimulus.
 
     Args:
@@ -160,7 +176,9 @@ def complex_cells(images: torch.Tensor, bank: torch.Tensor, pool: int = 1) -> to
     """
     x = _as_batch(images)
     if bank.dim() != 4 or bank.shape[0] % 2 or bank.shape[1] != 1:
-        raise ValueError(f"bank must be (2K, 1, k, k): an even and an odd kernel per orientation, got {tuple(bank.shape)}")
+        raise ValueError(
+            f"bank must be (2K, 1, k, k): an even and an odd kernel per orientation, got {tuple(bank.shape)}"
+        )
     if pool < 1:
         raise ValueError(f"pool must be >= 1, got {pool}")
     linear = F.conv2d(x, bank.to(x), padding=bank.shape[-1] // 2)  # (B, 2K, H, W)

@@ -69,7 +69,13 @@ def linear_positive_copy(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.MaxPool2d):
                 if pair(child.dilation) != (1, 1):
                     raise ReceptiveFieldError(f"{name}.{child_name}: a dilated max-pool has no average-pool twin")
-                setattr(module, child_name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode, count_include_pad=False))
+                setattr(
+                    module,
+                    child_name,
+                    nn.AvgPool2d(
+                        child.kernel_size, child.stride, child.padding, child.ceil_mode, count_include_pad=False
+                    ),
+                )
             elif isinstance(child, nn.AdaptiveMaxPool2d):
                 setattr(module, child_name, nn.AdaptiveAvgPool2d(child.output_size))
     with torch.no_grad():
@@ -152,7 +158,9 @@ def empirical_receptive_field(
     if mode not in ("support", "gradient"):
         raise ValueError(f"mode must be 'support' or 'gradient', got {mode!r}")
     if image is None and (mode == "gradient" or input_size is None):
-        raise ValueError("give image=(C, H, W) (required for mode='gradient'), or input_size=(C, H, W) for mode='support'")
+        raise ValueError(
+            "give image=(C, H, W) (required for mode='gradient'), or input_size=(C, H, W) for mode='support'"
+        )
     net = linear_positive_copy(model) if mode == "support" else model
     get_module(net, layer)  # KeyError with the valid names
     param = next(net.parameters(), None)

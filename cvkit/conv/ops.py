@@ -45,7 +45,13 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
         ValueError: a non-positive size/kernel/stride/dilation, negative padding, or a kernel that
             does not fit in the padded input (the message gives the effective kernel size).
     """
-    for name, value, low in (("size", size, 1), ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("dilation", dilation, 1), ("padding", padding, 0)):
+    for name, value, low in (
+        ("size", size, 1),
+        ("kernel_size", kernel_size, 1),
+        ("stride", stride, 1),
+        ("dilation", dilation, 1),
+        ("padding", padding, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, got {type(value).__name__}")
         if value < low:
@@ -59,7 +65,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     return (size + 2 * padding - effective) // stride + 1
 
 
-def conv_parameter_count(in_channels: int, out_channels: int, kernel_size: int | Sequence[int], bias: bool = True, groups: int = 1) -> int:
+def conv_parameter_count(
+    in_channels: int, out_channels: int, kernel_size: int | Sequence[int], bias: bool = True, groups: int = 1
+) -> int:
     r"""Parameters of a conv layer: :math:`(F_h F_w D_1 / g) K` weights, plus :math:`K` biases.
 
     Raises:
@@ -67,7 +75,9 @@ def conv_parameter_count(in_channels: int, out_channels: int, kernel_size: int |
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})"
+        )
     return kh * kw * (in_channels // groups) * out_channels + (out_channels if bias else 0)
 
 
@@ -114,7 +124,9 @@ def conv2d_loops(
     for i in range(out_h):
         for j in range(out_w):
             # the receptive field of output (i, j): rows S*i + D*u, columns S*j + D*v
-            window = xp[:, :, i * sh : i * sh + dh * (fh - 1) + 1 : dh, j * sw : j * sw + dw * (fw - 1) + 1 : dw]  # (B, C, F_h, F_w)
+            window = xp[
+                :, :, i * sh : i * sh + dh * (fh - 1) + 1 : dh, j * sw : j * sw + dw * (fw - 1) + 1 : dw
+            ]  # (B, C, F_h, F_w)
             out[:, :, i, j] = torch.einsum("bcuv,kcuv->bk", window, weight)
     if bias is not None:
         out = out + bias.view(1, k, 1, 1)
@@ -147,7 +159,9 @@ def conv2d_im2col(
     return out.view(b, k, out_h, out_w)  # (B, K, H_out, W_out)
 
 
-def conv_matrix(input_size: int | Sequence[int], kernel: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+def conv_matrix(
+    input_size: int | Sequence[int], kernel: torch.Tensor, stride: int = 1, padding: int = 0
+) -> torch.Tensor:
     r"""The matrix :math:`C` with ``conv(x).flatten() == C @ x.flatten()`` for one channel and one filter.
 
     Each row of :math:`C` holds the kernel's weights at the input positions one output

@@ -83,7 +83,10 @@ class ReceptiveField:
 
     def center(self, y: int, x: int) -> tuple[float, float]:
         """Input (row, col) of the centre of unit (y, x)'s field."""
-        return (y * self.stride[0] - self.padding[0] + (self.size[0] - 1) / 2, x * self.stride[1] - self.padding[1] + (self.size[1] - 1) / 2)
+        return (
+            y * self.stride[0] - self.padding[0] + (self.size[0] - 1) / 2,
+            x * self.stride[1] - self.padding[1] + (self.size[1] - 1) / 2,
+        )
 
 
 @dataclass
@@ -110,7 +113,9 @@ class ReceptiveFieldTable:
                 return row
         if name in self.containers:
             return self.containers[name]
-        raise KeyError(f"no layer named {name!r}; layers look like {[r.name for r in self.rows[:4]]}, containers like {list(self.containers)[:4]}")
+        raise KeyError(
+            f"no layer named {name!r}; layers look like {[r.name for r in self.rows[:4]]}, containers like {list(self.containers)[:4]}"
+        )
 
     def __iter__(self):
         return iter(self.rows)
@@ -141,8 +146,12 @@ class ReceptiveFieldTable:
         for r in self.rows:
             if (only == "conv" and not r.op.startswith("Conv")) or (only == "spatial" and r.is_global):
                 continue
-            size, stride, pad = ("global", "-", "-") if r.is_global else (_fmt_pair(r.size), _fmt_pair(r.stride), _fmt_pair(r.padding))
-            lines.append(f"| {r.name} | {r.op} | {'x'.join(map(str, r.output_shape[1:]))} | {size} | {stride} | {pad} |")
+            size, stride, pad = (
+                ("global", "-", "-") if r.is_global else (_fmt_pair(r.size), _fmt_pair(r.stride), _fmt_pair(r.padding))
+            )
+            lines.append(
+                f"| {r.name} | {r.op} | {'x'.join(map(str, r.output_shape[1:]))} | {size} | {stride} | {pad} |"
+            )
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -152,7 +161,9 @@ class ReceptiveFieldTable:
         width = max(len(r.name) for r in self.rows)
         lines = [f"{'layer'.ljust(width)}  {'op':<22} {'RF size':>9} {'stride':>7} {'padding':>8}"]
         for r in self.rows:
-            size, stride, pad = ("global", "-", "-") if r.is_global else (_fmt_pair(r.size), _fmt_pair(r.stride), _fmt_pair(r.padding))
+            size, stride, pad = (
+                ("global", "-", "-") if r.is_global else (_fmt_pair(r.size), _fmt_pair(r.stride), _fmt_pair(r.padding))
+            )
             lines.append(f"{r.name.ljust(width)}  {r.op:<22} {size:>9} {stride:>7} {pad:>8}")
         return "\n".join(lines)
 
@@ -222,7 +233,12 @@ def receptive_fields(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)
     was_training = model.training
     gm.eval()
     first = next(model.parameters(), None)
-    x = torch.zeros(1, *size, dtype=first.dtype if first is not None else torch.float32, device=first.device if first is not None else "cpu")
+    x = torch.zeros(
+        1,
+        *size,
+        dtype=first.dtype if first is not None else torch.float32,
+        device=first.device if first is not None else "cpu",
+    )
     with torch.no_grad():
         ShapeProp(gm).propagate(x)
     model.train(was_training)
@@ -258,20 +274,26 @@ def _renamed(row: ReceptiveField, name: str) -> ReceptiveField:
 
 def _is_window(node: fx.Node) -> bool:
     """A functional convolution or pooling (``F.conv2d`` in a custom forward, or a bare ``nn.Conv2d`` traced)."""
-    return node.op == "call_function" and node.target in (F.conv2d, torch.conv2d, F.max_pool2d, torch.max_pool2d, F.avg_pool2d)
+    return node.op == "call_function" and node.target in (
+        F.conv2d,
+        torch.conv2d,
+        F.max_pool2d,
+        torch.max_pool2d,
+        F.avg_pool2d,
+    )
 
 
 def _is_merge(node: fx.Node) -> bool:
     return sum(1 for n in node.all_input_nodes if n.op != "get_attr") > 1 and (
         node.target in (operator.add, operator.iadd, operator.mul, torch.add, torch.cat, torch.mul, torch.stack)
-        or node.target in ("add", "add_", "mul", "mul_"))
+        or node.target in ("add", "add_", "mul", "mul_")
+    )
 
 
 def _row(name: str, op: str, shape, g: Geometry) -> ReceptiveField:
     size = (g.b[0] - g.a[0] + 1, g.b[1] - g.a[1] + 1)
     grid = None if g.constant else (int(shape[g.dims[0]]), int(shape[g.dims[1]]))
     return ReceptiveField(name, op, tuple(shape), size, tuple(g.j), (-g.a[0], -g.a[1]), g.constant, grid)
-
 
 
 __all__ = ["ReceptiveField", "ReceptiveFieldError", "ReceptiveFieldTable", "receptive_field_chain", "receptive_fields"]

@@ -89,7 +89,9 @@ def union(geos: Sequence[Geometry]) -> Geometry:
     """Where paths meet: the union of their fields (all constant, or all with the same jumps)."""
     constant = any(g.constant for g in geos)
     if not constant and len({g.j for g in geos}) > 1:
-        raise ReceptiveFieldError(f"paths with different effective strides {[g.j for g in geos]} meet; the shapes cannot align")
+        raise ReceptiveFieldError(
+            f"paths with different effective strides {[g.j for g in geos]} meet; the shapes cannot align"
+        )
     a = tuple(min(g.a[ax] for g in geos) for ax in range(2))
     b = tuple(max(g.b[ax] for g in geos) for ax in range(2))
     if constant:
@@ -205,7 +207,9 @@ def _conv_function(op: Op) -> Geometry:
 def _max_pool_function(op: Op) -> Geometry:
     node = op.node
     k = _arg(node, 1, "kernel_size")
-    return window(op.src, k, _arg(node, 2, "stride", None) or k, _arg(node, 3, "padding", 0), _arg(node, 4, "dilation", 1))
+    return window(
+        op.src, k, _arg(node, 2, "stride", None) or k, _arg(node, 3, "padding", 0), _arg(node, 4, "dilation", 1)
+    )
 
 
 def _avg_pool_function(op: Op) -> Geometry:
@@ -223,7 +227,9 @@ def _adaptive_pool(op: Op) -> Geometry:
     if n_in == n_out:
         return src
     if n_in[0] % n_out[0] or n_in[1] % n_out[1]:
-        raise ReceptiveFieldError(f"adaptive pooling from {n_in} to {n_out} has windows of different sizes; not supported")
+        raise ReceptiveFieldError(
+            f"adaptive pooling from {n_in} to {n_out} has windows of different sizes; not supported"
+        )
     k = (n_in[0] // n_out[0], n_in[1] // n_out[1])
     return window(src, k, k, 0)
 
@@ -291,7 +297,7 @@ def _reshape(op: Op) -> Geometry:
     src, out = op.geos[0], op.out
     h = min(_positive(src.dims, op.ndim))
     tail = tuple(op.src_shape[h:])
-    if len(out) >= len(tail) and tuple(out[len(out) - len(tail):]) == tail:
+    if len(out) >= len(tail) and tuple(out[len(out) - len(tail) :]) == tail:
         return src  # negative indices are unchanged
     return to_constant(src, _spatial(src, op.src_shape))
 
@@ -368,7 +374,7 @@ def _getitem(op: Op) -> Geometry:
     if any(i is Ellipsis for i in index):
         e = index.index(Ellipsis)
         consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
-        index = index[:e] + (slice(None),) * (nd - consumed) + index[e + 1:]
+        index = index[:e] + (slice(None),) * (nd - consumed) + index[e + 1 :]
     pos = _positive(src.dims, nd)
     dim, out_dims = 0, {}
     a, b, j = list(src.a), list(src.b), list(src.j)
@@ -412,7 +418,13 @@ _REDUCTIONS = ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsu
 _RESHAPES = ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze")
 
 SHAPE_RULES = RuleTable(
-    modules={nn.Linear: _linear, nn.LayerNorm: _layer_norm, nn.Softmax: _softmax, nn.LogSoftmax: _softmax, nn.Flatten: _reshape},
+    modules={
+        nn.Linear: _linear,
+        nn.LayerNorm: _layer_norm,
+        nn.Softmax: _softmax,
+        nn.LogSoftmax: _softmax,
+        nn.Flatten: _reshape,
+    },
     functions={operator.getitem: _getitem, operator.matmul: _matmul},
     names={
         "linear": _linear,
@@ -452,7 +464,13 @@ def _pointwise(op: Op) -> Geometry:
 def geometry_of(node: fx.Node, inputs: list[fx.Node], geo: dict, modules: dict[str, nn.Module]) -> Geometry | None:
     """The geometry of one node's output from its inputs' (the four steps of the module docstring)."""
     module = modules.get(node.target) if node.op == "call_module" else None
-    name = "" if module is not None else node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    name = (
+        ""
+        if module is not None
+        else node.target
+        if isinstance(node.target, str)
+        else getattr(node.target, "__name__", "")
+    )
     op = Op(node, inputs, module, name, node_shape(node), geo[inputs[0]], node_shape(inputs[0]))
 
     rule = WINDOW_RULES.find(op)  # 1.
@@ -461,7 +479,13 @@ def geometry_of(node: fx.Node, inputs: list[fx.Node], geo: dict, modules: dict[s
 
     for n in inputs:  # 2. a 1x1 map broadcast over a larger one: its field is the same for every unit
         g, shape = geo[n], node_shape(n)
-        if not g.constant and shape is not None and op.out is not None and _spatial(g, shape) == (1, 1) and len(op.out) >= 2:
+        if (
+            not g.constant
+            and shape is not None
+            and op.out is not None
+            and _spatial(g, shape) == (1, 1)
+            and len(op.out) >= 2
+        ):
             g = to_constant(g, (1, 1))
         op.geos.append(g)
     if all(g.constant for g in op.geos):

@@ -31,8 +31,12 @@ def add_checkpoint_commands(sub) -> None:
     ls = ck_sub.add_parser("list", help="every course checkpoint: lesson, size, training, metrics")
     ls.set_defaults(handler=_list)
 
-    rt = ck_sub.add_parser("retrain", help="train checkpoints with their lesson's code; write weights and manifest",
-                           description=_RETRAIN_HELP, formatter_class=fmt)
+    rt = ck_sub.add_parser(
+        "retrain",
+        help="train checkpoints with their lesson's code; write weights and manifest",
+        description=_RETRAIN_HELP,
+        formatter_class=fmt,
+    )
     rt.add_argument("names", nargs="+", metavar="NAME", help="checkpoint names (see `cvkit checkpoints list`)")
     rt.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     rt.add_argument("--out", default=None, help="folder for NAME.pt and NAME.json (default: the shipped folder)")
@@ -59,8 +63,10 @@ def _list(args) -> int:
             print(f"{name:18s} {entry.lesson:34s} not trained yet: cvkit checkpoints retrain {name}")
             continue
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in m["metrics"].items())
-        print(f"{name:18s} {entry.lesson:34s} {m['bytes'] / 2**20:5.2f} MB  {m['train_seconds'] / 60:5.1f} min on "
-              f"{m['device']}  {metrics}")
+        print(
+            f"{name:18s} {entry.lesson:34s} {m['bytes'] / 2**20:5.2f} MB  {m['train_seconds'] / 60:5.1f} min on "
+            f"{m['device']}  {metrics}"
+        )
     print(f"total {total_size_mb():.2f} MB (budget {SIZE_BUDGET_MB:g} MB each, {TOTAL_BUDGET_MB:g} MB together)")
     return 0
 
@@ -70,16 +76,27 @@ def _retrain(args) -> int:
 
     for name in args.names:
         options = [("--device", args.device), ("--max-minutes", args.max_minutes), ("--out", args.out)]
-        command = shlex.join(["cvkit", "checkpoints", "retrain", name] + [str(x) for o, v in options if v is not None for x in (o, v)])
+        command = shlex.join(
+            ["cvkit", "checkpoints", "retrain", name] + [str(x) for o, v in options if v is not None for x in (o, v)]
+        )
         try:
-            manifest = retrain(name, device=args.device, out=args.out, work_dir=args.work_dir if len(args.names) == 1 else None,
-                               max_minutes=args.max_minutes, progress=args.progress, command=command)
+            manifest = retrain(
+                name,
+                device=args.device,
+                out=args.out,
+                work_dir=args.work_dir if len(args.names) == 1 else None,
+                max_minutes=args.max_minutes,
+                progress=args.progress,
+                command=command,
+            )
         except TrainingPaused as exc:
             print(f"{name}: {exc}; run the same command again to resume")
             return 3
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in manifest["metrics"].items())
-        print(f"{name}: {manifest['bytes'] / 2**20:.2f} MB, trained {manifest['train_seconds'] / 60:.1f} min on "
-              f"{manifest['device']}; {metrics}")
+        print(
+            f"{name}: {manifest['bytes'] / 2**20:.2f} MB, trained {manifest['train_seconds'] / 60:.1f} min on "
+            f"{manifest['device']}; {metrics}"
+        )
     return 0
 
 

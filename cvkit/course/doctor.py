@@ -17,8 +17,12 @@ class Check:
 
 def run_checks() -> list[Check]:
     """Run every check; never raises (a failing check is a line with ``ok=False``)."""
-    checks = [_check("python and torch", _versions), _check("torchvision ops", _torchvision_ops), _check("device", _device),
-              _check("platform", _platform)]
+    checks = [
+        _check("python and torch", _versions),
+        _check("torchvision ops", _torchvision_ops),
+        _check("device", _device),
+        _check("platform", _platform),
+    ]
     checks += [
         _check("Fashion-MNIST", _fashion_mnist),
         _check("CIFAR-10", _cifar10),
@@ -68,7 +72,9 @@ def _device() -> str:
 
     line = f"{describe_device()}; profile 'auto' resolves to '{resolve_profile('auto')}'"
     if torch.cuda.is_available():
-        line += f"; bf16 {'yes' if torch.cuda.is_bf16_supported(including_emulation=False) else 'no (fp16 + GradScaler)'}"
+        line += (
+            f"; bf16 {'yes' if torch.cuda.is_bf16_supported(including_emulation=False) else 'no (fp16 + GradScaler)'}"
+        )
     return line
 
 
@@ -126,7 +132,9 @@ def _notebook_tools() -> str:
         try:
             versions.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
-            versions.append(f"{pkg} MISSING (pip install 'cvkit-course[course]', or pip install -e '.[course]' in a clone)")
+            versions.append(
+                f"{pkg} MISSING (pip install 'cvkit-course[course]', or pip install -e '.[course]' in a clone)"
+            )
     missing = [v for v in versions if "MISSING" in v]
     if missing:
         raise RuntimeError("; ".join(missing))

@@ -68,7 +68,12 @@ def load_cifar10(
             batch = pickle.load(fh, encoding="latin1")
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))  # rows are CHW
         labels.append(np.asarray(batch["labels"], dtype=np.int64))
-    data = LabeledImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), list(CIFAR10_CLASSES), where.label)
+    data = LabeledImages(
+        torch.from_numpy(np.concatenate(images)),
+        torch.from_numpy(np.concatenate(labels)),
+        list(CIFAR10_CLASSES),
+        where.label,
+    )
     return data.subset(limit)
 
 

@@ -20,4 +20,6 @@ def load_digits() -> LabeledImages:
     bunch = _load()
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
     labels = bunch.target.astype(np.int64)
-    return LabeledImages(torch.from_numpy(images), torch.from_numpy(labels), [str(d) for d in range(10)], "scikit-learn")
+    return LabeledImages(
+        torch.from_numpy(images), torch.from_numpy(labels), [str(d) for d in range(10)], "scikit-learn"
+    )

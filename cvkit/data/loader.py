@@ -85,7 +85,9 @@ class DeviceLoader:
         if images.dim() != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
         if labels.shape[0] != images.shape[0]:
-            raise ValueError(f"images and labels must have the same length, got {images.shape[0]} and {labels.shape[0]}")
+            raise ValueError(
+                f"images and labels must have the same length, got {images.shape[0]} and {labels.shape[0]}"
+            )
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if (mean is None) != (std is None):
@@ -118,7 +120,9 @@ class DeviceLoader:
     def from_dataset(cls, dataset: LabeledImages, batch_size: int = 256, **kwargs) -> "DeviceLoader":
         """Build a loader from a :class:`cvkit.data.LabeledImages` (e.g. ``load_fashion_mnist()``)."""
         if not isinstance(dataset, LabeledImages):
-            raise TypeError(f"expected LabeledImages, got {type(dataset).__name__}; use DeviceLoader(images, labels) for raw tensors")
+            raise TypeError(
+                f"expected LabeledImages, got {type(dataset).__name__}; use DeviceLoader(images, labels) for raw tensors"
+            )
         return cls(dataset.images, dataset.labels, batch_size, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:

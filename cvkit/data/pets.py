@@ -89,7 +89,9 @@ def load_oxford_pets(
         raise ValueError(f"limit must be a positive number of images or None, got {limit}")
     where = locate_oxford_pets(path, download)
     base = where.directory / PETS_FOLDER
-    names = [line.split()[0] for line in (base / "annotations" / f"{split}.txt").read_text().splitlines() if line.strip()]
+    names = [
+        line.split()[0] for line in (base / "annotations" / f"{split}.txt").read_text().splitlines() if line.strip()
+    ]
     if limit is not None and limit < len(names):
         order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed))[:limit]
         names = [names[i] for i in order.tolist()]
@@ -97,14 +99,20 @@ def load_oxford_pets(
     for name in names:
         image_file, trimap_file = base / "images" / f"{name}.jpg", base / "annotations" / "trimaps" / f"{name}.png"
         if not trimap_file.is_file():
-            raise ValueError(f"{image_file.name} is listed in {split}.txt but {trimap_file} is missing; re-download the annotations")
+            raise ValueError(
+                f"{image_file.name} is listed in {split}.txt but {trimap_file} is missing; re-download the annotations"
+            )
         with Image.open(image_file) as im:
-            photo = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+            photo = (
+                torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+            )
         with Image.open(trimap_file) as im:
             trimap = np.asarray(im, dtype=np.uint8)
         if trimap.shape != tuple(photo.shape[1:]) or trimap.max() > 3:
-            raise ValueError(f"{trimap_file}: expected a trimap of values 1-3 with the photo's size {tuple(photo.shape[1:])}, "
-                             f"got shape {trimap.shape}, values up to {trimap.max()}")
+            raise ValueError(
+                f"{trimap_file}: expected a trimap of values 1-3 with the photo's size {tuple(photo.shape[1:])}, "
+                f"got shape {trimap.shape}, values up to {trimap.max()}"
+            )
         images.append(resize(photo, image_size))
         semantic.append(_resize_labels(torch.from_numpy(_TRIMAP_TO_CLASS[trimap]), image_size))
     return {

@@ -185,8 +185,12 @@ class ShapesDataset(Dataset):
         indices = range(self.n) if indices is None else indices
         samples = [self[i] for i in indices]
         return {
-            "images": torch.stack([s.image for s in samples]) if samples else torch.empty(0, 3, self.image_size, self.image_size),
-            "semantic": torch.stack([s.semantic for s in samples]) if samples else torch.empty(0, self.image_size, self.image_size, dtype=torch.int64),
+            "images": torch.stack([s.image for s in samples])
+            if samples
+            else torch.empty(0, 3, self.image_size, self.image_size),
+            "semantic": torch.stack([s.semantic for s in samples])
+            if samples
+            else torch.empty(0, self.image_size, self.image_size, dtype=torch.int64),
             "first_label": torch.tensor([int(s.labels[0]) for s in samples], dtype=torch.int64),
         }
 

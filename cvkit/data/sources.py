@@ -142,9 +142,13 @@ def find_dataset(
     if platform_dirs:
         tried.append(f"3. {platform_dirs[0][0]}: none of {len(platform_dirs)} folders holds {', '.join(files)}")
     elif platform == "kaggle":
-        tried.append(f"3. Kaggle input: nothing attached (add a dataset holding {name}/{files[0]}, ... with 'Add Input')")
+        tried.append(
+            f"3. Kaggle input: nothing attached (add a dataset holding {name}/{files[0]}, ... with 'Add Input')"
+        )
     elif platform == "colab":
-        tried.append(f"3. Google Drive: not mounted (cvkit.storage.mount_google_drive(), then put the files in MyDrive/cvkit/data/{name}/)")
+        tried.append(
+            f"3. Google Drive: not mounted (cvkit.storage.mount_google_drive(), then put the files in MyDrive/cvkit/data/{name}/)"
+        )
     else:
         tried.append("3. Kaggle input / Google Drive: not on Kaggle or Colab")
 

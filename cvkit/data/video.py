@@ -119,11 +119,21 @@ def moving_shapes(
             if visible[t, i]:
                 ys, xs = masks[t, i].nonzero(as_tuple=True)
                 boxes[t, i] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
-    return ShapesVideo(torch.stack(out_frames), masks, boxes, visible, sample.labels.clone(), sample.colours.clone(),
-                       torch.stack(flows[:-1]), v.float())
+    return ShapesVideo(
+        torch.stack(out_frames),
+        masks,
+        boxes,
+        visible,
+        sample.labels.clone(),
+        sample.colours.clone(),
+        torch.stack(flows[:-1]),
+        v.float(),
+    )
 
 
-def flow_pairs(n: int, image_size: int = 48, seed: int = 0, max_speed: int = 3, min_shapes: int = 1, max_shapes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def flow_pairs(
+    n: int, image_size: int = 48, seed: int = 0, max_speed: int = 3, min_shapes: int = 1, max_shapes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` consecutive-frame pairs of moving shapes with their true flow, for training a flow network.
 
     Args:

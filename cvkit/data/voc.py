@@ -26,13 +26,37 @@ import torch
 from cvkit.data.sources import Resolved, find_dataset
 
 VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 VOC_IMAGE_SETS = ("train", "val", "trainval", "test")
 # COCO's names of the 20 VOC classes where they differ (every VOC class is a COCO class)
-COCO_NAMES_OF_VOC = {"aeroplane": "airplane", "diningtable": "dining table", "motorbike": "motorcycle",
-                     "pottedplant": "potted plant", "sofa": "couch", "tvmonitor": "tv"}
+COCO_NAMES_OF_VOC = {
+    "aeroplane": "airplane",
+    "diningtable": "dining table",
+    "motorbike": "motorcycle",
+    "pottedplant": "potted plant",
+    "sofa": "couch",
+    "tvmonitor": "tv",
+}
 _FIX = (
     "run once with internet (Colab has it) so torchvision downloads VOC 2007, or unpack VOCtrainval_06-Nov-2007.tar "
     "(and VOCtest_06-Nov-2007.tar) into $CVKIT_DATA/voc/ (giving $CVKIT_DATA/voc/VOCdevkit/VOC2007/...), or pass "
@@ -67,16 +91,23 @@ class VocSample:
         return int(self.labels.numel())
 
 
-def locate_voc(year: str = "2007", image_set: str = "trainval", path: str | os.PathLike | None = None,
-               download: bool = True) -> Resolved:
+def locate_voc(
+    year: str = "2007", image_set: str = "trainval", path: str | os.PathLike | None = None, download: bool = True
+) -> Resolved:
     """Find the folder that holds ``VOCdevkit/VOC<year>/`` with the list of ``image_set``, downloading when allowed.
 
     Raises:
         DatasetNotFoundError: nothing found and no download possible; the message lists what was tried.
     """
     files = [f"VOCdevkit/VOC{year}/ImageSets/Main/{image_set}.txt"]
-    return find_dataset("voc", files, path=path, allow_download=download, fix=_FIX,
-                        download=lambda folder: _download(folder, year, image_set))
+    return find_dataset(
+        "voc",
+        files,
+        path=path,
+        allow_download=download,
+        fix=_FIX,
+        download=lambda folder: _download(folder, year, image_set),
+    )
 
 
 def parse_voc_annotation(xml_text: str) -> dict:
@@ -154,7 +185,11 @@ def load_voc_detection(
         raise ValueError(f"limit must be a positive number of images or None, got {limit}")
     where = locate_voc(year, image_set, path, download)
     root = where.directory / "VOCdevkit" / f"VOC{year}"
-    ids = [line.strip() for line in (root / "ImageSets" / "Main" / f"{image_set}.txt").read_text().splitlines() if line.strip()]
+    ids = [
+        line.strip()
+        for line in (root / "ImageSets" / "Main" / f"{image_set}.txt").read_text().splitlines()
+        if line.strip()
+    ]
     if limit is not None and limit < len(ids):
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:limit]
         ids = [ids[i] for i in order.tolist()]
@@ -167,18 +202,24 @@ def load_voc_detection(
         with Image.open(root / "JPEGImages" / f"{name}.jpg") as im:
             rgb = im.convert("RGB")
             height, width = rgb.height, rgb.width
-            photo = np.asarray(rgb if image_size is None else rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
+            photo = np.asarray(
+                rgb if image_size is None else rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8
+            )
         if (height, width) != ann["size"]:
-            raise ValueError(f"{name}.jpg is {width}x{height} but its annotation says {ann['size'][1]}x{ann['size'][0]}")
+            raise ValueError(
+                f"{name}.jpg is {width}x{height} but its annotation says {ann['size'][1]}x{ann['size'][0]}"
+            )
         scale = torch.ones(4) if image_size is None else torch.tensor([image_size / width, image_size / height] * 2)
-        samples.append(VocSample(
-            image=torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255,
-            boxes=ann["boxes"][keep] * scale,
-            labels=ann["labels"][keep],
-            difficult=ann["difficult"][keep],
-            name=name,
-            original_size=(height, width),
-        ))
+        samples.append(
+            VocSample(
+                image=torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255,
+                boxes=ann["boxes"][keep] * scale,
+                labels=ann["labels"][keep],
+                difficult=ann["difficult"][keep],
+                name=name,
+                original_size=(height, width),
+            )
+        )
     return samples
 
 

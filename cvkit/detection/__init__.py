@@ -32,7 +32,15 @@ from cvkit.detection.boxes import (
     generalized_box_iou_loss,
     normalize_boxes,
 )
-from cvkit.detection.matching import BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, MatchCostWeights, hungarian_match, match_anchors, match_predictions, matching_cost
+from cvkit.detection.matching import (
+    BELOW_LOW_THRESHOLD,
+    BETWEEN_THRESHOLDS,
+    MatchCostWeights,
+    hungarian_match,
+    match_anchors,
+    match_predictions,
+    matching_cost,
+)
 from cvkit.detection.metrics import mean_average_precision, proposal_recall
 from cvkit.detection.nms import batched_nms, nms
 from cvkit.detection.regions import classify_regions, crop_regions, region_targets, segment_proposals, sliding_windows

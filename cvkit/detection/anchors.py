@@ -122,6 +122,8 @@ def anchors_for_image(
         ValueError: the feature map is larger than the image, or as :func:`grid_anchors`.
     """
     if len(image_size) != 2 or len(feature_size) != 2 or any(f > i for f, i in zip(feature_size, image_size)):
-        raise ValueError(f"need (H, W) sizes with the feature map no larger than the image; got image {tuple(image_size)}, features {tuple(feature_size)}")
+        raise ValueError(
+            f"need (H, W) sizes with the feature map no larger than the image; got image {tuple(image_size)}, features {tuple(feature_size)}"
+        )
     stride = (image_size[0] // feature_size[0], image_size[1] // feature_size[1])
     return grid_anchors(feature_size, stride, sizes, aspect_ratios, dtype=dtype, device=device)

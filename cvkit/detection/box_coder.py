@@ -41,7 +41,9 @@ def _centre_size(boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return boxes[:, 0] + 0.5 * w, boxes[:, 1] + 0.5 * h, w, h
 
 
-def encode_boxes(boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
+def encode_boxes(
+    boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)
+) -> torch.Tensor:
     """Encode target boxes as corrections of reference boxes (R-CNN, Appendix C).
 
     Args:
@@ -60,7 +62,9 @@ def encode_boxes(boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence
     check_boxes(boxes, "boxes")
     check_boxes(reference, "reference")
     if boxes.shape != reference.shape:
-        raise ValueError(f"boxes and reference must pair up one to one, got {tuple(boxes.shape)} and {tuple(reference.shape)}")
+        raise ValueError(
+            f"boxes and reference must pair up one to one, got {tuple(boxes.shape)} and {tuple(reference.shape)}"
+        )
     wx, wy, ww, wh = _weights(weights, boxes).unbind()
     px, py, pw, ph = _centre_size(reference)
     if reference.numel() and bool(((pw <= 0) | (ph <= 0)).any()):
@@ -73,7 +77,9 @@ def encode_boxes(boxes: torch.Tensor, reference: torch.Tensor, weights: Sequence
     return torch.stack((dx, dy, dw, dh), dim=1)
 
 
-def decode_boxes(deltas: torch.Tensor, reference: torch.Tensor, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
+def decode_boxes(
+    deltas: torch.Tensor, reference: torch.Tensor, weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0)
+) -> torch.Tensor:
     """Apply corrections to reference boxes: the inverse of :func:`encode_boxes`.
 
     Args:
@@ -89,7 +95,9 @@ def decode_boxes(deltas: torch.Tensor, reference: torch.Tensor, weights: Sequenc
         ValueError: shapes differ or bad weights.
     """
     if not isinstance(deltas, torch.Tensor) or deltas.dim() != 2 or deltas.shape[1] != 4:
-        raise ValueError(f"deltas must be an (N, 4) tensor of (dx, dy, dw, dh), got {getattr(deltas, 'shape', type(deltas).__name__)}")
+        raise ValueError(
+            f"deltas must be an (N, 4) tensor of (dx, dy, dw, dh), got {getattr(deltas, 'shape', type(deltas).__name__)}"
+        )
     check_boxes(reference, "reference")
     if deltas.shape[0] != reference.shape[0]:
         raise ValueError(f"got {deltas.shape[0]} deltas for {reference.shape[0]} reference boxes")

@@ -209,20 +209,28 @@ def elementwise_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, generalized:
     check_boxes(boxes1, "boxes1")
     check_boxes(boxes2, "boxes2")
     if boxes1.shape != boxes2.shape:
-        raise ValueError(f"elementwise IoU needs boxes of equal count, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}")
+        raise ValueError(
+            f"elementwise IoU needs boxes of equal count, got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}"
+        )
     tiny = torch.finfo(boxes1.dtype).tiny
-    wh = (torch.minimum(boxes1[:, 2:], boxes2[:, 2:]) - torch.maximum(boxes1[:, :2], boxes2[:, :2])).clamp(min=0)  # (N, 2)
+    wh = (torch.minimum(boxes1[:, 2:], boxes2[:, 2:]) - torch.maximum(boxes1[:, :2], boxes2[:, :2])).clamp(
+        min=0
+    )  # (N, 2)
     inter = wh[:, 0] * wh[:, 1]
     union = box_area(boxes1) + box_area(boxes2) - inter
     iou = torch.where(union > 0, inter / union.clamp(min=tiny), torch.zeros_like(inter))
     if not generalized:
         return iou
-    wh = (torch.maximum(boxes1[:, 2:], boxes2[:, 2:]) - torch.minimum(boxes1[:, :2], boxes2[:, :2])).clamp(min=0)  # (N, 2)
+    wh = (torch.maximum(boxes1[:, 2:], boxes2[:, 2:]) - torch.minimum(boxes1[:, :2], boxes2[:, :2])).clamp(
+        min=0
+    )  # (N, 2)
     enclosing = wh[:, 0] * wh[:, 1]
     return iou - torch.where(enclosing > 0, (enclosing - union) / enclosing.clamp(min=tiny), torch.zeros_like(inter))
 
 
-def generalized_box_iou_loss(boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: Literal["none", "mean", "sum"] = "none") -> torch.Tensor:
+def generalized_box_iou_loss(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, reduction: Literal["none", "mean", "sum"] = "none"
+) -> torch.Tensor:
     r"""The GIoU loss :math:`1 - \mathrm{GIoU}` of matched pairs (Rezatofighi et al. 2019, Algorithm 2).
 
     Args:

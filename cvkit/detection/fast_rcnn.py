@@ -42,12 +42,25 @@ class RoIBatches:
         ValueError: no samples, or sizes < 1.
     """
 
-    def __init__(self, samples, proposals: Callable[[int, object], torch.Tensor], images_per_batch: int = 8,
-                 rois_per_image: int = 32, fg_fraction: float = 0.25, seed: int = 0) -> None:
+    def __init__(
+        self,
+        samples,
+        proposals: Callable[[int, object], torch.Tensor],
+        images_per_batch: int = 8,
+        rois_per_image: int = 32,
+        fg_fraction: float = 0.25,
+        seed: int = 0,
+    ) -> None:
         self.samples = [samples[i] for i in range(len(samples))]
         if not self.samples or images_per_batch < 1 or rois_per_image < 1:
             raise ValueError("need at least one sample, images_per_batch >= 1 and rois_per_image >= 1")
-        self.images_per_batch, self.rois_per_image, self.fg_fraction, self.seed, self.epoch = images_per_batch, rois_per_image, fg_fraction, seed, 0
+        self.images_per_batch, self.rois_per_image, self.fg_fraction, self.seed, self.epoch = (
+            images_per_batch,
+            rois_per_image,
+            fg_fraction,
+            seed,
+            0,
+        )
         self.targets = []
         for i, s in enumerate(self.samples):
             boxes = torch.cat([proposals(i, s), s.boxes])  # the ground truth is a proposal too (sec. 2.3)
@@ -65,14 +78,16 @@ class RoIBatches:
         g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         order = torch.randperm(len(self.samples), generator=g).tolist()
         for start in range(0, len(order), self.images_per_batch):
-            chosen = order[start:start + self.images_per_batch]
+            chosen = order[start : start + self.images_per_batch]
             rois, labels, deltas = [], [], []
             for b, i in enumerate(chosen):
                 boxes, lab, delta = self.targets[i]
                 fg, bg = (lab > 0).nonzero().squeeze(1), (lab == 0).nonzero().squeeze(1)
                 n_fg = min(len(fg), int(self.fg_fraction * self.rois_per_image))
                 n_bg = min(len(bg), self.rois_per_image - n_fg)
-                pick = torch.cat([fg[torch.randperm(len(fg), generator=g)[:n_fg]], bg[torch.randperm(len(bg), generator=g)[:n_bg]]])
+                pick = torch.cat(
+                    [fg[torch.randperm(len(fg), generator=g)[:n_fg]], bg[torch.randperm(len(bg), generator=g)[:n_bg]]]
+                )
                 rois.append(torch.cat([torch.full((len(pick), 1), float(b)), boxes[pick]], dim=1))  # (r, 5)
                 labels.append(lab[pick])
                 deltas.append(delta[pick])
@@ -80,7 +95,9 @@ class RoIBatches:
             yield images, torch.cat(rois), torch.cat(labels), torch.cat(deltas)
 
 
-def fast_rcnn_loss(logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, box_weight: float = 1.0) -> torch.Tensor:
+def fast_rcnn_loss(
+    logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, box_weight: float = 1.0
+) -> torch.Tensor:
     r"""Fast R-CNN's multi-task loss (eq. 1): cross-entropy + :math:`\lambda\,[u \ge 1]` smooth-L1 on the true class's box.
 
     Args:
@@ -94,9 +111,16 @@ def fast_rcnn_loss(logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Ten
     Raises:
         ValueError: shapes that do not fit together.
     """
-    if logits.dim() != 2 or deltas.shape != (*logits.shape, 4) or labels.shape != logits.shape[:1] or targets.shape != (len(labels), 4):
-        raise ValueError(f"expected logits (R, K+1), deltas (R, K+1, 4), labels (R,), targets (R, 4); got "
-                         f"{tuple(logits.shape)}, {tuple(deltas.shape)}, {tuple(labels.shape)}, {tuple(targets.shape)}")
+    if (
+        logits.dim() != 2
+        or deltas.shape != (*logits.shape, 4)
+        or labels.shape != logits.shape[:1]
+        or targets.shape != (len(labels), 4)
+    ):
+        raise ValueError(
+            f"expected logits (R, K+1), deltas (R, K+1, 4), labels (R,), targets (R, 4); got "
+            f"{tuple(logits.shape)}, {tuple(deltas.shape)}, {tuple(labels.shape)}, {tuple(targets.shape)}"
+        )
     cls = F.cross_entropy(logits, labels)
     fg = labels > 0
     if not bool(fg.any()):
@@ -115,8 +139,13 @@ def fast_rcnn_step(model: nn.Module, batch) -> StepOutput:
 
 
 @torch.no_grad()
-def fast_rcnn_detect(model: nn.Module, image: torch.Tensor, proposals: torch.Tensor, score_threshold: float = 0.05,
-                     nms_threshold: float = 0.3) -> dict[str, torch.Tensor]:
+def fast_rcnn_detect(
+    model: nn.Module,
+    image: torch.Tensor,
+    proposals: torch.Tensor,
+    score_threshold: float = 0.05,
+    nms_threshold: float = 0.3,
+) -> dict[str, torch.Tensor]:
     """Detect with Fast R-CNN: features once, every proposal through the head, per-class decoding and NMS (sec. 3).
 
     Args:
@@ -137,7 +166,12 @@ def fast_rcnn_detect(model: nn.Module, image: torch.Tensor, proposals: torch.Ten
     finally:
         model.train(was_training)
     if out is None:
-        return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64), "backbone_passes": torch.tensor(1)}
+        return {
+            "boxes": torch.zeros(0, 4),
+            "scores": torch.zeros(0),
+            "labels": torch.zeros(0, dtype=torch.int64),
+            "backbone_passes": torch.tensor(1),
+        }
     prob = out["logits"].softmax(1).cpu()[:, 1:]  # (P, K) object classes
     k = prob.shape[1]
     deltas = out["deltas"].cpu()[:, 1:]  # (P, K, 4)
@@ -150,8 +184,15 @@ def fast_rcnn_detect(model: nn.Module, image: torch.Tensor, proposals: torch.Ten
     return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "backbone_passes": torch.tensor(1)}
 
 
-def jittered_proposals(boxes: torch.Tensor, image_size: Sequence[int], copies: int = 8, std: float = 2.5, windows: torch.Tensor | None = None,
-                       random_windows: int = 24, generator: torch.Generator | None = None) -> torch.Tensor:
+def jittered_proposals(
+    boxes: torch.Tensor,
+    image_size: Sequence[int],
+    copies: int = 8,
+    std: float = 2.5,
+    windows: torch.Tensor | None = None,
+    random_windows: int = 24,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Cheap training proposals: jittered copies of the ground-truth boxes plus random sliding windows (what lecture
     08's R-CNN trains on).
 
@@ -166,8 +207,18 @@ def jittered_proposals(boxes: torch.Tensor, image_size: Sequence[int], copies: i
     """
     h, w = image_size
     jittered = boxes.repeat(copies, 1) + torch.randn(copies * len(boxes), 4, generator=generator) * std
-    jittered = torch.cat([torch.minimum(jittered[:, :2], jittered[:, 2:]), torch.maximum(jittered[:, :2], jittered[:, 2:])], 1)
-    jittered = torch.stack([jittered[:, 0].clamp(0, w), jittered[:, 1].clamp(0, h), jittered[:, 2].clamp(0, w), jittered[:, 3].clamp(0, h)], 1)
+    jittered = torch.cat(
+        [torch.minimum(jittered[:, :2], jittered[:, 2:]), torch.maximum(jittered[:, :2], jittered[:, 2:])], 1
+    )
+    jittered = torch.stack(
+        [
+            jittered[:, 0].clamp(0, w),
+            jittered[:, 1].clamp(0, h),
+            jittered[:, 2].clamp(0, w),
+            jittered[:, 3].clamp(0, h),
+        ],
+        1,
+    )
     if windows is None or random_windows == 0:
         return jittered
     return torch.cat([jittered, windows[torch.randperm(len(windows), generator=generator)[:random_windows]]])

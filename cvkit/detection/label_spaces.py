@@ -61,7 +61,13 @@ class LabelSpaceClassifier(nn.Module):
         ValueError: an empty label space or a name repeated inside one.
     """
 
-    def __init__(self, feature_dim: int, label_spaces: Mapping[str, Sequence[str]], embed_dim: int = 64, temperature: float = 0.07) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        label_spaces: Mapping[str, Sequence[str]],
+        embed_dim: int = 64,
+        temperature: float = 0.07,
+    ) -> None:
         super().__init__()
         self.label_spaces = {k: list(v) for k, v in label_spaces.items()}
         self.union = list(dict.fromkeys(n for names in self.label_spaces.values() for n in names))  # shared names once
@@ -80,8 +86,13 @@ class LabelSpaceClassifier(nn.Module):
         return sims[:, [self.union.index(n) for n in self.label_spaces[space]]]
 
 
-def label_space_loss(classifier: LabelSpaceClassifier, features: torch.Tensor, labels: torch.Tensor, space: str,
-                     structure: Structure = "partitioned") -> torch.Tensor:
+def label_space_loss(
+    classifier: LabelSpaceClassifier,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    space: str,
+    structure: Structure = "partitioned",
+) -> torch.Tensor:
     """The classification loss of regions from a dataset labelled in ``space``.
 
     * ``"partitioned"``: softmax cross-entropy over ``space``'s classes only.
@@ -97,7 +108,9 @@ def label_space_loss(classifier: LabelSpaceClassifier, features: torch.Tensor, l
     if structure == "partitioned":
         return F.cross_entropy(classifier(features, space), labels)
     if structure == "unified":
-        to_union = torch.tensor([classifier.union.index(n) for n in classifier.label_spaces[space]], device=labels.device)
+        to_union = torch.tensor(
+            [classifier.union.index(n) for n in classifier.label_spaces[space]], device=labels.device
+        )
         return F.cross_entropy(classifier(features, None), to_union[labels])
     raise ValueError(f"structure must be 'partitioned' or 'unified', got {structure!r}")
 
@@ -108,8 +121,13 @@ def predict_in_space(classifier: LabelSpaceClassifier, features: torch.Tensor, s
     return classifier(features, space).argmax(dim=1)
 
 
-def space_regions(sample, names: Sequence[str], background_boxes: int = 4, generator: torch.Generator | None = None,
-                  shape_names: Sequence[str] = ("circle", "square", "triangle")) -> tuple[torch.Tensor, torch.Tensor]:
+def space_regions(
+    sample,
+    names: Sequence[str],
+    background_boxes: int = 4,
+    generator: torch.Generator | None = None,
+    shape_names: Sequence[str] = ("circle", "square", "triangle"),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training regions of one shapes image as a dataset with label space ``names`` would label them.
 
     Objects whose class is in ``names`` keep it; objects the space does not name are unlabelled, so their regions

@@ -63,7 +63,9 @@ def match_anchors(
         ValueError: ``iou`` not 2-D, or ``low > high``.
     """
     if not isinstance(iou, torch.Tensor) or iou.dim() != 2:
-        raise ValueError(f"iou must be an (M ground-truth, N anchors) matrix, got {getattr(iou, 'shape', type(iou).__name__)}")
+        raise ValueError(
+            f"iou must be an (M ground-truth, N anchors) matrix, got {getattr(iou, 'shape', type(iou).__name__)}"
+        )
     if low > high:
         raise ValueError(f"need low <= high, got low={low}, high={high}")
     m, n = iou.shape
@@ -114,14 +116,20 @@ def matching_cost(
         ValueError: inconsistent shapes or labels outside [0, K).
     """
     if logits.dim() != 2 or pred_boxes.shape != (logits.shape[0], 4):
-        raise ValueError(f"need logits (N, K + 1) and pred_boxes (N, 4), got {tuple(logits.shape)} and {tuple(pred_boxes.shape)}")
+        raise ValueError(
+            f"need logits (N, K + 1) and pred_boxes (N, 4), got {tuple(logits.shape)} and {tuple(pred_boxes.shape)}"
+        )
     check_boxes(pred_boxes, "pred_boxes")
     check_boxes(gt_boxes, "gt_boxes")
     if gt_labels.dim() != 1 or gt_labels.shape[0] != gt_boxes.shape[0] or gt_labels.is_floating_point():
-        raise ValueError(f"gt_labels must be ({gt_boxes.shape[0]},) int64, got {tuple(gt_labels.shape)} {gt_labels.dtype}")
+        raise ValueError(
+            f"gt_labels must be ({gt_boxes.shape[0]},) int64, got {tuple(gt_labels.shape)} {gt_labels.dtype}"
+        )
     num_classes = logits.shape[1] - 1
     if gt_labels.numel() and (int(gt_labels.min()) < 0 or int(gt_labels.max()) >= num_classes):
-        raise ValueError(f"gt_labels must be in [0, {num_classes}) (the last logit is 'no object'), got {gt_labels.tolist()}")
+        raise ValueError(
+            f"gt_labels must be in [0, {num_classes}) (the last logit is 'no object'), got {gt_labels.tolist()}"
+        )
     prob = logits.softmax(dim=-1)  # (N, K + 1)
     cost_cls = -prob[:, gt_labels]  # (N, M): DETR uses -p, not -log p, to match the scale of the box terms
     pred_c = box_convert(normalize_boxes(pred_boxes, image_size), "xyxy", "cxcywh")  # (N, 4)
@@ -148,14 +156,19 @@ def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from scipy.optimize import linear_sum_assignment
 
     if not isinstance(cost, torch.Tensor) or cost.dim() != 2:
-        raise ValueError(f"cost must be an (N predictions, M objects) matrix, got {getattr(cost, 'shape', type(cost).__name__)}")
+        raise ValueError(
+            f"cost must be an (N predictions, M objects) matrix, got {getattr(cost, 'shape', type(cost).__name__)}"
+        )
     if cost.numel() == 0:
         empty = torch.empty(0, dtype=torch.int64, device=cost.device)
         return empty, empty.clone()
     if not bool(torch.isfinite(cost).all()):
         raise ValueError("cost has NaN or inf entries; check the predicted boxes and logits")
     rows, cols = linear_sum_assignment(cost.detach().cpu().double().numpy())
-    return (torch.as_tensor(rows, dtype=torch.int64, device=cost.device), torch.as_tensor(cols, dtype=torch.int64, device=cost.device))
+    return (
+        torch.as_tensor(rows, dtype=torch.int64, device=cost.device),
+        torch.as_tensor(cols, dtype=torch.int64, device=cost.device),
+    )
 
 
 def match_predictions(
@@ -173,4 +186,3 @@ def match_predictions(
     """
     with torch.no_grad():
         return hungarian_match(matching_cost(logits, pred_boxes, gt_labels, gt_boxes, image_size, weights))
-

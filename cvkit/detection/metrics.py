@@ -60,12 +60,16 @@ def _check_entries(entries: Sequence[Mapping[str, torch.Tensor]], what: str, nee
     for i, e in enumerate(entries):
         keys = ("boxes", "labels", "scores") if needs_scores else ("boxes", "labels")
         if not isinstance(e, Mapping) or any(k not in e for k in keys):
-            raise ValueError(f"{what}[{i}] must be a dict with keys {keys}, got {sorted(e) if isinstance(e, Mapping) else type(e).__name__}")
+            raise ValueError(
+                f"{what}[{i}] must be a dict with keys {keys}, got {sorted(e) if isinstance(e, Mapping) else type(e).__name__}"
+            )
         check_boxes(e["boxes"], f"{what}[{i}]['boxes']")
         n = e["boxes"].shape[0]
         for k in keys[1:]:
             if not isinstance(e[k], torch.Tensor) or e[k].shape != (n,):
-                raise ValueError(f"{what}[{i}]['{k}'] must be a ({n},) tensor, one per box; got {getattr(e[k], 'shape', type(e[k]).__name__)}")
+                raise ValueError(
+                    f"{what}[{i}]['{k}'] must be a ({n},) tensor, one per box; got {getattr(e[k], 'shape', type(e[k]).__name__)}"
+                )
         if e["labels"].is_floating_point():
             raise TypeError(f"{what}[{i}]['labels'] must be integer class ids, got {e['labels'].dtype}")
 
@@ -139,14 +143,18 @@ def mean_average_precision(
     _check_entries(predictions, "predictions", True)
     _check_entries(targets, "targets", False)
     if len(predictions) != len(targets):
-        raise ValueError(f"got {len(predictions)} predictions for {len(targets)} images: give one dict per image in both")
+        raise ValueError(
+            f"got {len(predictions)} predictions for {len(targets)} images: give one dict per image in both"
+        )
     if max_detections < 1:
         raise ValueError(f"max_detections must be >= 1, got {max_detections}")
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be one of 'bbox', 'segm', got {iou_type!r}")
     thresholds = COCO_IOU_THRESHOLDS if iou_thresholds is None else np.asarray(list(iou_thresholds), dtype=float)
     labels = [e["labels"].reshape(-1) for e in list(predictions) + list(targets)]
-    classes = torch.unique(torch.cat([lab.cpu().long() for lab in labels])) if labels else torch.zeros(0, dtype=torch.int64)
+    classes = (
+        torch.unique(torch.cat([lab.cpu().long() for lab in labels])) if labels else torch.zeros(0, dtype=torch.int64)
+    )
     precision = -np.ones((len(thresholds), len(COCO_RECALL_LEVELS), len(classes)))
 
     for k, c in enumerate(classes.tolist()):
@@ -154,7 +162,9 @@ def mean_average_precision(
         for i, (pred, target) in enumerate(zip(predictions, targets)):
             is_gt, keep = target["labels"] == c, pred["labels"] == c
             det_scores = pred["scores"][keep].detach().cpu().double().numpy()
-            order = torch.as_tensor(np.argsort(-det_scores, kind="mergesort")[:max_detections], dtype=torch.long)  # best first, stable
+            order = torch.as_tensor(
+                np.argsort(-det_scores, kind="mergesort")[:max_detections], dtype=torch.long
+            )  # best first, stable
             if iou_type == "bbox":
                 det, gt = pred["boxes"][keep][order].detach().cpu(), target["boxes"][is_gt].detach().cpu()
                 ious = box_iou(det.double(), gt.double())  # (D, G), float64 like pycocotools
@@ -192,7 +202,9 @@ def mean_average_precision(
     }
 
 
-def proposal_recall(proposals: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], iou_threshold: float = 0.5) -> float:
+def proposal_recall(
+    proposals: Sequence[torch.Tensor], gt_boxes: Sequence[torch.Tensor], iou_threshold: float = 0.5
+) -> float:
     """Fraction of ground-truth boxes that at least one proposal overlaps with IoU >= ``iou_threshold``.
 
     Args:

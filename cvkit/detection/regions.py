@@ -46,8 +46,16 @@ def sliding_windows(
         ValueError: non-positive sizes, stride or ratios.
     """
     h, w = image_size
-    if min(h, w) <= 0 or not window_sizes or min(window_sizes) <= 0 or (stride is not None and stride <= 0) or min(aspect_ratios) <= 0:
-        raise ValueError(f"need positive image size, window sizes, stride and ratios; got {image_size}, {window_sizes}, {stride}, {aspect_ratios}")
+    if (
+        min(h, w) <= 0
+        or not window_sizes
+        or min(window_sizes) <= 0
+        or (stride is not None and stride <= 0)
+        or min(aspect_ratios) <= 0
+    ):
+        raise ValueError(
+            f"need positive image size, window sizes, stride and ratios; got {image_size}, {window_sizes}, {stride}, {aspect_ratios}"
+        )
     boxes = []
     for size in window_sizes:
         for r in aspect_ratios:
@@ -119,7 +127,9 @@ def segment_proposals(
     return boxes_t[keep[:max_proposals]]
 
 
-def crop_regions(images: torch.Tensor, boxes: torch.Tensor | Sequence[torch.Tensor], size: int | Sequence[int]) -> torch.Tensor:
+def crop_regions(
+    images: torch.Tensor, boxes: torch.Tensor | Sequence[torch.Tensor], size: int | Sequence[int]
+) -> torch.Tensor:
     """Warp image regions to a fixed size, as R-CNN feeds proposals to its CNN.
 
     Args:
@@ -146,7 +156,9 @@ def crop_regions(images: torch.Tensor, boxes: torch.Tensor | Sequence[torch.Tens
     for i, b in enumerate(per_image):
         check_boxes(b, f"boxes[{i}]")
     out = (size, size) if isinstance(size, int) else tuple(size)
-    return roi_align(images, [b.to(images) for b in per_image], output_size=out, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(
+        images, [b.to(images) for b in per_image], output_size=out, spatial_scale=1.0, sampling_ratio=2, aligned=True
+    )
 
 
 def region_targets(
@@ -228,8 +240,17 @@ def classify_regions(
         model.train(was_training)
     prob = torch.cat(logits).softmax(dim=1) if logits else torch.zeros(0, 2)  # (N, K + 1)
     scores, labels = prob[:, 1:].max(dim=1)  # best object class per region
-    boxes = clip_boxes(decode_boxes(torch.cat(deltas), regions, box_weights), image.shape[-2:]) if len(regions) else torch.zeros(0, 4)
+    boxes = (
+        clip_boxes(decode_boxes(torch.cat(deltas), regions, box_weights), image.shape[-2:])
+        if len(regions)
+        else torch.zeros(0, 4)
+    )
     keep = scores >= score_threshold
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = batched_nms(boxes, scores, labels, nms_threshold)
-    return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep], "forward_passes": torch.tensor(len(regions))}
+    return {
+        "boxes": boxes[keep],
+        "scores": scores[keep],
+        "labels": labels[keep],
+        "forward_passes": torch.tensor(len(regions)),
+    }

@@ -66,7 +66,9 @@ def _round_half_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def roi_pool(features: torch.Tensor, rois, output_size: int | Sequence[int], spatial_scale: float = 1.0) -> torch.Tensor:
+def roi_pool(
+    features: torch.Tensor, rois, output_size: int | Sequence[int], spatial_scale: float = 1.0
+) -> torch.Tensor:
     """RoI max pooling (Fast R-CNN, Sec. 2.1).
 
     Args:

@@ -66,7 +66,9 @@ def set_prediction_loss(
         ValueError: inconsistent shapes or a target list of the wrong length.
     """
     if logits.dim() != 3 or boxes.shape != (*logits.shape[:2], 4):
-        raise ValueError(f"need logits (B, N, K + 1) and boxes (B, N, 4), got {tuple(logits.shape)} and {tuple(boxes.shape)}")
+        raise ValueError(
+            f"need logits (B, N, K + 1) and boxes (B, N, 4), got {tuple(logits.shape)} and {tuple(boxes.shape)}"
+        )
     if len(targets) != logits.shape[0]:
         raise ValueError(f"got {len(targets)} targets for a batch of {logits.shape[0]} images")
     num_classes = logits.shape[-1] - 1

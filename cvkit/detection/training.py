@@ -43,11 +43,22 @@ class DetectionBatches:
         ValueError: no samples or a non-positive batch size.
     """
 
-    def __init__(self, samples, batch_size: int = 8, *, shuffle: bool = True, flip: bool = False,
-                 label_offset: int = 1, masks: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        samples,
+        batch_size: int = 8,
+        *,
+        shuffle: bool = True,
+        flip: bool = False,
+        label_offset: int = 1,
+        masks: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.samples = [samples[i] for i in range(len(samples))]
         if not self.samples or batch_size < 1:
-            raise ValueError(f"need at least one sample and batch_size >= 1, got {len(self.samples)} samples, batch_size {batch_size}")
+            raise ValueError(
+                f"need at least one sample and batch_size >= 1, got {len(self.samples)} samples, batch_size {batch_size}"
+            )
         self.batch_size, self.shuffle, self.flip = batch_size, shuffle, flip
         self.label_offset, self.masks, self.seed = label_offset, masks, seed
         self.epoch = 0
@@ -63,7 +74,11 @@ class DetectionBatches:
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         self.epoch += 1
         order = torch.randperm(len(self.samples), generator=g) if self.shuffle else torch.arange(len(self.samples))
-        flips = torch.rand(len(self.samples), generator=g) < 0.5 if self.flip else torch.zeros(len(self.samples), dtype=torch.bool)
+        flips = (
+            torch.rand(len(self.samples), generator=g) < 0.5
+            if self.flip
+            else torch.zeros(len(self.samples), dtype=torch.bool)
+        )
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size].tolist()
             images, targets = [], []
@@ -81,7 +96,15 @@ class DetectionBatches:
         if flip:
             width = image.shape[-1]
             image = image.flip(-1)
-            target["boxes"] = torch.stack([width - target["boxes"][:, 2], target["boxes"][:, 1], width - target["boxes"][:, 0], target["boxes"][:, 3]], dim=1)
+            target["boxes"] = torch.stack(
+                [
+                    width - target["boxes"][:, 2],
+                    target["boxes"][:, 1],
+                    width - target["boxes"][:, 0],
+                    target["boxes"][:, 3],
+                ],
+                dim=1,
+            )
             if self.masks:
                 target["masks"] = target["masks"].flip(-1)
         return image, target
@@ -124,7 +147,9 @@ def predict_detections(model: nn.Module, images: torch.Tensor, batch_size: int =
     return out
 
 
-def evaluate_detector(model: nn.Module, samples, label_offset: int = 1, batch_size: int = 32) -> dict[str, torch.Tensor]:
+def evaluate_detector(
+    model: nn.Module, samples, label_offset: int = 1, batch_size: int = 32
+) -> dict[str, torch.Tensor]:
     """COCO AP of a detector on shapes samples (:func:`cvkit.detection.mean_average_precision`).
 
     Args:
@@ -146,8 +171,9 @@ def evaluate_detector(model: nn.Module, samples, label_offset: int = 1, batch_si
 
 
 @torch.no_grad()
-def query_specialisation(model: nn.Module, images: torch.Tensor, threshold: float = 0.5, min_count: int = 5,
-                         batch_size: int = 64) -> dict:
+def query_specialisation(
+    model: nn.Module, images: torch.Tensor, threshold: float = 0.5, min_count: int = 5, batch_size: int = 64
+) -> dict:
     """Do DETR's object queries specialise (Carion et al. 2020, Fig. 7), or has each collapsed onto a fixed guess?
 
     For every query, the box centres it predicts with P(object) > ``threshold`` over ``images``. A specialised query
@@ -198,16 +224,28 @@ def query_specialisation(model: nn.Module, images: torch.Tensor, threshold: floa
     everything = centres[confident]  # (n, 2)
     overall = float((everything - everything.mean(0)).pow(2).sum(1).mean().sqrt()) if len(everything) else float("nan")
     ratio = weighted / count / overall if count and overall > 0 else float("nan")
-    return {"p_object": p_object, "centres": centres, "firing": firing, "spread": spread, "spread_ratio": ratio,
-            "max_firing": float(firing.max())}
+    return {
+        "p_object": p_object,
+        "centres": centres,
+        "firing": firing,
+        "spread": spread,
+        "spread_ratio": ratio,
+        "max_firing": float(firing.max()),
+    }
 
 
 def format_ap(result: Mapping[str, torch.Tensor], names: Sequence[str] | None = None) -> str:
     """One line: ``AP 0.512  AP50 0.873  AP75 0.540`` (plus per class when ``names`` are given)."""
     line = f"AP {float(result['map']):.3f}  AP50 {float(result['map_50']):.3f}  AP75 {float(result['map_75']):.3f}"
     if names is not None and "map_per_class" in result:
-        line += "  (" + ", ".join(f"{names[int(c)] if int(c) < len(names) else int(c)} {float(a):.3f}"
-                                  for c, a in zip(result["classes"], result["map_per_class"])) + ")"
+        line += (
+            "  ("
+            + ", ".join(
+                f"{names[int(c)] if int(c) < len(names) else int(c)} {float(a):.3f}"
+                for c, a in zip(result["classes"], result["map_per_class"])
+            )
+            + ")"
+        )
     return line
 
 

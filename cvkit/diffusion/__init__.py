@@ -17,7 +17,14 @@ from cvkit.diffusion.guidance import guided_epsilon
 from cvkit.diffusion.latent import LatentDenoiser, LatentScaler, encode_latents
 from cvkit.diffusion.loss import NULL_LABEL, diffusion_loss, diffusion_step, drop_labels
 from cvkit.diffusion.samplers import SampleResult, ddim_step, ddpm_step, inference_timesteps, sample
-from cvkit.diffusion.schedules import SCHEDULES, NoiseSchedule, cosine_alpha_bar, cosine_betas, linear_betas, make_schedule
+from cvkit.diffusion.schedules import (
+    SCHEDULES,
+    NoiseSchedule,
+    cosine_alpha_bar,
+    cosine_betas,
+    linear_betas,
+    make_schedule,
+)
 from cvkit.diffusion.unet import DiffusionUNet, timestep_embedding
 
 __all__ = [

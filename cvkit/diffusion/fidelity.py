@@ -59,8 +59,17 @@ def guidance_class_share(
     shares, images, predicted = {}, {}, {}
     for s in scales:
         g = torch.Generator(device).manual_seed(seed)
-        out = sample(model, (len(labels), *image_shape), schedule, method="ddim", num_steps=num_steps, labels=labels,
-                     guidance_scale=float(s), generator=g, device=device)
+        out = sample(
+            model,
+            (len(labels), *image_shape),
+            schedule,
+            method="ddim",
+            num_steps=num_steps,
+            labels=labels,
+            guidance_scale=float(s),
+            generator=g,
+            device=device,
+        )
         x = ((out.images + 1) / 2).clamp(0, 1)  # [-1, 1] -> [0, 1]
         pred = torch.cat([classifier(chunk).argmax(1).cpu() for chunk in x.split(256)])
         images[s], predicted[s] = x.cpu(), pred

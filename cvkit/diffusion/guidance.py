@@ -47,4 +47,3 @@ def guided_epsilon(
     eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))  # (2B, C, H, W)
     eps_cond, eps_uncond = eps.chunk(2)
     return eps_uncond + scale * (eps_cond - eps_uncond)
-

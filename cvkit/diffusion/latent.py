@@ -67,7 +67,9 @@ class LatentDenoiser(nn.Module):
         self.time = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.label = nn.Embedding(num_classes + 1, hidden) if num_classes else None  # last row: "no class"
         self.inp = nn.Linear(latent_dim, hidden)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth)
+        )
         self.out = nn.Linear(hidden, latent_dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -101,6 +103,8 @@ def encode_latents(encoder: nn.Module, images: torch.Tensor, batch_size: int = 5
     was = encoder.training
     encoder.eval()
     try:
-        return torch.cat([encoder(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [encoder(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        )
     finally:
         encoder.train(was)

@@ -103,7 +103,9 @@ def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, p_unco
     def step(model: nn.Module, batch) -> "StepOutput":
         images, labels = batch[0], batch[1]
         sched = cache.setdefault(images.device, schedule.to(images.device))
-        loss = diffusion_loss(model, images, sched, labels if conditional else None, p_uncond=p_uncond if conditional else 0.0)
+        loss = diffusion_loss(
+            model, images, sched, labels if conditional else None, p_uncond=p_uncond if conditional else 0.0
+        )
         return StepOutput(loss=loss, count=images.shape[0])
 
     return step

@@ -240,13 +240,17 @@ def sample(
     if was_training:
         model.eval()
     try:
-        return _sample(model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device)
+        return _sample(
+            model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device
+        )
     finally:
         if was_training:
             model.train()
 
 
-def _sample(model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device) -> SampleResult:
+def _sample(
+    model, shape, schedule, method, num_steps, eta, labels, guidance_scale, clip_x0, record, generator, device
+) -> SampleResult:
     """The loop of :func:`sample`, with the arguments checked and the model in eval mode."""
     T = schedule.num_steps
     steps = inference_timesteps(T, num_steps or (T if method == "ddpm" else min(50, T)))

@@ -140,7 +140,10 @@ class NoiseSchedule:
 
     def to(self, device: torch.device | str) -> "NoiseSchedule":
         """The same schedule with every tensor on ``device``."""
-        return NoiseSchedule(*(getattr(self, n).to(device) for n in ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev")), kind=self.kind)
+        return NoiseSchedule(
+            *(getattr(self, n).to(device) for n in ("betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev")),
+            kind=self.kind,
+        )
 
     def __repr__(self) -> str:
         ab = self.alphas_cumprod

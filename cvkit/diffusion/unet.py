@@ -18,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     r"""Sinusoidal embedding of integer timesteps (Vaswani et al. 2017, sec. 3.5; Ho et al. 2020, appendix B).
 
@@ -42,7 +41,9 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     if dim % 2:
         raise ValueError(f"dim must be even, got {dim}")
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)  # (half,)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )  # (half,)
     angles = t.float()[:, None] * freqs[None]  # (B, half)
     return torch.cat([angles.sin(), angles.cos()], dim=1)  # (B, D)
 
@@ -53,7 +54,9 @@ class ResBlock(nn.Module):
     Shapes: x (B, C_in, H, W), emb (B, E) -> (B, C_out, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, groups: int = 8, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, emb_dim: int, groups: int = 8, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(min(groups, in_channels), in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
@@ -65,7 +68,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]  # (B, C_out, 1, 1): the step tells every pixel how much noise to expect
+        h = (
+            h + self.emb(F.silu(emb))[:, :, None, None]
+        )  # (B, C_out, 1, 1): the step tells every pixel how much noise to expect
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return h + self.skip(x)
 
@@ -153,7 +158,9 @@ class DiffusionUNet(nn.Module):
             y = torch.where(y < 0, torch.full_like(y, self.num_classes), y)  # -1 -> the "no class" row
             emb = emb + self.class_emb(y)
         elif y is not None:
-            raise ValueError("this U-Net is unconditional (num_classes=None) but labels were given; build it with num_classes=K")
+            raise ValueError(
+                "this U-Net is unconditional (num_classes=None) but labels were given; build it with num_classes=K"
+            )
         return emb
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -49,7 +49,9 @@ class ELBOTerms:
     kl: torch.Tensor
 
 
-def negative_elbo(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0) -> ELBOTerms:
+def negative_elbo(
+    logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float = 1.0
+) -> ELBOTerms:
     """The VAE loss with a Bernoulli decoder.
 
     Args:
@@ -107,6 +109,8 @@ def vae_step(beta: float = 1.0):
     def step(model: nn.Module, batch) -> StepOutput:
         x = batch[0]
         out = model(x)
-        return StepOutput(negative_elbo(out.logits.float(), x.float(), out.mu.float(), out.logvar.float(), beta).loss, x.shape[0])
+        return StepOutput(
+            negative_elbo(out.logits.float(), x.float(), out.mu.float(), out.logvar.float(), beta).loss, x.shape[0]
+        )
 
     return step

@@ -96,13 +96,21 @@ def train_cyclegan(
         fake_y, fake_x = G(x), F_(y)
         gan = lsgan_loss(D_y(fake_y), True) + lsgan_loss(D_x(fake_x), True)
         cycle = (F_(fake_y) - x).abs().mean() + (G(fake_x) - y).abs().mean()
-        identity = (G(y) - y).abs().mean() + (F_(x) - x).abs().mean() if identity_weight > 0 else torch.zeros((), device=device)
+        identity = (
+            (G(y) - y).abs().mean() + (F_(x) - x).abs().mean()
+            if identity_weight > 0
+            else torch.zeros((), device=device)
+        )
         opt_g.zero_grad(set_to_none=True)
         (gan + cycle_weight * cycle + identity_weight * identity).backward()
         opt_g.step()
         # discriminators: real -> 1, translated (detached) -> 0; halved as in the paper
-        d = 0.5 * (lsgan_loss(D_y(y), True) + lsgan_loss(D_y(fake_y.detach()), False)
-                   + lsgan_loss(D_x(x), True) + lsgan_loss(D_x(fake_x.detach()), False))
+        d = 0.5 * (
+            lsgan_loss(D_y(y), True)
+            + lsgan_loss(D_y(fake_y.detach()), False)
+            + lsgan_loss(D_x(x), True)
+            + lsgan_loss(D_x(fake_x.detach()), False)
+        )
         opt_d.zero_grad(set_to_none=True)
         d.backward()
         opt_d.step()

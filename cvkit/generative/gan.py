@@ -154,7 +154,14 @@ def train_gan(
             g_loss.backward()
             opt_g.step()
 
-            sums += torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits).mean().detach(), torch.sigmoid(fake_logits).mean().detach()])
+            sums += torch.stack(
+                [
+                    d_loss.detach(),
+                    g_loss.detach(),
+                    torch.sigmoid(real_logits).mean().detach(),
+                    torch.sigmoid(fake_logits).mean().detach(),
+                ]
+            )
             steps += 1
             if bar is not None:
                 bar.update(1)
@@ -163,16 +170,30 @@ def train_gan(
         if steps == 0:
             raise ValueError("the loader produced no batches")
         d_loss_m, g_loss_m, d_real, d_fake = (sums / steps).tolist()
-        row = dict(epoch=epoch, d_loss=d_loss_m, g_loss=g_loss_m, d_real=d_real, d_fake=d_fake, seconds=time.perf_counter() - tic)
+        row = dict(
+            epoch=epoch,
+            d_loss=d_loss_m,
+            g_loss=g_loss_m,
+            d_real=d_real,
+            d_fake=d_fake,
+            seconds=time.perf_counter() - tic,
+        )
         history.rows.append(row)
         if checkpoint is not None:
-            save_checkpoint({
-                "model": {"generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
-                "optimizer": {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
-                "history": history.rows, "rng": rng_state(), "epoch": epoch,
-            }, checkpoint)
+            save_checkpoint(
+                {
+                    "model": {"generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
+                    "optimizer": {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
+                    "history": history.rows,
+                    "rng": rng_state(),
+                    "epoch": epoch,
+                },
+                checkpoint,
+            )
         if verbose:
-            print(f"epoch {epoch}/{epochs}: D loss {d_loss_m:.3f}, G loss {g_loss_m:.3f}, D(real) {d_real:.2f}, D(fake) {d_fake:.2f}, {row['seconds']:.1f} s")
+            print(
+                f"epoch {epoch}/{epochs}: D loss {d_loss_m:.3f}, G loss {g_loss_m:.3f}, D(real) {d_real:.2f}, D(fake) {d_fake:.2f}, {row['seconds']:.1f} s"
+            )
         if callback is not None:
             callback(epoch, history)
     return history

@@ -48,7 +48,11 @@ def down_up(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def random_holes(
-    shape: tuple[int, int, int, int], holes: int = 4, max_fraction: float = 0.25, generator: torch.Generator | None = None, device=None
+    shape: tuple[int, int, int, int],
+    holes: int = 4,
+    max_fraction: float = 0.25,
+    generator: torch.Generator | None = None,
+    device=None,
 ) -> torch.Tensor:
     """Masks of random rectangles: (B, 1, H, W) float, 1 where pixels are missing.
 
@@ -174,7 +178,10 @@ def random_patches(images: torch.Tensor, n: int, size: int, generator: torch.Gen
     tops = torch.randint(0, h - size + 1, (n,), generator=generator)
     lefts = torch.randint(0, w - size + 1, (n,), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
-    patches = [images[i, :, top : top + size, left : left + size] for i, top, left in zip(which.tolist(), tops.tolist(), lefts.tolist())]
+    patches = [
+        images[i, :, top : top + size, left : left + size]
+        for i, top, left in zip(which.tolist(), tops.tolist(), lefts.tolist())
+    ]
     out = torch.stack(patches)
     return torch.where(flips.view(-1, 1, 1, 1).to(out.device), out.flip(-1), out)  # flips (n, 1, 1, 1) broadcast
 

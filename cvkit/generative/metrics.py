@@ -30,8 +30,15 @@ def frechet_distance(real: torch.Tensor, generated: torch.Tensor) -> float:
     Raises:
         ValueError: not 2-D, different D, or fewer than 2 rows.
     """
-    if real.dim() != 2 or generated.dim() != 2 or real.shape[1] != generated.shape[1] or min(len(real), len(generated)) < 2:
-        raise ValueError(f"need (N, D) and (M, D) features with N, M >= 2, got {tuple(real.shape)} and {tuple(generated.shape)}")
+    if (
+        real.dim() != 2
+        or generated.dim() != 2
+        or real.shape[1] != generated.shape[1]
+        or min(len(real), len(generated)) < 2
+    ):
+        raise ValueError(
+            f"need (N, D) and (M, D) features with N, M >= 2, got {tuple(real.shape)} and {tuple(generated.shape)}"
+        )
     a, b = real.double(), generated.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)

@@ -116,7 +116,9 @@ def style_transfer(
                 opt.zero_grad()
                 model(prep(image))
                 lc = sum(F.mse_loss(store[n], targets_c[n]) for n in content_layers) / len(content_layers)  # eq. 1
-                ls = sum(F.mse_loss(gram_matrix(store[n]), targets_s[n], reduction="sum") for n in style_layers) / len(style_layers)  # eq. 5
+                ls = sum(F.mse_loss(gram_matrix(store[n]), targets_s[n], reduction="sum") for n in style_layers) / len(
+                    style_layers
+                )  # eq. 5
                 (lc + style_weight * ls).backward()  # eq. 7
                 opt.step()
                 with torch.no_grad():

@@ -9,4 +9,14 @@ The small flow CNN is :mod:`cvkit.models.flownet`; the moving shapes it trains o
 from cvkit.geometry.flow import endpoint_error, flow_step, horn_schunck, lucas_kanade, warp
 from cvkit.geometry.stereo import block_matching, depth_from_disparity, disparity_error, point_cloud
 
-__all__ = ["block_matching", "depth_from_disparity", "disparity_error", "endpoint_error", "flow_step", "horn_schunck", "lucas_kanade", "point_cloud", "warp"]
+__all__ = [
+    "block_matching",
+    "depth_from_disparity",
+    "disparity_error",
+    "endpoint_error",
+    "flow_step",
+    "horn_schunck",
+    "lucas_kanade",
+    "point_cloud",
+    "warp",
+]

@@ -46,10 +46,16 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     squeeze = image.dim() == 2
     img = image[None, None] if squeeze else image[None]
     h, w = flow.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device), torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=flow.dtype, device=flow.device),
+        torch.arange(w, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
     gx = (xs + flow[0]) / max(w - 1, 1) * 2 - 1  # grid_sample's [-1, 1] with align_corners=True
     gy = (ys + flow[1]) / max(h - 1, 1) * 2 - 1
-    out = F.grid_sample(img.float(), torch.stack([gx, gy], dim=-1)[None], mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(
+        img.float(), torch.stack([gx, gy], dim=-1)[None], mode="bilinear", padding_mode="border", align_corners=True
+    )
     return out[0, 0] if squeeze else out[0]
 
 
@@ -63,14 +69,19 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(x[None, None], 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)[0, 0]
 
 
-def _lk_level(ref: torch.Tensor, moving: torch.Tensor, flow: torch.Tensor, radius: int, iterations: int) -> torch.Tensor:
+def _lk_level(
+    ref: torch.Tensor, moving: torch.Tensor, flow: torch.Tensor, radius: int, iterations: int
+) -> torch.Tensor:
     for _ in range(iterations):
         warped = warp(moving, flow)
         gx, gy = _gradients(warped)
         it = warped - ref  # temporal difference after the current flow
         # least squares around the current estimate: grad . (du) = -(I2(x + u) - I1(x)) linearised at u
         sxx, sxy, syy = _box(gx * gx, radius), _box(gx * gy, radius), _box(gy * gy, radius)
-        sxt, syt = _box(gx * (it - gx * flow[0] - gy * flow[1]), radius), _box(gy * (it - gx * flow[0] - gy * flow[1]), radius)
+        sxt, syt = (
+            _box(gx * (it - gx * flow[0] - gy * flow[1]), radius),
+            _box(gy * (it - gx * flow[0] - gy * flow[1]), radius),
+        )
         det = sxx * syy - sxy * sxy
         ok = det.abs() > 1e-9
         safe = torch.where(ok, det, torch.ones_like(det))
@@ -80,7 +91,9 @@ def _lk_level(ref: torch.Tensor, moving: torch.Tensor, flow: torch.Tensor, radiu
     return flow
 
 
-def lucas_kanade(frame1: torch.Tensor, frame2: torch.Tensor, radius: int = 7, iterations: int = 10, levels: int = 3) -> torch.Tensor:
+def lucas_kanade(
+    frame1: torch.Tensor, frame2: torch.Tensor, radius: int = 7, iterations: int = 10, levels: int = 3
+) -> torch.Tensor:
     """Iterative, coarse-to-fine Lucas-Kanade flow from ``frame1`` to ``frame2``.
 
     At each pyramid level (coarse first, the flow upsampled and doubled between levels) the second frame is warped
@@ -154,7 +167,9 @@ def endpoint_error(flow: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor |
         ValueError: shapes differ, or an empty mask.
     """
     if flow.shape != truth.shape or flow.shape[-3] != 2:
-        raise ValueError(f"flow and truth must both be (..., 2, H, W), got {tuple(flow.shape)} and {tuple(truth.shape)}")
+        raise ValueError(
+            f"flow and truth must both be (..., 2, H, W), got {tuple(flow.shape)} and {tuple(truth.shape)}"
+        )
     err = (flow - truth).norm(dim=-3)
     if mask is not None:
         if not bool(mask.any()):

@@ -31,7 +31,9 @@ def block_matching(left: torch.Tensor, right: torch.Tensor, max_disparity: int =
         ValueError: images of different shapes, or ``max_disparity`` < 1.
     """
     if left.shape != right.shape or left.dim() not in (2, 3):
-        raise ValueError(f"need two images of the same shape (H, W) or (C, H, W), got {tuple(left.shape)} and {tuple(right.shape)}")
+        raise ValueError(
+            f"need two images of the same shape (H, W) or (C, H, W), got {tuple(left.shape)} and {tuple(right.shape)}"
+        )
     if max_disparity < 1 or radius < 0:
         raise ValueError(f"need max_disparity >= 1 and radius >= 0, got {max_disparity}, {radius}")
     lf = (left if left.dim() == 3 else left[None]).float()
@@ -55,7 +57,11 @@ def disparity_error(disparity: torch.Tensor, truth: torch.Tensor, threshold: flo
     """
     valid = torch.isfinite(truth)
     err = (disparity - truth)[valid].abs()
-    return {"mae": float(err.mean()), "bad": float((err > threshold).float().mean()), "valid": float(valid.float().mean())}
+    return {
+        "mae": float(err.mean()),
+        "bad": float((err > threshold).float().mean()),
+        "valid": float(valid.float().mean()),
+    }
 
 
 def depth_from_disparity(disparity: torch.Tensor, focal: float, baseline: float, doffs: float = 0.0) -> torch.Tensor:
@@ -68,7 +74,9 @@ def depth_from_disparity(disparity: torch.Tensor, focal: float, baseline: float,
     return torch.where(d > 0, focal * baseline / d.clamp_min(1e-9), torch.full_like(d, float("inf")))
 
 
-def point_cloud(depth: torch.Tensor, focal: float, cx: float, cy: float, colours: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def point_cloud(
+    depth: torch.Tensor, focal: float, cx: float, cy: float, colours: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Back-project every pixel with a finite depth: :math:`X = (x - c_x)Z/f`, :math:`Y = (y - c_y)Z/f`.
 
     Args:

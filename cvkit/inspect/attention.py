@@ -69,7 +69,9 @@ def record_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
             handles.append(module.register_forward_pre_hook(ask_weights, with_kwargs=True))
             handles.append(module.register_forward_hook(keep_torch))
     if not handles:
-        raise ValueError(f"{type(model).__name__} has no attention layer (cvkit MultiHeadAttention or nn.MultiheadAttention)")
+        raise ValueError(
+            f"{type(model).__name__} has no attention layer (cvkit MultiHeadAttention or nn.MultiheadAttention)"
+        )
     try:
         yield maps
     finally:
@@ -115,10 +117,14 @@ def vit_token_layout(model: nn.Module) -> tuple[int, tuple[int, int], int]:
         return 1, (side, side), model.patch_size
     if hasattr(model, "num_prefix_tokens") and hasattr(model, "patch_embed"):
         return model.num_prefix_tokens, tuple(model.patch_embed.grid_size), model.patch_embed.patch_size
-    raise TypeError(f"expected a cvkit VisionTransformer or a torchvision VisionTransformer, got {type(model).__name__}")
+    raise TypeError(
+        f"expected a cvkit VisionTransformer or a torchvision VisionTransformer, got {type(model).__name__}"
+    )
 
 
-def cls_attention(attention: torch.Tensor, grid_size: tuple[int, int], num_prefix_tokens: int = 1, token: int = 0) -> torch.Tensor:
+def cls_attention(
+    attention: torch.Tensor, grid_size: tuple[int, int], num_prefix_tokens: int = 1, token: int = 0
+) -> torch.Tensor:
     """How much the class token (query ``token``) attends to each patch, laid out on the patch grid.
 
     Args:
@@ -144,7 +150,9 @@ def cls_attention(attention: torch.Tensor, grid_size: tuple[int, int], num_prefi
     return row.reshape(*row.shape[:-1], gh, gw)
 
 
-def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: HeadFusion = "mean", residual: float = 0.5) -> torch.Tensor:
+def attention_rollout(
+    attentions: Sequence[torch.Tensor], head_fusion: HeadFusion = "mean", residual: float = 0.5
+) -> torch.Tensor:
     r"""Attention rollout (Abnar & Zuidema 2020): how much each input token flows into each output token.
 
     Each layer's attention is fused over heads, mixed with the identity for the residual connection,
@@ -170,7 +178,9 @@ def attention_rollout(attentions: Sequence[torch.Tensor], head_fusion: HeadFusio
         raise ValueError(f"residual must be in [0, 1], got {residual}")
     shape = attentions[0].shape
     if len(shape) != 4 or shape[-1] != shape[-2] or any(a.shape != shape for a in attentions):
-        raise ValueError(f"every layer's attention must be (B, h, N, N) of the same shape, got {[tuple(a.shape) for a in attentions]}")
+        raise ValueError(
+            f"every layer's attention must be (B, h, N, N) of the same shape, got {[tuple(a.shape) for a in attentions]}"
+        )
     eye = torch.eye(shape[-1])
     result = eye.expand(shape[0], -1, -1).clone()  # (B, N, N)
     for a in attentions:
@@ -211,7 +221,9 @@ def mean_attention_distance(
     out = []
     for a in attentions:
         if a.dim() != 4 or a.shape[-1] != num_prefix_tokens + gh * gw:
-            raise ValueError(f"attention {tuple(a.shape)} does not fit {num_prefix_tokens} prefix tokens + a {gh}x{gw} grid")
+            raise ValueError(
+                f"attention {tuple(a.shape)} does not fit {num_prefix_tokens} prefix tokens + a {gh}x{gw} grid"
+            )
         p = a[..., num_prefix_tokens:, num_prefix_tokens:].float().cpu()  # (B, h, gh*gw, gh*gw): patch to patch
         p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
         out.append((p * dist).sum(-1).mean(dim=(0, 2)))  # (h,)
@@ -237,12 +249,16 @@ def attention_inside_mask(attention: torch.Tensor, masks: torch.Tensor) -> tuple
         ValueError: batch sizes differ, or the mask does not tile into the grid.
     """
     if attention.dim() != 3 or masks.dim() != 3 or attention.shape[0] != masks.shape[0]:
-        raise ValueError(f"need attention (B, gh, gw) and masks (B, H, W) with the same B, got {tuple(attention.shape)} "
-                         f"and {tuple(masks.shape)}")
+        raise ValueError(
+            f"need attention (B, gh, gw) and masks (B, H, W) with the same B, got {tuple(attention.shape)} "
+            f"and {tuple(masks.shape)}"
+        )
     (gh, gw), (h, w) = attention.shape[1:], masks.shape[1:]
     if h % gh or w % gw:
         raise ValueError(f"a {h}x{w} mask does not tile into a {gh}x{gw} grid of patches")
-    share = F.avg_pool2d(masks.float()[:, None].cpu(), (h // gh, w // gw))[:, 0]  # (B, gh, gw): object share of each patch
+    share = F.avg_pool2d(masks.float()[:, None].cpu(), (h // gh, w // gw))[
+        :, 0
+    ]  # (B, gh, gw): object share of each patch
     a = attention.float().cpu()
     inside = (a * share).sum((1, 2)) / a.sum((1, 2)).clamp_min(1e-12)
     return inside, share.mean((1, 2))
@@ -286,8 +302,14 @@ def window_attention_logits(model: nn.Module, images: torch.Tensor) -> list[dict
                 grid = torch.roll(grid, shifts=(-block.shift_size, -block.shift_size), dims=(1, 2))
             logits = dot_product_logits(block.attn, window_partition(grid, block.window_size))
             kind = "dot product"
-        rows.append({"kind": kind, "activation_rms": float(x.pow(2).mean().sqrt()), "max_logit": float(logits.abs().max()),
-                     "mean_logit": float(logits.abs().mean())})
+        rows.append(
+            {
+                "kind": kind,
+                "activation_rms": float(x.pow(2).mean().sqrt()),
+                "max_logit": float(logits.abs().max()),
+                "mean_logit": float(logits.abs().mean()),
+            }
+        )
 
     blocks = [m for m in model.modules() if isinstance(m, (SwinBlock, SwinV2Block))]
     if not blocks:

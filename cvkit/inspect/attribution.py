@@ -30,7 +30,9 @@ from cvkit.inspect.hooks import recording
 
 def _batch(image: torch.Tensor) -> torch.Tensor:
     if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4):
-        raise ValueError(f"image must be (C, H, W) or (B, C, H, W), got {getattr(image, 'shape', type(image).__name__)}")
+        raise ValueError(
+            f"image must be (C, H, W) or (B, C, H, W), got {getattr(image, 'shape', type(image).__name__)}"
+        )
     return image if image.dim() == 4 else image[None]
 
 
@@ -99,7 +101,9 @@ class GradCAMResult:
         return self.cam / peak[:, None, None]
 
 
-def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, target: int | torch.Tensor | None = None) -> GradCAMResult:
+def grad_cam(
+    model: nn.Module, image: torch.Tensor, layer: str, target: int | torch.Tensor | None = None
+) -> GradCAMResult:
     """Grad-CAM of one convolutional layer (Selvaraju et al. 2017, eq. 1-2).
 
     Args:
@@ -126,7 +130,9 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, target: int | to
                 raise ValueError(f"layer {layer!r} did not run in the forward pass")
             acts = store[layer]
             if not isinstance(acts, torch.Tensor) or acts.dim() != 4:
-                raise ValueError(f"layer {layer!r} must output (B, K, h, w) feature maps, got {getattr(acts, 'shape', type(acts).__name__)}")
+                raise ValueError(
+                    f"layer {layer!r} must output (B, K, h, w) feature maps, got {getattr(acts, 'shape', type(acts).__name__)}"
+                )
             t = _targets(logits, target)
             score = logits.gather(1, t[:, None])[:, 0]  # (B,)
             (grads,) = torch.autograd.grad(score.sum(), acts)  # (B, K, h, w); images do not interact in eval mode

@@ -38,8 +38,12 @@ def _check(features: nn.Sequential, layer: int) -> list[nn.Module]:
     for i, m in enumerate(modules):
         if not isinstance(m, SUPPORTED):
             raise ValueError(f"deconvnet inverts Conv2d, ReLU and MaxPool2d only; features[{i}] is {type(m).__name__}")
-        if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str)):
-            raise ValueError(f"features[{i}]: only ungrouped, undilated convolutions with numeric zero padding are supported")
+        if isinstance(m, nn.Conv2d) and (
+            m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str)
+        ):
+            raise ValueError(
+                f"features[{i}]: only ungrouped, undilated convolutions with numeric zero padding are supported"
+            )
     return modules
 
 
@@ -100,8 +104,13 @@ def deconvnet_projection(
             # the conv's transpose (no bias); a strided conv's input size is ambiguous from its output: output_padding
             # restores the rows and columns that the last window still read
             kh, kw = m.kernel_size
-            default = ((y.shape[-2] - 1) * m.stride[0] - 2 * m.padding[0] + kh, (y.shape[-1] - 1) * m.stride[1] - 2 * m.padding[1] + kw)
-            y = F.conv_transpose2d(y, m.weight, None, m.stride, m.padding, output_padding=(size[0] - default[0], size[1] - default[1]))
+            default = (
+                (y.shape[-2] - 1) * m.stride[0] - 2 * m.padding[0] + kh,
+                (y.shape[-1] - 1) * m.stride[1] - 2 * m.padding[1] + kw,
+            )
+            y = F.conv_transpose2d(
+                y, m.weight, None, m.stride, m.padding, output_padding=(size[0] - default[0], size[1] - default[1])
+            )
     return y[0]
 
 
@@ -115,7 +124,9 @@ class TopActivation:
 
 
 @torch.no_grad()
-def top_activations(features: nn.Sequential, images: torch.Tensor, layer: int, channel: int, k: int = 9) -> list[TopActivation]:
+def top_activations(
+    features: nn.Sequential, images: torch.Tensor, layer: int, channel: int, k: int = 9
+) -> list[TopActivation]:
     """The ``k`` images of ``images`` whose map ``channel`` at ``features[layer]`` has the strongest activation
     (one per image, strongest first): the images Zeiler & Fergus show next to each projection.
 

@@ -39,7 +39,9 @@ def _prod(values: Sequence[int]) -> int:
     return int(math.prod(int(v) for v in values))
 
 
-def conv_macs(input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int], transposed: bool = False) -> int:
+def conv_macs(
+    input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int], transposed: bool = False
+) -> int:
     """MACs of one convolution call (any number of spatial dimensions, the whole batch).
 
     Args:
@@ -145,7 +147,9 @@ class ModelSummary:
         for row in [*self.rows, *self._all_rows]:  # a collapsed row (subtree totals) first
             if row.name == name:
                 return row
-        raise KeyError(f"no module named {name!r} ran in the forward pass; names look like {[r.name for r in self.rows[:3]]}")
+        raise KeyError(
+            f"no module named {name!r} ran in the forward pass; names look like {[r.name for r in self.rows[:3]]}"
+        )
 
     def collapse(self, depth: int) -> "ModelSummary":
         """The same model with every module deeper than ``depth`` folded into its ancestor at ``depth``.
@@ -160,15 +164,28 @@ class ModelSummary:
             raise ValueError(f"depth must be >= 1, got {depth}")
         rows = []
         for r in self._all_rows:
-            if r.depth == depth or (r.depth < depth and r.is_leaf) or (0 < r.depth < depth and (r.own_macs or r.params)):
+            if (
+                r.depth == depth
+                or (r.depth < depth and r.is_leaf)
+                or (0 < r.depth < depth and (r.own_macs or r.params))
+            ):
                 subtree = r.depth == depth
-                rows.append(replace(r, params=r.subtree_params if subtree else r.params, macs=r.subtree_macs if subtree else r.own_macs))
+                rows.append(
+                    replace(
+                        r,
+                        params=r.subtree_params if subtree else r.params,
+                        macs=r.subtree_macs if subtree else r.own_macs,
+                    )
+                )
         return replace(self, rows=rows, depth=depth)
 
     # -- rendering ---------------------------------------------------------------------------
     def _table(self) -> tuple[list[str], list[list[str]], list[str]]:
         header = ["layer", "type", "output shape", "params", "MACs"]
-        body = [[r.name or "(model)", r.type, "x".join(str(s) for s in r.output_shape), f"{r.params:,}", f"{r.macs:,}"] for r in self.rows]
+        body = [
+            [r.name or "(model)", r.type, "x".join(str(s) for s in r.output_shape), f"{r.params:,}", f"{r.macs:,}"]
+            for r in self.rows
+        ]
         total = ["total", "", "", f"{self.total_params:,}", f"{self.total_macs:,}"]
         return header, body, total
 
@@ -258,6 +275,7 @@ def summary(
 
     def macs_so_far() -> int:
         return counter.get_total_flops() // 2  # FLOPs count a multiply and an add: two per MAC
+
     rows: list[LayerRow] = []
     stack: list[tuple[LayerRow, int, list[int]]] = []  # (row, MAC counter at entry, children's MACs)
     seen_params: set[int] = set()
@@ -266,8 +284,13 @@ def summary(
         name = names.get(module, "?")
         own = [p for p in module.parameters(recurse=False) if id(p) not in seen_params]
         seen_params.update(id(p) for p in own)
-        row = LayerRow(name, type(module).__name__, 0 if name == "" else name.count(".") + 1, params=sum(p.numel() for p in own),
-                       is_leaf=next(module.children(), None) is None)
+        row = LayerRow(
+            name,
+            type(module).__name__,
+            0 if name == "" else name.count(".") + 1,
+            params=sum(p.numel() for p in own),
+            is_leaf=next(module.children(), None) is None,
+        )
         rows.append(row)
         stack.append((row, macs_so_far(), [0]))
 
@@ -299,7 +322,7 @@ def summary(
     for i, row in enumerate(rows):
         total = row.params
         prefix = row.name + "." if row.name else ""
-        for later in rows[i + 1:]:
+        for later in rows[i + 1 :]:
             if later.depth <= row.depth or not later.name.startswith(prefix):
                 break
             total += later.params

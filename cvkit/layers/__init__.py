@@ -17,7 +17,14 @@ from cvkit.layers.convnext import ConvNeXtBlock, LayerNorm2d
 from cvkit.layers.dense import DenseBlock, DenseLayer, Transition
 from cvkit.layers.heads import feature_dim_of, mlp_head
 from cvkit.layers.inception import InceptionModule
-from cvkit.layers.maxvit import BlockGridAttention, PartitionAttention, block_partition, block_reverse, grid_partition, grid_reverse
+from cvkit.layers.maxvit import (
+    BlockGridAttention,
+    PartitionAttention,
+    block_partition,
+    block_reverse,
+    grid_partition,
+    grid_reverse,
+)
 from cvkit.layers.patch_embed import PatchEmbed, patchify, unpatchify
 from cvkit.layers.patch_merging import PatchMerging
 from cvkit.layers.position import (

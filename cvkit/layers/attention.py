@@ -71,7 +71,9 @@ def scaled_dot_product_attention(
     logits = (query @ key.transpose(-2, -1)) * scale  # (..., Nq, Nk)
     nq, nk = logits.shape[-2:]
     if is_causal:
-        causal = torch.ones(nq, nk, dtype=torch.bool, device=logits.device).tril()  # (Nq, Nk), True on and below the diagonal
+        causal = torch.ones(
+            nq, nk, dtype=torch.bool, device=logits.device
+        ).tril()  # (Nq, Nk), True on and below the diagonal
         attn_mask = causal if attn_mask is None else _combine(attn_mask, causal)
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:
@@ -79,7 +81,9 @@ def scaled_dot_product_attention(
         elif attn_mask.is_floating_point():
             logits = logits + attn_mask
         else:
-            raise ValueError(f"attn_mask must be bool (True = may attend) or floating (added to logits), got {attn_mask.dtype}")
+            raise ValueError(
+                f"attn_mask must be bool (True = may attend) or floating (added to logits), got {attn_mask.dtype}"
+            )
     weights = torch.softmax(logits, dim=-1)  # (..., Nq, Nk)
     if attn_mask is not None:
         # a query with every key masked: softmax of all -inf is NaN; torch returns zeros there, so do we
@@ -158,7 +162,9 @@ class MultiHeadAttention(nn.Module):
         inner_dim = dim if inner_dim is None else inner_dim
         kv_dim = dim if kv_dim is None else kv_dim
         if num_heads < 1 or inner_dim % num_heads != 0:
-            raise ValueError(f"inner_dim ({inner_dim}) must be divisible by num_heads ({num_heads}); pick e.g. num_heads={_divisor(inner_dim)}")
+            raise ValueError(
+                f"inner_dim ({inner_dim}) must be divisible by num_heads ({num_heads}); pick e.g. num_heads={_divisor(inner_dim)}"
+            )
         self.dim, self.num_heads, self.head_dim = dim, num_heads, inner_dim // num_heads
         self.attn_drop, self.fused = attn_drop, fused
         self.q_proj = nn.Linear(dim, inner_dim, bias=qkv_bias)
@@ -222,7 +228,9 @@ class MultiHeadAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=is_causal)
             weights = None
         else:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=drop, is_causal=is_causal, training=self.training)
+            out, weights = scaled_dot_product_attention(
+                q, k, v, mask, dropout_p=drop, is_causal=is_causal, training=self.training
+            )
             if self.keep_attention:
                 self.attention = weights.detach()
         out = out.transpose(1, 2).reshape(b, nq, h * d)  # (B, Nq, h*d): concatenate the heads
@@ -230,12 +238,20 @@ class MultiHeadAttention(nn.Module):
         return (out, weights) if return_attention else out
 
     def _check(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
-        for name, t, width in (("query", query, self.q_proj.in_features), ("key", key, self.k_proj.in_features), ("value", value, self.v_proj.in_features)):
+        for name, t, width in (
+            ("query", query, self.q_proj.in_features),
+            ("key", key, self.k_proj.in_features),
+            ("value", value, self.v_proj.in_features),
+        ):
             if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[-1] != width:
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"{name} must be (B, N, {width}) tokens, got {shape}; images go through a patch embedding first")
+                raise ValueError(
+                    f"{name} must be (B, N, {width}) tokens, got {shape}; images go through a patch embedding first"
+                )
         if not query.shape[0] == key.shape[0] == value.shape[0]:
-            raise ValueError(f"query, key and value need the same batch size, got {query.shape[0]}, {key.shape[0]}, {value.shape[0]}")
+            raise ValueError(
+                f"query, key and value need the same batch size, got {query.shape[0]}, {key.shape[0]}, {value.shape[0]}"
+            )
         if key.shape[1] != value.shape[1]:
             raise ValueError(f"key and value need the same length, got {key.shape[1]} and {value.shape[1]}")
 
@@ -260,11 +276,17 @@ class MultiHeadAttention(nn.Module):
         pairs = ((self.q_proj, wq), (self.k_proj, wk), (self.v_proj, wv))
         for name, (proj, w) in zip("qkv", pairs):
             if proj.weight.shape != w.shape:
-                raise ValueError(f"{name} projection: this module's weight is {tuple(proj.weight.shape)}, the source's "
-                                 f"{tuple(w.shape)}; build this one with kv_dim=mha.kdim")
+                raise ValueError(
+                    f"{name} projection: this module's weight is {tuple(proj.weight.shape)}, the source's "
+                    f"{tuple(w.shape)}; build this one with kv_dim=mha.kdim"
+                )
         if (mha.in_proj_bias is not None) != (self.q_proj.bias is not None):
-            raise ValueError("one module has q/k/v biases and the other not; build this one with qkv_bias=(mha.in_proj_bias is not None)")
-        if (mha.out_proj.bias is not None) != (self.out_proj.bias is not None) or mha.out_proj.weight.shape != self.out_proj.weight.shape:
+            raise ValueError(
+                "one module has q/k/v biases and the other not; build this one with qkv_bias=(mha.in_proj_bias is not None)"
+            )
+        if (mha.out_proj.bias is not None) != (
+            self.out_proj.bias is not None
+        ) or mha.out_proj.weight.shape != self.out_proj.weight.shape:
             raise ValueError("the output projections differ in shape or bias")
         for proj, w in pairs:
             proj.weight.copy_(w)

@@ -48,10 +48,14 @@ class BatchNormCache:
 
 def _check(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> tuple[int, ...]:
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        raise ValueError(f"x must be a tensor of shape (N, C) or (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(
+            f"x must be a tensor of shape (N, C) or (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}"
+        )
     c = x.shape[1]
     if gamma.shape != (c,) or beta.shape != (c,):
-        raise ValueError(f"gamma and beta must have shape ({c},) to match x's channels, got {tuple(gamma.shape)} and {tuple(beta.shape)}")
+        raise ValueError(
+            f"gamma and beta must have shape ({c},) to match x's channels, got {tuple(gamma.shape)} and {tuple(beta.shape)}"
+        )
     return (0, *range(2, x.dim()))  # reduce over the batch and every spatial axis
 
 
@@ -59,7 +63,9 @@ def _per_channel(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.view(1, -1, *([1] * (ndim - 2)))  # (C,) -> (1, C, 1, ..., 1)
 
 
-def batchnorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, BatchNormCache]:
+def batchnorm_forward(
+    x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, BatchNormCache]:
     """Training-mode batch normalization with batch statistics (Algorithm 1 of Ioffe & Szegedy 2015).
 
     Args:
@@ -112,7 +118,9 @@ def batchnorm_backward(dy: torch.Tensor, cache: BatchNormCache) -> tuple[torch.T
         ValueError: dy does not have the shape of the cached input.
     """
     if dy.shape != cache.x_hat.shape:
-        raise ValueError(f"dy must have the shape of the forward input {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}")
+        raise ValueError(
+            f"dy must have the shape of the forward input {tuple(cache.x_hat.shape)}, got {tuple(dy.shape)}"
+        )
     nd = dy.dim()
     axes = (0, *range(2, nd))
     m = dy.numel() // dy.shape[1]  # values per channel: N * H * W
@@ -120,7 +128,9 @@ def batchnorm_backward(dy: torch.Tensor, cache: BatchNormCache) -> tuple[torch.T
     inv_std = 1.0 / torch.sqrt(var + cache.eps)
     dx_hat = dy * _per_channel(cache.gamma, nd)
     dvar = (dx_hat * cache.x_minus_mu).sum(dim=axes, keepdim=True) * -0.5 * (var + cache.eps) ** -1.5
-    dmu = (dx_hat * -inv_std).sum(dim=axes, keepdim=True) + dvar * (-2.0 * cache.x_minus_mu).sum(dim=axes, keepdim=True) / m
+    dmu = (dx_hat * -inv_std).sum(dim=axes, keepdim=True) + dvar * (-2.0 * cache.x_minus_mu).sum(
+        dim=axes, keepdim=True
+    ) / m
     dx = dx_hat * inv_std + dvar * 2.0 * cache.x_minus_mu / m + dmu / m
     dgamma = (dy * cache.x_hat).sum(dim=axes)
     dbeta = dy.sum(dim=axes)
@@ -175,10 +185,14 @@ class BatchNormScratch(nn.Module):
             raise ValueError(f"expected (N, {self.num_features}, ...) input, got {tuple(x.shape)}")
         if not self.training:
             scale = self.weight / torch.sqrt(self.running_var + self.eps)
-            return _per_channel(scale, x.dim()) * (x - _per_channel(self.running_mean, x.dim())) + _per_channel(self.bias, x.dim())
+            return _per_channel(scale, x.dim()) * (x - _per_channel(self.running_mean, x.dim())) + _per_channel(
+                self.bias, x.dim()
+            )
         m = x.numel() // x.shape[1]
         if m < 2:
-            raise ValueError(f"training-mode batch norm needs more than one value per channel, got input {tuple(x.shape)}")
+            raise ValueError(
+                f"training-mode batch norm needs more than one value per channel, got input {tuple(x.shape)}"
+            )
         y = _BatchNormFunction.apply(x, self.weight, self.bias, self.eps)
         with torch.no_grad():
             axes = (0, *range(2, x.dim()))

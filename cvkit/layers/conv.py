@@ -60,13 +60,17 @@ class ConvBNAct(nn.Sequential):
                 f"kernel_size={kernel_size}, stride={stride}, groups={groups}, dilation={dilation}"
             )
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})")
+            raise ValueError(
+                f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})"
+            )
         if norm not in ("batch", "none"):
             raise ValueError(f"norm must be 'batch' or 'none', got {norm!r}")
         padding = dilation * (kernel_size - 1) // 2 if padding is None else padding
         bias = norm == "none" if bias is None else bias
         layers: dict[str, nn.Module] = {
-            "conv": nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=bias)
+            "conv": nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=bias
+            )
         }
         if norm == "batch":
             layers["bn"] = nn.BatchNorm2d(out_channels)
@@ -102,7 +106,9 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, tor
         ValueError: ``bn.num_features`` is not ``conv.out_channels``, or BN tracks no running statistics.
     """
     if bn.num_features != conv.out_channels:
-        raise ValueError(f"BatchNorm has {bn.num_features} features but the conv has {conv.out_channels} output channels")
+        raise ValueError(
+            f"BatchNorm has {bn.num_features} features but the conv has {conv.out_channels} output channels"
+        )
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("the BatchNorm tracks no running statistics (track_running_stats=False): nothing to fold")
     w = conv.weight.detach()

@@ -80,4 +80,8 @@ class ConvEncoder(nn.Module):
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
     # no conv bias: BatchNorm's shift makes it redundant (Ioffe & Szegedy 2015, sec. 3.2)
-    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]

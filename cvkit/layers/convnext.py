@@ -47,7 +47,9 @@ class ConvNeXtBlock(nn.Module):
         input (B, C, H, W); output the same.
     """
 
-    def __init__(self, dim: int, kernel_size: int = 7, expansion: int = 4, layer_scale: float = 1e-6, drop_path: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, kernel_size: int = 7, expansion: int = 4, layer_scale: float = 1e-6, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)

@@ -54,7 +54,9 @@ class DenseBlock(nn.Module):
 
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int = 4) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size) for i in range(num_layers))
+        self.layers = nn.ModuleList(
+            DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size) for i in range(num_layers)
+        )
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,12 +31,29 @@ class InceptionModule(nn.Module):
         input (B, C_in, H, W); output (B, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W).
     """
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int, pool_proj: int, *, norm: Literal["batch", "none"] = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        *,
+        norm: Literal["batch", "none"] = "batch",
+    ) -> None:
         super().__init__()
         self.branch1 = ConvBNAct(in_channels, ch1x1, 1, norm=norm)
-        self.branch2 = nn.Sequential(ConvBNAct(in_channels, ch3x3red, 1, norm=norm), ConvBNAct(ch3x3red, ch3x3, 3, norm=norm))
-        self.branch3 = nn.Sequential(ConvBNAct(in_channels, ch5x5red, 1, norm=norm), ConvBNAct(ch5x5red, ch5x5, 5, norm=norm))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), ConvBNAct(in_channels, pool_proj, 1, norm=norm))
+        self.branch2 = nn.Sequential(
+            ConvBNAct(in_channels, ch3x3red, 1, norm=norm), ConvBNAct(ch3x3red, ch3x3, 3, norm=norm)
+        )
+        self.branch3 = nn.Sequential(
+            ConvBNAct(in_channels, ch5x5red, 1, norm=norm), ConvBNAct(ch5x5red, ch5x5, 5, norm=norm)
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1), ConvBNAct(in_channels, pool_proj, 1, norm=norm)
+        )
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,15 @@ import torch.nn as nn
 from torchvision.ops import StochasticDepth
 
 from cvkit.layers.transformer import FeedForward
-from cvkit.layers.window import WindowAttention, _check_grid, _check_groups, grid_to_tokens, tokens_to_grid, window_partition, window_reverse
+from cvkit.layers.window import (
+    WindowAttention,
+    _check_grid,
+    _check_groups,
+    grid_to_tokens,
+    tokens_to_grid,
+    window_partition,
+    window_reverse,
+)
 
 Partition = Literal["block", "grid"]
 PARTITIONS = ("block", "grid")

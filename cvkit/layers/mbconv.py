@@ -32,22 +32,30 @@ class MBConv(nn.Module):
         ValueError: stride not 1 or 2.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand: float = 4.0, se_ratio: float = 0.25) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, expand: float = 4.0, se_ratio: float = 0.25
+    ) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         hidden = int(round(out_channels * expand))
         self.block = nn.Sequential(
             nn.BatchNorm2d(in_channels),  # pre-activation
-            nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
-            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
+            nn.Conv2d(in_channels, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.GELU(),
             SqueezeExcitation(hidden, squeeze_channels=max(1, int(in_channels * se_ratio))),
             nn.Conv2d(hidden, out_channels, 1),
         )
         if stride == 1 and in_channels == out_channels:
             self.shortcut: nn.Module = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(), nn.Conv2d(in_channels, out_channels, 1))
+            self.shortcut = nn.Sequential(
+                nn.AvgPool2d(stride) if stride > 1 else nn.Identity(), nn.Conv2d(in_channels, out_channels, 1)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.block(x)

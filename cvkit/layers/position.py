@@ -64,7 +64,10 @@ def sincos_position_embedding_2d(
     rows = torch.arange(gh).repeat_interleave(gw)  # (Gh*Gw,): 0 0 0 1 1 1 ...
     cols = torch.arange(gw).repeat(gh)  # (Gh*Gw,): 0 1 2 0 1 2 ...
     return torch.cat(
-        [sincos_position_embedding_1d(rows, dim // 2, temperature, dtype=dtype), sincos_position_embedding_1d(cols, dim // 2, temperature, dtype=dtype)],
+        [
+            sincos_position_embedding_1d(rows, dim // 2, temperature, dtype=dtype),
+            sincos_position_embedding_1d(cols, dim // 2, temperature, dtype=dtype),
+        ],
         dim=1,
     )  # (Gh*Gw, D)
 
@@ -104,7 +107,9 @@ class SinCosPositionEmbedding2d(nn.Module):
         ValueError: (in forward) tokens of another length or width.
     """
 
-    def __init__(self, grid_size: int | tuple[int, int], dim: int, num_prefix_tokens: int = 0, temperature: float = 10000.0) -> None:
+    def __init__(
+        self, grid_size: int | tuple[int, int], dim: int, num_prefix_tokens: int = 0, temperature: float = 10000.0
+    ) -> None:
         super().__init__()
         grid = sincos_position_embedding_2d(grid_size, dim, temperature)  # (Gh*Gw, D)
         prefix = torch.zeros(num_prefix_tokens, dim)

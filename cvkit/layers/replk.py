@@ -42,11 +42,17 @@ class ReparamLargeKernelConv(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int = 13, small_kernel: int | None = 5, stride: int = 1) -> None:
         super().__init__()
-        if kernel_size % 2 == 0 or (small_kernel is not None and (small_kernel % 2 == 0 or small_kernel >= kernel_size)):
-            raise ValueError(f"kernel sizes must be odd with small_kernel < kernel_size, got {kernel_size} and {small_kernel}")
+        if kernel_size % 2 == 0 or (
+            small_kernel is not None and (small_kernel % 2 == 0 or small_kernel >= kernel_size)
+        ):
+            raise ValueError(
+                f"kernel sizes must be odd with small_kernel < kernel_size, got {kernel_size} and {small_kernel}"
+            )
         self.channels, self.kernel_size, self.small_kernel, self.stride = channels, kernel_size, small_kernel, stride
         self.large = ConvBNAct(channels, channels, kernel_size, stride, groups=channels, act=None)
-        self.small = ConvBNAct(channels, channels, small_kernel, stride, groups=channels, act=None) if small_kernel else None
+        self.small = (
+            ConvBNAct(channels, channels, small_kernel, stride, groups=channels, act=None) if small_kernel else None
+        )
         self.merged: nn.Conv2d | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +86,9 @@ class ReparamLargeKernelConv(nn.Module):
         Afterwards the module computes what the branches computed in eval mode, with one conv.
         """
         weight, bias = self.merged_kernel()
-        conv = nn.Conv2d(self.channels, self.channels, self.kernel_size, self.stride, self.kernel_size // 2, groups=self.channels)
+        conv = nn.Conv2d(
+            self.channels, self.channels, self.kernel_size, self.stride, self.kernel_size // 2, groups=self.channels
+        )
         conv.weight.data.copy_(weight)
         conv.bias.data.copy_(bias)
         self.merged = conv.to(weight.device)
@@ -102,7 +110,14 @@ class RepLKBlock(nn.Module):
         input (B, C, H, W); output the same.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 13, small_kernel: int | None = 5, dw_channels: int | None = None, drop_path: float = 0.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 13,
+        small_kernel: int | None = 5,
+        dw_channels: int | None = None,
+        drop_path: float = 0.0,
+    ) -> None:
         super().__init__()
         dw = dw_channels or channels
         self.pre_norm = nn.BatchNorm2d(channels)

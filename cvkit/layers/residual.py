@@ -43,7 +43,9 @@ class PadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(f"a padding shortcut cannot reduce channels ({in_channels} -> {out_channels}); use shortcut='projection'")
+            raise ValueError(
+                f"a padding shortcut cannot reduce channels ({in_channels} -> {out_channels}); use shortcut='projection'"
+            )
         self.subsample = nn.MaxPool2d(kernel_size=1, stride=stride)  # a 1x1 window: picks x[..., ::s, ::s]
         self.extra = out_channels - in_channels
 
@@ -87,7 +89,15 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, shortcut: Shortcut = "projection", se_reduction: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        shortcut: Shortcut = "projection",
+        se_reduction: int | None = None,
+    ) -> None:
         super().__init__()
         self.conv1 = ConvBNAct(in_channels, out_channels, 3, stride)
         self.conv2 = ConvBNAct(out_channels, out_channels, 3, act=None)

@@ -32,7 +32,9 @@ class SqueezeExcitation(nn.Module):
     def __init__(self, channels: int, reduction: int = 16, squeeze_channels: int | None = None) -> None:
         super().__init__()
         if channels < 1 or reduction < 1 or (squeeze_channels is not None and squeeze_channels < 1):
-            raise ValueError(f"channels, reduction and squeeze_channels must be >= 1, got {channels}, {reduction}, {squeeze_channels}")
+            raise ValueError(
+                f"channels, reduction and squeeze_channels must be >= 1, got {channels}, {reduction}, {squeeze_channels}"
+            )
         hidden = squeeze_channels or max(1, channels // reduction)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, hidden, 1)

@@ -34,7 +34,17 @@ class SelectiveKernel(nn.Module):
         ValueError: fewer than one branch, or channels not divisible by ``groups``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, branches: int = 2, groups: int = 1, reduction: int = 16, min_dim: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        branches: int = 2,
+        groups: int = 1,
+        reduction: int = 16,
+        min_dim: int = 32,
+    ) -> None:
         super().__init__()
         if branches < 1:
             raise ValueError(f"branches must be >= 1, got {branches}")

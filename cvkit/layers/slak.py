@@ -42,21 +42,42 @@ class SparseLargeKernelConv(nn.Module):
         ValueError: even sizes, ``width`` >= ``kernel_size``, or ``sparsity`` outside [0, 1).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 51, width: int = 5, small_kernel: int | None = 5,
-                 sparsity: float = 0.0, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 51,
+        width: int = 5,
+        small_kernel: int | None = 5,
+        sparsity: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         sizes = [kernel_size, width] + ([small_kernel] if small_kernel else [])
         if any(k % 2 == 0 for k in sizes) or width >= kernel_size or (small_kernel and small_kernel > kernel_size):
-            raise ValueError(f"kernel sizes must be odd with width < kernel_size >= small_kernel, got {kernel_size}, {width}, {small_kernel}")
+            raise ValueError(
+                f"kernel sizes must be odd with width < kernel_size >= small_kernel, got {kernel_size}, {width}, {small_kernel}"
+            )
         if not 0 <= sparsity < 1:
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-        self.channels, self.kernel_size, self.width, self.small_kernel, self.sparsity = channels, kernel_size, width, small_kernel, sparsity
+        self.channels, self.kernel_size, self.width, self.small_kernel, self.sparsity = (
+            channels,
+            kernel_size,
+            width,
+            small_kernel,
+            sparsity,
+        )
         m, n = kernel_size, width
-        self.tall = nn.Conv2d(channels, channels, (m, n), padding=(m // 2, n // 2), groups=channels, bias=False)  # M x N
-        self.wide = nn.Conv2d(channels, channels, (n, m), padding=(n // 2, m // 2), groups=channels, bias=False)  # N x M
+        self.tall = nn.Conv2d(
+            channels, channels, (m, n), padding=(m // 2, n // 2), groups=channels, bias=False
+        )  # M x N
+        self.wide = nn.Conv2d(
+            channels, channels, (n, m), padding=(n // 2, m // 2), groups=channels, bias=False
+        )  # N x M
         self.bn_tall, self.bn_wide = nn.BatchNorm2d(channels), nn.BatchNorm2d(channels)
         if small_kernel:
-            self.small = nn.Conv2d(channels, channels, small_kernel, padding=small_kernel // 2, groups=channels, bias=False)
+            self.small = nn.Conv2d(
+                channels, channels, small_kernel, padding=small_kernel // 2, groups=channels, bias=False
+            )
             self.bn_small = nn.BatchNorm2d(channels)
         else:
             self.small = self.bn_small = None
@@ -71,7 +92,9 @@ class SparseLargeKernelConv(nn.Module):
         return F.conv2d(x, conv.weight * mask, None, 1, conv.padding, 1, self.channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn_tall(self._conv(self.tall, self.mask_tall, x)) + self.bn_wide(self._conv(self.wide, self.mask_wide, x))
+        out = self.bn_tall(self._conv(self.tall, self.mask_tall, x)) + self.bn_wide(
+            self._conv(self.wide, self.mask_wide, x)
+        )
         if self.small is not None:
             out = out + self.bn_small(self.small(x))
         return out
@@ -95,12 +118,14 @@ class SparseLargeKernelConv(nn.Module):
         if self.small is not None:
             branches.append((self.small, self.bn_small, None))
         for conv, bn, mask in branches:
-            masked = nn.Conv2d(self.channels, self.channels, conv.kernel_size, groups=self.channels, bias=False).to(canvas.device)
+            masked = nn.Conv2d(self.channels, self.channels, conv.kernel_size, groups=self.channels, bias=False).to(
+                canvas.device
+            )
             masked.weight.copy_(conv.weight * (mask if mask is not None else 1))
             weight, b = fuse_conv_bn(masked, bn)
             kh, kw = weight.shape[-2:]
             top, left = (m - kh) // 2, (m - kw) // 2
-            canvas[:, :, top:top + kh, left:left + kw] += weight
+            canvas[:, :, top : top + kh, left : left + kw] += weight
             bias += b
         return canvas, bias
 

@@ -88,7 +88,9 @@ class TransformerBlock(nn.Module):
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         if cross_attention:
             self.norm_cross = nn.LayerNorm(dim, eps=norm_eps)
-            self.cross_attn = MultiHeadAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop, kv_dim=context_dim)
+            self.cross_attn = MultiHeadAttention(
+                dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop, kv_dim=context_dim
+            )
         else:
             self.norm_cross = self.cross_attn = None
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
@@ -116,11 +118,15 @@ class TransformerBlock(nn.Module):
         Raises:
             ValueError: ``context`` missing for a cross-attention block, or given to one without.
         """
-        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask=attn_mask, key_padding_mask=key_padding_mask, is_causal=is_causal))
+        x = x + self.drop_path(
+            self.attn(self.norm1(x), attn_mask=attn_mask, key_padding_mask=key_padding_mask, is_causal=is_causal)
+        )
         if self.cross_attn is not None:
             if context is None:
                 raise ValueError("this block has cross-attention: pass context=(B, M, context_dim) tokens")
-            x = x + self.drop_path(self.cross_attn(self.norm_cross(x), context, key_padding_mask=context_key_padding_mask))
+            x = x + self.drop_path(
+                self.cross_attn(self.norm_cross(x), context, key_padding_mask=context_key_padding_mask)
+            )
         elif context is not None:
             raise ValueError("context given to a block without cross-attention; build it with cross_attention=True")
         return x + self.drop_path(self.mlp(self.norm2(x)))

@@ -69,7 +69,9 @@ class SpectralNormalization(nn.Module):
         ValueError: a 1-D weight or ``n_power_iterations`` < 1.
     """
 
-    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, weight: torch.Tensor, n_power_iterations: int = 1, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         if n_power_iterations < 1:
             raise ValueError(f"n_power_iterations must be >= 1, got {n_power_iterations}")
@@ -114,7 +116,9 @@ def weight_normalize(layer: nn.Module, name: str = "weight") -> nn.Module:
     return layer
 
 
-def spectral_normalize(layer: nn.Module, name: str = "weight", n_power_iterations: int = 1, generator: torch.Generator | None = None) -> nn.Module:
+def spectral_normalize(
+    layer: nn.Module, name: str = "weight", n_power_iterations: int = 1, generator: torch.Generator | None = None
+) -> nn.Module:
     """Register :class:`SpectralNormalization` on ``layer.<name>`` (in place): its weight's largest singular value is 1.
 
     Returns:
@@ -171,5 +175,7 @@ def _check_parameter(layer: nn.Module, name: str) -> torch.Tensor:
     if not isinstance(weight, torch.Tensor):
         raise ValueError(f"{type(layer).__name__} has no tensor {name!r} to normalise")
     if weight.dim() < 2:
-        raise ValueError(f"{type(layer).__name__}.{name} must have at least 2 dimensions, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"{type(layer).__name__}.{name} must have at least 2 dimensions, got shape {tuple(weight.shape)}"
+        )
     return weight

@@ -81,7 +81,9 @@ def window_reverse(windows: torch.Tensor, window_size: int, grid_size: tuple[int
     return x.reshape(b, h, w, d)  # (B, H, W, D)
 
 
-def shifted_window_mask(grid_size: tuple[int, int], window_size: int, shift_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+def shifted_window_mask(
+    grid_size: tuple[int, int], window_size: int, shift_size: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Which tokens may attend to each other inside each window after the cyclic shift (Swin, Fig. 4).
 
     After rolling the grid by (-s, -s), the last row and column of windows hold tokens from
@@ -126,7 +128,9 @@ def relative_position_index(window_size: int) -> torch.Tensor:
         (M*M, M*M) int64.
     """
     m = window_size
-    coords = torch.stack(torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")).flatten(1)  # (2, M*M): (row, col) per token
+    coords = torch.stack(torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")).flatten(
+        1
+    )  # (2, M*M): (row, col) per token
     offset = coords[:, :, None] - coords[:, None, :]  # (2, M*M, M*M): query minus key
     offset = offset + (m - 1)  # shift each axis into [0, 2M-2]
     return offset[0] * (2 * m - 1) + offset[1]  # (M*M, M*M)
@@ -168,7 +172,16 @@ class WindowAttention(nn.Module):
         :func:`shifted_window_mask`) -> (B * nW, M*M, D).
     """
 
-    def __init__(self, dim: int, window_size: int, num_heads: int, *, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        window_size: int,
+        num_heads: int,
+        *,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ) -> None:
         super().__init__()
         self.window_size = window_size
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
@@ -182,14 +195,20 @@ class WindowAttention(nn.Module):
         """
         n = self.window_size**2
         if windows.dim() != 3 or windows.shape[1] != n:
-            raise ValueError(f"expected windows (B*nW, {n}, D) for window_size {self.window_size}, got {tuple(windows.shape)}")
+            raise ValueError(
+                f"expected windows (B*nW, {n}, D) for window_size {self.window_size}, got {tuple(windows.shape)}"
+            )
         bias = self.position_bias()  # (h, N, N)
         if mask is None:
             return self.attn(windows, attn_mask=bias)
         n_windows = mask.shape[0]
         if mask.shape[1:] != (n, n) or windows.shape[0] % n_windows:
-            raise ValueError(f"mask must be (nW, {n}, {n}) with nW dividing {windows.shape[0]}, got {tuple(mask.shape)}")
-        blocked = torch.zeros(mask.shape, dtype=bias.dtype, device=bias.device).masked_fill(~mask, float("-inf"))  # (nW, N, N)
+            raise ValueError(
+                f"mask must be (nW, {n}, {n}) with nW dividing {windows.shape[0]}, got {tuple(mask.shape)}"
+            )
+        blocked = torch.zeros(mask.shape, dtype=bias.dtype, device=bias.device).masked_fill(
+            ~mask, float("-inf")
+        )  # (nW, N, N)
         full = bias[None] + blocked[:, None]  # (nW, h, N, N)
         b = windows.shape[0] // n_windows
         full = full.expand(b, *full.shape).reshape(b * n_windows, *full.shape[1:])  # (B*nW, h, N, N)
@@ -236,7 +255,9 @@ class SwinBlock(nn.Module):
         if min(h, w) <= window_size:  # one window covers the grid: nothing to shift
             window_size, shift_size = min(h, w), 0
         if h % window_size or w % window_size:
-            raise ValueError(f"input_resolution {input_resolution} must be divisible by window_size {window_size}; pad the image or change the window")
+            raise ValueError(
+                f"input_resolution {input_resolution} must be divisible by window_size {window_size}; pad the image or change the window"
+            )
         if not 0 <= shift_size < window_size:
             raise ValueError(f"shift_size must be in [0, window_size={window_size}), got {shift_size}")
         self.input_resolution, self.window_size, self.shift_size = (h, w), window_size, shift_size
@@ -272,7 +293,9 @@ def _check_groups(groups: torch.Tensor, size: int, grid_size: tuple[int, int], w
         raise ValueError(f"grid_size {grid_size} must be divisible by {name} {size}")
     n_groups = (h // size) * (w // size)
     if groups.dim() != 3 or groups.shape[1] != size * size or groups.shape[0] % n_groups:
-        raise ValueError(f"expected {what} (B*{n_groups}, {size * size}, D) for a {h}x{w} grid, got {tuple(groups.shape)}")
+        raise ValueError(
+            f"expected {what} (B*{n_groups}, {size * size}, D) for a {h}x{w} grid, got {tuple(groups.shape)}"
+        )
     return groups.shape[0] // n_groups, groups.shape[2]
 
 

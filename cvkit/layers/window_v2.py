@@ -92,11 +92,15 @@ class ContinuousPositionBias(nn.Module):
         (h, M*M, M*M) float, :math:`16\\,\\sigma(\\mathrm{MLP}(\\widehat{\\Delta}))`.
     """
 
-    def __init__(self, window_size: int, num_heads: int, pretrained_window_size: int | None = None, hidden: int = 512) -> None:
+    def __init__(
+        self, window_size: int, num_heads: int, pretrained_window_size: int | None = None, hidden: int = 512
+    ) -> None:
         super().__init__()
         self.window_size, self.num_heads = window_size, num_heads
         self.mlp = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, num_heads, bias=False))
-        self.register_buffer("coords", relative_coordinates_table(window_size, pretrained_window_size), persistent=False)
+        self.register_buffer(
+            "coords", relative_coordinates_table(window_size, pretrained_window_size), persistent=False
+        )
         self.register_buffer("index", relative_position_index(window_size), persistent=False)
 
     def forward(self) -> torch.Tensor:
@@ -117,8 +121,16 @@ class CosineWindowAttention(nn.Module):
         windows (B * nW, M*M, D) and mask (nW, M*M, M*M) bool (True = may attend) -> (B * nW, M*M, D).
     """
 
-    def __init__(self, dim: int, window_size: int, num_heads: int, *, qkv_bias: bool = True, pretrained_window_size: int | None = None,
-                 max_logit_scale: float = 100.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        window_size: int,
+        num_heads: int,
+        *,
+        qkv_bias: bool = True,
+        pretrained_window_size: int | None = None,
+        max_logit_scale: float = 100.0,
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
@@ -126,7 +138,7 @@ class CosineWindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         if qkv_bias:
             with torch.no_grad():
-                self.qkv.bias[dim:2 * dim].zero_()
+                self.qkv.bias[dim : 2 * dim].zero_()
         self.proj = nn.Linear(dim, dim)
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))  # 1/tau = 10 at the start
         self.position_bias = ContinuousPositionBias(window_size, num_heads, pretrained_window_size)
@@ -142,9 +154,13 @@ class CosineWindowAttention(nn.Module):
             raise ValueError(f"expected windows (B*nW, {n}, {self.dim}), got {tuple(windows.shape)}")
         bias = self.qkv.bias
         if bias is not None:
-            bias = torch.cat([bias[: self.dim], torch.zeros_like(bias[self.dim:2 * self.dim]), bias[2 * self.dim:]])  # no key bias
+            bias = torch.cat(
+                [bias[: self.dim], torch.zeros_like(bias[self.dim : 2 * self.dim]), bias[2 * self.dim :]]
+            )  # no key bias
         qkv = F.linear(windows, self.qkv.weight, bias)  # (B*nW, N, 3D)
-        qkv = qkv.view(windows.shape[0], n, 3, self.num_heads, self.dim // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B*nW, h, N, D/h)
+        qkv = qkv.view(windows.shape[0], n, 3, self.num_heads, self.dim // self.num_heads).permute(
+            2, 0, 3, 1, 4
+        )  # (3, B*nW, h, N, D/h)
         q, k, v = qkv[0], qkv[1], qkv[2]
         cosine = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)  # (B*nW, h, N, N) in [-1, 1]
         scale = torch.clamp(self.logit_scale, max=math.log(self.max_logit_scale)).exp()  # (h, 1, 1): 1/tau
@@ -194,8 +210,19 @@ class SwinV2Block(nn.Module):
         ValueError: H or W not divisible by the window size, or a bad shift.
     """
 
-    def __init__(self, dim: int, num_heads: int, input_resolution: tuple[int, int], window_size: int = 8, shift_size: int = 0,
-                 mlp_ratio: float = 4.0, *, drop_path: float = 0.0, norm_eps: float = 1e-5, pretrained_window_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        input_resolution: tuple[int, int],
+        window_size: int = 8,
+        shift_size: int = 0,
+        mlp_ratio: float = 4.0,
+        *,
+        drop_path: float = 0.0,
+        norm_eps: float = 1e-5,
+        pretrained_window_size: int | None = None,
+    ) -> None:
         super().__init__()
         h, w = input_resolution
         if min(h, w) <= window_size:

@@ -6,9 +6,20 @@ made with it (:mod:`cvkit.lessons.checkpoints`).
 """
 
 from cvkit.lessons.checkpoints import (
-    CourseCheckpoint, TrainingPaused, checkpoint_available, compare_manifests, course_checkpoint_or, get_checkpoint,
-    list_checkpoints, load_course_checkpoint, not_shipped_message, read_manifest, read_state_dict, register_checkpoint,
-    retrain, total_size_mb,
+    CourseCheckpoint,
+    TrainingPaused,
+    checkpoint_available,
+    compare_manifests,
+    course_checkpoint_or,
+    get_checkpoint,
+    list_checkpoints,
+    load_course_checkpoint,
+    not_shipped_message,
+    read_manifest,
+    read_state_dict,
+    register_checkpoint,
+    retrain,
+    total_size_mb,
 )
 
 # Lesson modules register their checkpoints on import; one import per module, sorted.
@@ -20,7 +31,18 @@ from cvkit.lessons import ssl  # noqa: F401,E402
 from cvkit.lessons import vit  # noqa: F401,E402
 
 __all__ = [
-    "CourseCheckpoint", "TrainingPaused", "checkpoint_available", "compare_manifests", "course_checkpoint_or",
-    "get_checkpoint", "list_checkpoints", "load_course_checkpoint", "not_shipped_message", "read_manifest",
-    "read_state_dict", "register_checkpoint", "retrain", "total_size_mb",
+    "CourseCheckpoint",
+    "TrainingPaused",
+    "checkpoint_available",
+    "compare_manifests",
+    "course_checkpoint_or",
+    "get_checkpoint",
+    "list_checkpoints",
+    "load_course_checkpoint",
+    "not_shipped_message",
+    "read_manifest",
+    "read_state_dict",
+    "register_checkpoint",
+    "retrain",
+    "total_size_mb",
 ]

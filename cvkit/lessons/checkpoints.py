@@ -130,8 +130,9 @@ def read_manifest(name: str, folder: str | os.PathLike | None = None) -> dict[st
     """
     _, manifest = checkpoint_files(name, folder)
     if not manifest.is_file():
-        raise FileNotFoundError(f"no manifest for course checkpoint {name!r} at {manifest}; "
-                                f"make it with: cvkit checkpoints retrain {name}")
+        raise FileNotFoundError(
+            f"no manifest for course checkpoint {name!r} at {manifest}; make it with: cvkit checkpoints retrain {name}"
+        )
     return json.loads(manifest.read_text())
 
 
@@ -156,15 +157,19 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError for a truncated or LFS-pointer file
-        raise ValueError(f"{path} is not a readable course checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})") from exc
+        raise ValueError(
+            f"{path} is not a readable course checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or not isinstance(blob.get("state_dict"), dict):
-        raise ValueError(f"{path} is not a course checkpoint of format {FORMAT} (expected a dict with 'format' and 'state_dict')")
+        raise ValueError(
+            f"{path} is not a course checkpoint of format {FORMAT} (expected a dict with 'format' and 'state_dict')"
+        )
     return {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
 
 
-def load_course_checkpoint(name: str, device: str | torch.device | None = None, folder: str | os.PathLike | None = None,
-                           verbose: bool = True) -> nn.Module:
+def load_course_checkpoint(
+    name: str, device: str | torch.device | None = None, folder: str | os.PathLike | None = None, verbose: bool = True
+) -> nn.Module:
     """The model of course checkpoint ``name``, its weights loaded, in eval mode, on ``device``.
 
     The file's SHA-256 must equal the manifest's (a stale or partly downloaded file is refused), and it is read
@@ -184,18 +189,24 @@ def load_course_checkpoint(name: str, device: str | torch.device | None = None, 
     weights, _ = checkpoint_files(name, folder)
     manifest = read_manifest(name, folder)
     if not weights.is_file():
-        raise FileNotFoundError(f"course checkpoint {name!r} has a manifest but no weights at {weights}; "
-                                f"retrain it with: cvkit checkpoints retrain {name}")
+        raise FileNotFoundError(
+            f"course checkpoint {name!r} has a manifest but no weights at {weights}; "
+            f"retrain it with: cvkit checkpoints retrain {name}"
+        )
     digest = _sha256(weights)
     if digest != manifest.get("sha256"):
-        raise ValueError(f"{weights} does not match its manifest (sha256 {digest[:12]}..., manifest "
-                         f"{str(manifest.get('sha256'))[:12]}...): a stale or damaged file; retrain it with "
-                         f"cvkit checkpoints retrain {name}")
+        raise ValueError(
+            f"{weights} does not match its manifest (sha256 {digest[:12]}..., manifest "
+            f"{str(manifest.get('sha256'))[:12]}...): a stale or damaged file; retrain it with "
+            f"cvkit checkpoints retrain {name}"
+        )
     model = entry.build()
     model.load_state_dict(read_state_dict(weights))
     model.to(pick_device(device)).eval()
     if verbose:
-        metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in manifest.get("metrics", {}).items())
+        metrics = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in manifest.get("metrics", {}).items()
+        )
         print(f"course checkpoint {name!r}: {manifest.get('summary', '')} ({metrics})")
     return model
 
@@ -214,12 +225,19 @@ def checkpoint_available(name: str, folder: str | os.PathLike | None = None) -> 
 def not_shipped_message(name: str, instead: str = "using the model trained here") -> str:
     """The one line a notebook prints when course checkpoint ``name`` is absent: what is missing, how to make it,
     and (``instead``) what the notebook does without it."""
-    return (f"course checkpoint {name!r} is not shipped with this copy of the course (make it with: "
-            f"cvkit checkpoints retrain {name}); {instead}")
+    return (
+        f"course checkpoint {name!r} is not shipped with this copy of the course (make it with: "
+        f"cvkit checkpoints retrain {name}); {instead}"
+    )
 
 
-def course_checkpoint_or(name: str, live: nn.Module, device: str | torch.device | None = None,
-                         folder: str | os.PathLike | None = None, verbose: bool = True) -> tuple[nn.Module, bool]:
+def course_checkpoint_or(
+    name: str,
+    live: nn.Module,
+    device: str | torch.device | None = None,
+    folder: str | os.PathLike | None = None,
+    verbose: bool = True,
+) -> tuple[nn.Module, bool]:
     """The course checkpoint ``name`` when this copy of the course ships it, else ``live`` (the model trained here).
 
     A notebook trains live, then calls this to show what longer training produces where the checkpoint exists; a
@@ -261,8 +279,10 @@ def _pause_after(minutes: float | None) -> list[Callable]:
 
 def _state_for_storage(model: nn.Module, storage: str) -> dict[str, torch.Tensor]:
     dtype = torch.float16 if storage == "float16" else torch.float32
-    return {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).clone()
-            for k, v in model.state_dict().items()}
+    return {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).clone()
+        for k, v in model.state_dict().items()
+    }
 
 
 def _versions() -> dict[str, str]:
@@ -271,14 +291,29 @@ def _versions() -> dict[str, str]:
 
     from cvkit import __version__
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-                "numpy": numpy.__version__, "cvkit": __version__}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "cvkit": __version__,
+    }
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if commit.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "cvkit"], cwd=Path(__file__).parents[2],
-                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--", "cvkit"],
+                cwd=Path(__file__).parents[2],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
             versions["git"] = commit.stdout.strip() + (" (cvkit/ modified)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -295,9 +330,15 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def retrain(name: str, device: str | torch.device | None = None, out: str | os.PathLike | None = None,
-            work_dir: str | os.PathLike | None = None, max_minutes: float | None = None, progress: bool = False,
-            command: str | None = None) -> dict[str, Any]:
+def retrain(
+    name: str,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    max_minutes: float | None = None,
+    progress: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
     """Train course checkpoint ``name`` with its lesson's own training function and write its files and manifest.
 
     Args:
@@ -325,8 +366,14 @@ def retrain(name: str, device: str | torch.device | None = None, out: str | os.P
     out_dir = Path(out) if out is not None else WEIGHTS_DIR
     started = _dt.datetime.now(_dt.timezone.utc)
     tic = time.perf_counter()
-    model, history = entry.train(**entry.config, seed=entry.seed, device=dev, checkpoint_dir=str(work),
-                                 callbacks=_pause_after(max_minutes), progress=progress)
+    model, history = entry.train(
+        **entry.config,
+        seed=entry.seed,
+        device=dev,
+        checkpoint_dir=str(work),
+        callbacks=_pause_after(max_minutes),
+        progress=progress,
+    )
     train_seconds = float(sum(history["seconds"])) if len(history) else time.perf_counter() - tic
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -338,8 +385,10 @@ def retrain(name: str, device: str | torch.device | None = None, out: str | os.P
     size_mb = Path(tmp).stat().st_size / 2**20
     if size_mb > SIZE_BUDGET_MB:
         Path(tmp).unlink()
-        raise ValueError(f"{name}: {size_mb:.2f} MB exceeds the {SIZE_BUDGET_MB} MB budget of a course checkpoint; "
-                         "make the model smaller or store float16")
+        raise ValueError(
+            f"{name}: {size_mb:.2f} MB exceeds the {SIZE_BUDGET_MB} MB budget of a course checkpoint; "
+            "make the model smaller or store float16"
+        )
     os.replace(tmp, weights)
 
     # the metrics of the file as shipped: reload it (float16 round trip) into a fresh model, then evaluate
@@ -373,14 +422,20 @@ def retrain(name: str, device: str | torch.device | None = None, out: str | os.P
         "storage": entry.storage,
         "bytes": weights.stat().st_size,
         "sha256": _sha256(weights),
-        "host": {"platform": platform.platform(), "machine": platform.machine(), "executable": Path(sys.executable).name},
+        "host": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "executable": Path(sys.executable).name,
+        },
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
-def compare_manifests(name: str, candidate: str | os.PathLike, reference: str | os.PathLike | None = None) -> tuple[bool, list[str]]:
+def compare_manifests(
+    name: str, candidate: str | os.PathLike, reference: str | os.PathLike | None = None
+) -> tuple[bool, list[str]]:
     """Does a retrain (manifest in ``candidate``) reproduce the shipped checkpoint's metrics within their tolerances?
 
     Returns:

@@ -29,9 +29,18 @@ def build_detr() -> nn.Module:
     return create_model("detr_small", **ARCHITECTURE)
 
 
-def train_detr(train_images: int = 512, epochs: int = 6, batch_size: int = 16, *, seed: int = 0,
-               device: str | torch.device | None = None, checkpoint_dir: str | None = None,
-               callbacks: Sequence[Callable] = (), progress: bool = True, verbose: bool = True) -> tuple[nn.Module, History]:
+def train_detr(
+    train_images: int = 512,
+    epochs: int = 6,
+    batch_size: int = 16,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | None = None,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+    verbose: bool = True,
+) -> tuple[nn.Module, History]:
     """Train the lesson's DETR on synthetic shapes (64 x 64 images, seed 0) with the Hungarian set loss.
 
     AdamW at 1e-3 with a one-cycle schedule, weight decay 1e-4, gradient clipping at 0.1 (as in the paper),
@@ -51,8 +60,21 @@ def train_detr(train_images: int = 512, epochs: int = 6, batch_size: int = 16, *
     batches = DetectionBatches(train, batch_size, flip=True, label_offset=0, seed=seed)  # DETR's classes start at 0
     torch.manual_seed(seed)
     model = build_detr()
-    history = fit(model, batches, step=detr_step, epochs=epochs, lr=1e-3, weight_decay=1e-4, grad_clip=0.1, seed=seed,
-                  device=device, checkpoint_dir=checkpoint_dir, callbacks=callbacks, progress=progress, verbose=verbose)
+    history = fit(
+        model,
+        batches,
+        step=detr_step,
+        epochs=epochs,
+        lr=1e-3,
+        weight_decay=1e-4,
+        grad_clip=0.1,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        callbacks=callbacks,
+        progress=progress,
+        verbose=verbose,
+    )
     return model, history
 
 
@@ -61,17 +83,24 @@ def evaluate_detr(model: nn.Module, images: int = 200, seed: int = HELD_OUT_SEED
     held_out = ShapesDataset(n=images, image_size=IMAGE_SIZE, seed=seed)
     result = evaluate_detector(model, held_out, label_offset=0)
     spec = query_specialisation(model, torch.stack([held_out[i].image for i in range(len(held_out))]))
-    return {"map": float(result["map"]), "map_50": float(result["map_50"]), "map_75": float(result["map_75"]),
-            "query_spread_ratio": spec["spread_ratio"], "query_max_firing": spec["max_firing"]}
+    return {
+        "map": float(result["map"]),
+        "map_50": float(result["map_50"]),
+        "map_75": float(result["map_75"]),
+        "query_spread_ratio": spec["spread_ratio"],
+        "query_max_firing": spec["max_firing"],
+    }
 
 
-register_checkpoint(CourseCheckpoint(
-    name="detr",
-    lesson="08_object_detection_3_detr",
-    description="the lesson's small DETR (3 classes, 10 queries, d=64) on 2,000 synthetic 64x64 shapes images, 30 epochs",
-    build=build_detr,
-    train=train_detr,
-    config=DETR_CHECKPOINT,
-    evaluate=evaluate_detr,
-    tolerances={"map_50": 0.05, "map": 0.05},
-))
+register_checkpoint(
+    CourseCheckpoint(
+        name="detr",
+        lesson="08_object_detection_3_detr",
+        description="the lesson's small DETR (3 classes, 10 queries, d=64) on 2,000 synthetic 64x64 shapes images, 30 epochs",
+        build=build_detr,
+        train=train_detr,
+        config=DETR_CHECKPOINT,
+        evaluate=evaluate_detr,
+        tolerances={"map_50": 0.05, "map": 0.05},
+    )
+)

@@ -13,8 +13,16 @@ from cvkit.sam import SmallSAM, evaluate_prompts, evaluate_tracking, instance_pa
 from cvkit.train import History, fit
 
 ARCHITECTURE_KEYS = ("image_size", "embed_dim", "encoder_width", "encoder_blocks")
-SAM_CHECKPOINT = dict(image_size=32, train_images=4000, epochs=15, batch_size=32, embed_dim=32, encoder_width=16,
-                         encoder_blocks=2, lr=2e-3)
+SAM_CHECKPOINT = dict(
+    image_size=32,
+    train_images=4000,
+    epochs=15,
+    batch_size=32,
+    embed_dim=32,
+    encoder_width=16,
+    encoder_blocks=2,
+    lr=2e-3,
+)
 
 
 def build_sam(image_size: int = 32, embed_dim: int = 32, encoder_width: int = 16, encoder_blocks: int = 2) -> SmallSAM:
@@ -27,10 +35,24 @@ def shapes_pairs(n: int, image_size: int, seed: int) -> tuple[torch.Tensor, torc
     return instance_pairs(ShapesDataset(n, image_size, min_shapes=1, max_shapes=3, seed=seed))
 
 
-def train_sam(image_size: int = 32, train_images: int = 800, epochs: int = 5, batch_size: int = 16, embed_dim: int = 32,
-              encoder_width: int = 16, encoder_blocks: int = 2, lr: float = 3e-3, *, seed: int = 0,
-              device: str | torch.device | None = None, checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (),
-              progress: bool = True, verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
+def train_sam(
+    image_size: int = 32,
+    train_images: int = 800,
+    epochs: int = 5,
+    batch_size: int = 16,
+    embed_dim: int = 32,
+    encoder_width: int = 16,
+    encoder_blocks: int = 2,
+    lr: float = 3e-3,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | None = None,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+    verbose: bool = True,
+    model: nn.Module | None = None,
+) -> tuple[nn.Module, History]:
     """Train the small SAM with SAM's loss on simulated prompts (points, boxes, point + box) over synthetic shapes.
 
     Every (image, object) pair of ``train_images`` shapes images (seed 0) is one example; focal and dice loss weighted
@@ -51,9 +73,20 @@ def train_sam(image_size: int = 32, train_images: int = 800, epochs: int = 5, ba
         torch.manual_seed(seed)
         model = build_sam(image_size, embed_dim, encoder_width, encoder_blocks)
     loader = DeviceLoader(images, masks, batch_size, device=device, drop_last=True, seed=seed)
-    history = fit(model, loader, step=sam_step(focal_weight=1.0, dice_weight=1.0), epochs=epochs, lr=lr, weight_decay=1e-4,
-                  seed=seed, device=device, checkpoint_dir=checkpoint_dir, callbacks=callbacks, progress=progress,
-                  verbose=verbose)
+    history = fit(
+        model,
+        loader,
+        step=sam_step(focal_weight=1.0, dice_weight=1.0),
+        epochs=epochs,
+        lr=lr,
+        weight_decay=1e-4,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        callbacks=callbacks,
+        progress=progress,
+        verbose=verbose,
+    )
     return model, history
 
 
@@ -63,17 +96,22 @@ def evaluate_sam(model: nn.Module, images: int = 300, videos: int = 20) -> dict[
     test_images, test_masks = shapes_pairs(images, s, seed=1)
     results = evaluate_prompts(model, test_images, test_masks, seed=0)
     per_frame = evaluate_tracking(model, ShapesDataset(videos, s, min_shapes=3, max_shapes=3, seed=11))
-    return {**{f"miou_{k.replace('+', '_')}": r["miou"] for k, r in results.items()},
-            "tracking_iou_frame0": float(per_frame[0]), "tracking_iou_later": float(per_frame[1:].mean())}
+    return {
+        **{f"miou_{k.replace('+', '_')}": r["miou"] for k, r in results.items()},
+        "tracking_iou_frame0": float(per_frame[0]),
+        "tracking_iou_later": float(per_frame[1:].mean()),
+    }
 
 
-register_checkpoint(CourseCheckpoint(
-    name="small_sam",
-    lesson="13_segment_anything",
-    description="the lesson's small SAM (32x32 images, D=32) on every object of 4,000 synthetic shapes images, 15 epochs",
-    build=lambda: build_sam(**{k: SAM_CHECKPOINT[k] for k in ARCHITECTURE_KEYS}),
-    train=train_sam,
-    config=SAM_CHECKPOINT,
-    evaluate=evaluate_sam,
-    tolerances={"miou_box": 0.03, "miou_point": 0.05, "tracking_iou_later": 0.08},
-))
+register_checkpoint(
+    CourseCheckpoint(
+        name="small_sam",
+        lesson="13_segment_anything",
+        description="the lesson's small SAM (32x32 images, D=32) on every object of 4,000 synthetic shapes images, 15 epochs",
+        build=lambda: build_sam(**{k: SAM_CHECKPOINT[k] for k in ARCHITECTURE_KEYS}),
+        train=train_sam,
+        config=SAM_CHECKPOINT,
+        evaluate=evaluate_sam,
+        tolerances={"miou_box": 0.03, "miou_point": 0.05, "tracking_iou_later": 0.08},
+    )
+)

@@ -19,23 +19,63 @@ from cvkit.data.augment import BatchTransform
 from cvkit.lessons.checkpoints import CourseCheckpoint, register_checkpoint
 from cvkit.models import create_model
 from cvkit.ssl import (
-    BEiT, BYOL, DINO, DensePretext, JigsawPuzzle, MaskedAutoencoder, MoCo, PatchKMeansTokenizer, ProbeBench, RelativePosition,
-    RotationPrediction, SimCLR, ViTEncoder, linear_probe, pretrain, simclr_augmentation,
+    BEiT,
+    BYOL,
+    DINO,
+    DensePretext,
+    JigsawPuzzle,
+    MaskedAutoencoder,
+    MoCo,
+    PatchKMeansTokenizer,
+    ProbeBench,
+    RelativePosition,
+    RotationPrediction,
+    SimCLR,
+    ViTEncoder,
+    linear_probe,
+    pretrain,
+    simclr_augmentation,
 )
 from cvkit.train import History
 
 PATCH = 4  # the ViT methods cut 28 x 28 images into a 7 x 7 grid of 4 x 4 patches
 CONV_METHODS = ("rotation", "relative_position", "jigsaw", "inpainting", "simclr", "moco", "byol", "dino")
 VIT_METHODS = ("mae", "beit")
-METHOD_NAMES = {"rotation": "rotation", "relative_position": "relative position", "jigsaw": "jigsaw",
-                "inpainting": "inpainting", "simclr": "SimCLR", "moco": "MoCo", "byol": "BYOL", "dino": "DINO",
-                "mae": "MAE", "beit": "BEiT (k-means tokens)"}
-LESSONS = {"rotation": "11_1_ssl_pretext_tasks", "relative_position": "11_1_ssl_pretext_tasks", "jigsaw": "11_1_ssl_pretext_tasks",
-           "inpainting": "11_1_ssl_pretext_tasks", "simclr": "11_2_ssl_contrastive", "moco": "11_2_ssl_contrastive",
-           "byol": "11_2_ssl_contrastive", "dino": "11_2_ssl_contrastive", "mae": "11_3_ssl_masked_modeling",
-           "beit": "11_3_ssl_masked_modeling"}
-SSL_CHECKPOINT = dict(pretrain_images=20000, epochs=15, batch_size=256, lr=2e-3, widths=(16, 32, 64), dim=48, depth=2,
-                         queue_size=4096, visual_tokens=64)
+METHOD_NAMES = {
+    "rotation": "rotation",
+    "relative_position": "relative position",
+    "jigsaw": "jigsaw",
+    "inpainting": "inpainting",
+    "simclr": "SimCLR",
+    "moco": "MoCo",
+    "byol": "BYOL",
+    "dino": "DINO",
+    "mae": "MAE",
+    "beit": "BEiT (k-means tokens)",
+}
+LESSONS = {
+    "rotation": "11_1_ssl_pretext_tasks",
+    "relative_position": "11_1_ssl_pretext_tasks",
+    "jigsaw": "11_1_ssl_pretext_tasks",
+    "inpainting": "11_1_ssl_pretext_tasks",
+    "simclr": "11_2_ssl_contrastive",
+    "moco": "11_2_ssl_contrastive",
+    "byol": "11_2_ssl_contrastive",
+    "dino": "11_2_ssl_contrastive",
+    "mae": "11_3_ssl_masked_modeling",
+    "beit": "11_3_ssl_masked_modeling",
+}
+SSL_CHECKPOINT = dict(
+    pretrain_images=20000,
+    epochs=15,
+    batch_size=256,
+    lr=2e-3,
+    widths=(16, 32, 64),
+    dim=48,
+    depth=2,
+    queue_size=4096,
+    visual_tokens=64,
+)
 
 
 def vit_encoder(dim: int = 48, depth: int = 2) -> ViTEncoder:
@@ -56,14 +96,22 @@ def ssl_augment(method: str) -> BatchTransform | list[BatchTransform] | None:
     if method in ("simclr", "moco", "byol", "dino"):
         views = simclr_augmentation(28, crop_scale=(0.3, 1.0), blur=False)
         if method == "dino":
-            local = simclr_augmentation(12, crop_scale=(0.1, 0.4), blur=False)  # local crops: small part, low resolution
+            local = simclr_augmentation(
+                12, crop_scale=(0.1, 0.4), blur=False
+            )  # local crops: small part, low resolution
             return [views, views, local, local]
         return views
     return None
 
 
-def ssl_method(method: str, encoder: nn.Module, *, images: torch.Tensor | None = None, queue_size: int = 2048,
-               visual_tokens: int = 64) -> nn.Module:
+def ssl_method(
+    method: str,
+    encoder: nn.Module,
+    *,
+    images: torch.Tensor | None = None,
+    queue_size: int = 2048,
+    visual_tokens: int = 64,
+) -> nn.Module:
     """Wrap ``encoder`` in one of the lesson's methods, with the lesson's settings.
 
     Args:
@@ -111,18 +159,39 @@ def unlabelled_images(n: int | None, seed: int = 0) -> torch.Tensor:
     return load_fashion_mnist("train").subset(n, seed=seed).images
 
 
-def build_ssl(method: str, widths: Sequence[int] = (16, 32, 64), dim: int = 48, depth: int = 2, queue_size: int = 2048,
-              visual_tokens: int = 64) -> nn.Module:
+def build_ssl(
+    method: str,
+    widths: Sequence[int] = (16, 32, 64),
+    dim: int = 48,
+    depth: int = 2,
+    queue_size: int = 2048,
+    visual_tokens: int = 64,
+) -> nn.Module:
     """An untrained method of the lesson's shape (to load a checkpoint into)."""
     encoder = vit_encoder(dim, depth) if method in VIT_METHODS else create_model("conv_encoder", widths=tuple(widths))
     return ssl_method(method, encoder, queue_size=queue_size, visual_tokens=visual_tokens)
 
 
-def train_ssl(method: str = "simclr", pretrain_images: int | None = 4096, epochs: int = 3, batch_size: int = 256,
-              lr: float = 2e-3, widths: Sequence[int] = (16, 32, 64), dim: int = 48, depth: int = 2, queue_size: int = 2048,
-              visual_tokens: int = 64, *, seed: int = 0, device: str | torch.device | None = None,
-              checkpoint_dir: str | None = None, callbacks: Sequence[Callable] = (), progress: bool = True,
-              verbose: bool = True, model: nn.Module | None = None) -> tuple[nn.Module, History]:
+def train_ssl(
+    method: str = "simclr",
+    pretrain_images: int | None = 4096,
+    epochs: int = 3,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    widths: Sequence[int] = (16, 32, 64),
+    dim: int = 48,
+    depth: int = 2,
+    queue_size: int = 2048,
+    visual_tokens: int = 64,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | None = None,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+    verbose: bool = True,
+    model: nn.Module | None = None,
+) -> tuple[nn.Module, History]:
     """Pre-train one of the lesson's methods on unlabelled Fashion-MNIST with :func:`cvkit.ssl.pretrain`.
 
     Args:
@@ -141,14 +210,28 @@ def train_ssl(method: str = "simclr", pretrain_images: int | None = 4096, epochs
     images = unlabelled_images(pretrain_images)
     if model is None:
         torch.manual_seed(seed)
-        encoder = vit_encoder(dim, depth) if method in VIT_METHODS else create_model("conv_encoder", widths=tuple(widths))
+        encoder = (
+            vit_encoder(dim, depth) if method in VIT_METHODS else create_model("conv_encoder", widths=tuple(widths))
+        )
         model = ssl_method(method, encoder, images=images, queue_size=queue_size, visual_tokens=visual_tokens)
     augment = ssl_augment(method)
     views = len(augment) if isinstance(augment, list) else None
-    history = pretrain(model, images, augment=augment, num_views=views, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                       device=device, checkpoint_dir=checkpoint_dir, callbacks=callbacks, progress=progress, verbose=verbose)
+    history = pretrain(
+        model,
+        images,
+        augment=augment,
+        num_views=views,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        callbacks=callbacks,
+        progress=progress,
+        verbose=verbose,
+    )
     return model, history
-
 
 
 def evaluate_ssl(model: nn.Module) -> dict[str, float]:
@@ -160,10 +243,15 @@ def evaluate_ssl(model: nn.Module) -> dict[str, float]:
     probe = linear_probe(model.encoder, *args)
     torch.manual_seed(0)
     random_init = type(model.encoder)(**_encoder_kwargs(model.encoder)).to(device)
-    return {"probe_accuracy": probe.test_accuracy, "random_init_probe_accuracy": linear_probe(random_init, *args).test_accuracy}
+    return {
+        "probe_accuracy": probe.test_accuracy,
+        "random_init_probe_accuracy": linear_probe(random_init, *args).test_accuracy,
+    }
 
 
-def probe_course_checkpoints(bench: ProbeBench, methods: Sequence[str], device: str | torch.device | None = None) -> dict:
+def probe_course_checkpoints(
+    bench: ProbeBench, methods: Sequence[str], device: str | torch.device | None = None
+) -> dict:
     """Load the course checkpoints ``ssl_<method>`` and linear-probe their frozen encoders on ``bench``'s data.
 
     The results are returned, not stored in ``bench.results`` (so a notebook's own table stays about what it trained).
@@ -178,32 +266,39 @@ def probe_course_checkpoints(bench: ProbeBench, methods: Sequence[str], device: 
     out = {}
     for method in methods:
         if not checkpoint_available(f"ssl_{method}"):
-            print(f"course checkpoint 'ssl_{method}' is not shipped with this copy of the course (make it with: "
-                  f"cvkit checkpoints retrain ssl_{method}); skipped")
+            print(
+                f"course checkpoint 'ssl_{method}' is not shipped with this copy of the course (make it with: "
+                f"cvkit checkpoints retrain ssl_{method}); skipped"
+            )
             continue
         model = load_course_checkpoint(f"ssl_{method}", device=device, verbose=False)
-        out[METHOD_NAMES[method]] = linear_probe(model.encoder, bench.train_images, bench.train_labels, bench.test_images,
-                                                 bench.test_labels)
+        out[METHOD_NAMES[method]] = linear_probe(
+            model.encoder, bench.train_images, bench.train_labels, bench.test_images, bench.test_labels
+        )
     return out
 
 
 def _encoder_kwargs(encoder: nn.Module) -> dict:
     if isinstance(encoder, ViTEncoder):
-        return dict(image_size=28, patch_size=PATCH, in_channels=1, dim=encoder.feature_dim, depth=len(encoder.blocks), heads=4)
+        return dict(
+            image_size=28, patch_size=PATCH, in_channels=1, dim=encoder.feature_dim, depth=len(encoder.blocks), heads=4
+        )
     return dict(in_channels=1, widths=encoder.widths)
 
 
 for _method in CONV_METHODS + VIT_METHODS:
     _config = {"method": _method, **SSL_CHECKPOINT}
     _shape = {k: SSL_CHECKPOINT[k] for k in ("widths", "dim", "depth", "queue_size", "visual_tokens")}
-    register_checkpoint(CourseCheckpoint(
-        name=f"ssl_{_method}",
-        lesson=LESSONS[_method],
-        description=f"{METHOD_NAMES[_method]} pre-trained on {SSL_CHECKPOINT['pretrain_images']:,} unlabelled Fashion-MNIST "
-                    f"images for {SSL_CHECKPOINT['epochs']} epochs (the fast profile's encoder)",
-        build=lambda m=_method, shape=_shape: build_ssl(m, **shape),
-        train=train_ssl,
-        config=_config,
-        evaluate=evaluate_ssl,
-        tolerances={"probe_accuracy": 0.02},
-    ))
+    register_checkpoint(
+        CourseCheckpoint(
+            name=f"ssl_{_method}",
+            lesson=LESSONS[_method],
+            description=f"{METHOD_NAMES[_method]} pre-trained on {SSL_CHECKPOINT['pretrain_images']:,} unlabelled Fashion-MNIST "
+            f"images for {SSL_CHECKPOINT['epochs']} epochs (the fast profile's encoder)",
+            build=lambda m=_method, shape=_shape: build_ssl(m, **shape),
+            train=train_ssl,
+            config=_config,
+            evaluate=evaluate_ssl,
+            tolerances={"probe_accuracy": 0.02},
+        )
+    )

@@ -7,7 +7,15 @@ classes and never import :mod:`cvkit.models`; their entries are in ``self_superv
 ``segment_anything`` and ``diffusion_unet``.
 """
 
-from cvkit.models.registry import ModelSpec, count_parameters, create_model, get_spec, list_models, model_factory, register_model
+from cvkit.models.registry import (
+    ModelSpec,
+    count_parameters,
+    create_model,
+    get_spec,
+    list_models,
+    model_factory,
+    register_model,
+)
 
 # Model modules register themselves on import; keep one import per module, sorted.
 from cvkit.models import alexnet  # noqa: F401,E402
@@ -44,4 +52,12 @@ from cvkit.models import vision_language  # noqa: F401,E402
 from cvkit.models import vit  # noqa: F401,E402
 from cvkit.models import zfnet  # noqa: F401,E402
 
-__all__ = ["ModelSpec", "count_parameters", "create_model", "get_spec", "list_models", "model_factory", "register_model"]
+__all__ = [
+    "ModelSpec",
+    "count_parameters",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "model_factory",
+    "register_model",
+]

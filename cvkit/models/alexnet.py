@@ -21,10 +21,20 @@ from cvkit.models.registry import register_model
 
 # (out channels, kernel, stride, padding, groups, LRN after, max-pool after) per conv layer
 ALEXNET_LAYERS = {
-    "original": [(96, 11, 4, 2, 1, True, True), (256, 5, 1, 2, 2, True, True), (384, 3, 1, 1, 1, False, False),
-                 (384, 3, 1, 1, 2, False, False), (256, 3, 1, 1, 2, False, True)],
-    "torchvision": [(64, 11, 4, 2, 1, False, True), (192, 5, 1, 2, 1, False, True), (384, 3, 1, 1, 1, False, False),
-                    (256, 3, 1, 1, 1, False, False), (256, 3, 1, 1, 1, False, True)],
+    "original": [
+        (96, 11, 4, 2, 1, True, True),
+        (256, 5, 1, 2, 2, True, True),
+        (384, 3, 1, 1, 1, False, False),
+        (384, 3, 1, 1, 2, False, False),
+        (256, 3, 1, 1, 2, False, True),
+    ],
+    "torchvision": [
+        (64, 11, 4, 2, 1, False, True),
+        (192, 5, 1, 2, 1, False, True),
+        (384, 3, 1, 1, 1, False, False),
+        (256, 3, 1, 1, 1, False, False),
+        (256, 3, 1, 1, 1, False, True),
+    ],
 }
 
 
@@ -49,7 +59,14 @@ class AlexNet(nn.Module):
         ValueError: unknown variant.
     """
 
-    def __init__(self, num_classes: int = 1000, variant: Literal["original", "torchvision"] = "original", in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        variant: Literal["original", "torchvision"] = "original",
+        in_channels: int = 3,
+        width_mult: float = 1.0,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if variant not in ALEXNET_LAYERS:
             raise ValueError(f"variant must be one of {sorted(ALEXNET_LAYERS)}, got {variant!r}")
@@ -67,8 +84,12 @@ class AlexNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(c * 36, hidden), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(c * 36, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, num_classes),
         )
 
@@ -77,24 +98,50 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("alexnet", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(width_mult=1 / 16), reference="Krizhevsky et al. 2012")
-def alexnet(num_classes: int = 1000, variant: Literal["original", "torchvision"] = "original", in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.5) -> AlexNet:
+@register_model(
+    "alexnet",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(width_mult=1 / 16),
+    reference="Krizhevsky et al. 2012",
+)
+def alexnet(
+    num_classes: int = 1000,
+    variant: Literal["original", "torchvision"] = "original",
+    in_channels: int = 3,
+    width_mult: float = 1.0,
+    dropout: float = 0.5,
+) -> AlexNet:
     """AlexNet for 224x224 images (60,965,224 parameters in the 2012 variant)."""
     return AlexNet(num_classes, variant, in_channels, width_mult, dropout)
 
 
-@register_model("alexnet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Krizhevsky et al. 2012")
+@register_model(
+    "alexnet_mini",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    reference="Krizhevsky et al. 2012",
+)
 def alexnet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 32, dropout: float = 0.5) -> nn.Sequential:
     """An AlexNet-style net for 28x28 images: 5 conv layers (ReLU, BN), 3 max-pools, a dropout MLP head."""
     w = width
     return nn.Sequential(
-        ConvBNAct(in_channels, w, 5), nn.MaxPool2d(2),  # 14x14
-        ConvBNAct(w, 2 * w, 5), nn.MaxPool2d(2),  # 7x7
-        ConvBNAct(2 * w, 3 * w, 3), ConvBNAct(3 * w, 3 * w, 3), ConvBNAct(3 * w, 2 * w, 3),
+        ConvBNAct(in_channels, w, 5),
+        nn.MaxPool2d(2),  # 14x14
+        ConvBNAct(w, 2 * w, 5),
+        nn.MaxPool2d(2),  # 7x7
+        ConvBNAct(2 * w, 3 * w, 3),
+        ConvBNAct(3 * w, 3 * w, 3),
+        ConvBNAct(3 * w, 2 * w, 3),
         nn.MaxPool2d(3, 2),  # 3x3, overlapping as in AlexNet
         nn.Flatten(),
-        nn.Dropout(dropout), nn.Linear(2 * w * 9, 8 * w), nn.ReLU(),
-        nn.Dropout(dropout), nn.Linear(8 * w, 8 * w), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(2 * w * 9, 8 * w),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(8 * w, 8 * w),
+        nn.ReLU(),
         nn.Linear(8 * w, num_classes),
     )

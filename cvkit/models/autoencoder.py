@@ -26,8 +26,12 @@ class LatentEncoder(nn.Module):
     def __init__(self, in_channels: int = 1, out_features: int = 16, width: int = 32) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.LeakyReLU(0.2),  # 28 -> 14
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 14 -> 7
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2),  # 28 -> 14
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),  # 14 -> 7
             nn.Flatten(),  # (B, 2w * 7 * 7)
         )
         self.fc = nn.Linear(2 * width * 7 * 7, out_features)
@@ -49,8 +53,11 @@ class LatentDecoder(nn.Module):
         self.width = width
         self.fc = nn.Linear(latent_dim, 2 * width * 7 * 7)
         self.net = nn.Sequential(
-            nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),  # 7 -> 14
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),  # 7 -> 14
             nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1),  # 14 -> 28
         )
 
@@ -87,8 +94,13 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-@register_model("conv_autoencoder", task="generation", input_shape=(1, 28, 28), output_shape=(1, 28, 28),
-                reference="Hinton & Salakhutdinov 2006; Vincent et al. 2008 (denoising)")
+@register_model(
+    "conv_autoencoder",
+    task="generation",
+    input_shape=(1, 28, 28),
+    output_shape=(1, 28, 28),
+    reference="Hinton & Salakhutdinov 2006; Vincent et al. 2008 (denoising)",
+)
 def conv_autoencoder(in_channels: int = 1, latent_dim: int = 16, width: int = 32) -> ConvAutoencoder:
     """A convolutional autoencoder for 28x28 images (reconstruction in [0, 1])."""
     return ConvAutoencoder(in_channels, latent_dim, width)

@@ -55,8 +55,12 @@ class ConvNet(nn.Module):
 
 
 @register_model(
-    "convnet_small_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-    smoke_kwargs=dict(widths=(8, 16)), reference="Simonyan & Zisserman 2015 (VGG-style, with BatchNorm)",
+    "convnet_small_28",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    smoke_kwargs=dict(widths=(8, 16)),
+    reference="Simonyan & Zisserman 2015 (VGG-style, with BatchNorm)",
 )
 def convnet_small_28(in_chans: int = 1, num_classes: int = 10, widths: Sequence[int] = (16, 32, 64)) -> ConvNet:
     """A plain CNN for 28 x 28 grey images with 73 k parameters, the size of ``vit_tiny_patch4_28`` (the lecture 06 baseline)."""

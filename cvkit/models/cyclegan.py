@@ -17,8 +17,13 @@ from cvkit.models.registry import register_model
 class _Residual(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), nn.InstanceNorm2d(c), nn.ReLU(inplace=True),
-                                  nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), nn.InstanceNorm2d(c))
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"),
+            nn.InstanceNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"),
+            nn.InstanceNorm2d(c),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -35,11 +40,18 @@ class CycleGANGenerator(nn.Module):
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, w, 7, padding=3, padding_mode="reflect"), nn.InstanceNorm2d(w), nn.ReLU(inplace=True),  # c7s1-w
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * w), nn.ReLU(inplace=True),  # d2w
+            nn.Conv2d(in_channels, w, 7, padding=3, padding_mode="reflect"),
+            nn.InstanceNorm2d(w),
+            nn.ReLU(inplace=True),  # c7s1-w
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+            nn.InstanceNorm2d(2 * w),
+            nn.ReLU(inplace=True),  # d2w
             *[_Residual(2 * w) for _ in range(residual_blocks)],
-            nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(w), nn.ReLU(inplace=True),  # u w
-            nn.Conv2d(w, out_channels, 7, padding=3, padding_mode="reflect"), nn.Sigmoid(),  # c7s1-C
+            nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1, output_padding=1),
+            nn.InstanceNorm2d(w),
+            nn.ReLU(inplace=True),  # u w
+            nn.Conv2d(w, out_channels, 7, padding=3, padding_mode="reflect"),
+            nn.Sigmoid(),  # c7s1-C
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,8 +69,11 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         w = width
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.InstanceNorm2d(2 * w), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(in_channels, w, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w, 2 * w, 4, 2, 1),
+            nn.InstanceNorm2d(2 * w),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * w, 1, 4, 1, 1),
         )
 
@@ -66,15 +81,29 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-@register_model("cyclegan_generator", task="generation", input_shape=(1, 28, 28), output_shape=(3, 28, 28),
-                smoke_kwargs=dict(width=4, residual_blocks=1), reference="Zhu et al. 2017 (CycleGAN); Johnson et al. 2016")
-def cyclegan_generator(in_channels: int = 1, out_channels: int = 3, width: int = 16, residual_blocks: int = 2) -> CycleGANGenerator:
+@register_model(
+    "cyclegan_generator",
+    task="generation",
+    input_shape=(1, 28, 28),
+    output_shape=(3, 28, 28),
+    smoke_kwargs=dict(width=4, residual_blocks=1),
+    reference="Zhu et al. 2017 (CycleGAN); Johnson et al. 2016",
+)
+def cyclegan_generator(
+    in_channels: int = 1, out_channels: int = 3, width: int = 16, residual_blocks: int = 2
+) -> CycleGANGenerator:
     """CycleGAN's ResNet generator, small: one downsampling, R residual blocks, one upsampling."""
     return CycleGANGenerator(in_channels, out_channels, width, residual_blocks)
 
 
-@register_model("patch_discriminator", task="generation", input_shape=(3, 28, 28), output_shape=(1, 6, 6),
-                smoke_kwargs=dict(width=4), reference="Isola et al. 2017 (PatchGAN)")
+@register_model(
+    "patch_discriminator",
+    task="generation",
+    input_shape=(3, 28, 28),
+    output_shape=(1, 6, 6),
+    smoke_kwargs=dict(width=4),
+    reference="Isola et al. 2017 (PatchGAN)",
+)
 def patch_discriminator(in_channels: int = 3, width: int = 16) -> PatchDiscriminator:
     """A PatchGAN discriminator: a map of real/fake logits, one per image patch."""
     return PatchDiscriminator(in_channels, width)

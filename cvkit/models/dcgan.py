@@ -39,10 +39,15 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.width = width
-        self.project = nn.Sequential(nn.Linear(latent_dim, 2 * width * 7 * 7, bias=False), nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, 2 * width * 7 * 7, bias=False), nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU()
+        )
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1), nn.Tanh(),  # 14 -> 28
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(width, out_channels, 4, stride=2, padding=1),
+            nn.Tanh(),  # 14 -> 28
         )
         self.apply(dcgan_init)
 
@@ -77,9 +82,11 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.spectral_norm = spectral_norm
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # 28 -> 14, no BN on the input layer
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),  # 28 -> 14, no BN on the input layer
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=spectral_norm),
-            nn.Identity() if spectral_norm else nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 14 -> 7
+            nn.Identity() if spectral_norm else nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2),  # 14 -> 7
             nn.Flatten(),
             nn.Linear(2 * width * 7 * 7, 1),
         )
@@ -93,15 +100,27 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).squeeze(1)  # (B,)
 
 
-@register_model("dcgan_generator", task="generation", example_inputs=lambda b: (torch.randn(b, 32),), output_shape=(1, 28, 28),
-                smoke_kwargs=dict(latent_dim=32, width=16), reference="Radford et al. 2016")
+@register_model(
+    "dcgan_generator",
+    task="generation",
+    example_inputs=lambda b: (torch.randn(b, 32),),
+    output_shape=(1, 28, 28),
+    smoke_kwargs=dict(latent_dim=32, width=16),
+    reference="Radford et al. 2016",
+)
 def dcgan_generator(latent_dim: int = 64, width: int = 64, out_channels: int = 1) -> DCGANGenerator:
     """DCGAN generator: noise vector to a 28x28 image in [-1, 1]."""
     return DCGANGenerator(latent_dim, width, out_channels)
 
 
-@register_model("dcgan_discriminator", task="generation", input_shape=(1, 28, 28), output_shape=(),
-                smoke_kwargs=dict(width=16), reference="Radford et al. 2016")
+@register_model(
+    "dcgan_discriminator",
+    task="generation",
+    input_shape=(1, 28, 28),
+    output_shape=(),
+    smoke_kwargs=dict(width=16),
+    reference="Radford et al. 2016",
+)
 def dcgan_discriminator(in_channels: int = 1, width: int = 64, spectral_norm: bool = False) -> DCGANDiscriminator:
     """DCGAN discriminator: a 28x28 image to one real/fake logit (``spectral_norm=True``: SN-GAN's, without BN)."""
     return DCGANDiscriminator(in_channels, width, spectral_norm)

@@ -59,14 +59,20 @@ def distillation_loss(
     Raises:
         ValueError: shapes that disagree or an unknown kind.
     """
-    if cls_logits.shape != dist_logits.shape or cls_logits.shape != teacher_logits.shape or labels.shape != cls_logits.shape[:1]:
+    if (
+        cls_logits.shape != dist_logits.shape
+        or cls_logits.shape != teacher_logits.shape
+        or labels.shape != cls_logits.shape[:1]
+    ):
         raise ValueError(
             f"expected cls/dist/teacher logits (B, K) and labels (B,), got {tuple(cls_logits.shape)}, "
             f"{tuple(dist_logits.shape)}, {tuple(teacher_logits.shape)}, {tuple(labels.shape)}"
         )
     teacher_logits = teacher_logits.detach().float()
     if kind == "hard":
-        return 0.5 * F.cross_entropy(cls_logits.float(), labels) + 0.5 * F.cross_entropy(dist_logits.float(), teacher_logits.argmax(1))
+        return 0.5 * F.cross_entropy(cls_logits.float(), labels) + 0.5 * F.cross_entropy(
+            dist_logits.float(), teacher_logits.argmax(1)
+        )
     if kind == "soft":
         student = F.log_softmax(dist_logits.float() / tau, dim=1)
         teacher = F.log_softmax(teacher_logits / tau, dim=1)
@@ -117,9 +123,16 @@ def distillation_step(teacher: nn.Module, kind: Distillation = "hard", alpha: fl
 
 
 @register_model(
-    "deit_tiny_distilled_patch4_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-    smoke_kwargs=VIT_SMOKE, reference="Touvron et al. 2021 (DeiT)",
+    "deit_tiny_distilled_patch4_28",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    smoke_kwargs=VIT_SMOKE,
+    reference="Touvron et al. 2021 (DeiT)",
 )
 def deit_tiny_distilled_patch4_28(**overrides) -> VisionTransformer:
     """The Fashion-MNIST ViT of ``vit_tiny_patch4_28`` with DeiT's distillation token and head."""
-    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, distilled=True, **VIT_MINI), **overrides)
+    return VisionTransformer(
+        ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, distilled=True, **VIT_MINI),
+        **overrides,
+    )

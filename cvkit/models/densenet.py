@@ -37,13 +37,24 @@ class DenseNet(nn.Module):
         ValueError: unknown stem.
     """
 
-    def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16), init_features: int = 64, bn_size: int = 4,
-                 compression: float = 0.5, num_classes: int = 1000, in_channels: int = 3, stem: Literal["imagenet", "small"] = "imagenet") -> None:
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config: Sequence[int] = (6, 12, 24, 16),
+        init_features: int = 64,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        stem: Literal["imagenet", "small"] = "imagenet",
+    ) -> None:
         super().__init__()
         if stem == "imagenet":
             layers: list[tuple[str, nn.Module]] = [
-                ("conv0", nn.Conv2d(in_channels, init_features, 7, 2, 3, bias=False)), ("norm0", nn.BatchNorm2d(init_features)),
-                ("relu0", nn.ReLU()), ("pool0", nn.MaxPool2d(3, 2, 1)),
+                ("conv0", nn.Conv2d(in_channels, init_features, 7, 2, 3, bias=False)),
+                ("norm0", nn.BatchNorm2d(init_features)),
+                ("relu0", nn.ReLU()),
+                ("pool0", nn.MaxPool2d(3, 2, 1)),
             ]
         elif stem == "small":
             layers = [("conv0", nn.Conv2d(in_channels, init_features, 3, padding=1, bias=False))]
@@ -68,15 +79,32 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("densenet121", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(growth_rate=4, init_features=8, block_config=(2, 2, 2, 2)), reference="Huang et al. 2017")
-def densenet121(num_classes: int = 1000, growth_rate: int = 32, init_features: int = 64, in_channels: int = 3,
-                block_config: Sequence[int] = (6, 12, 24, 16)) -> DenseNet:
+@register_model(
+    "densenet121",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(growth_rate=4, init_features=8, block_config=(2, 2, 2, 2)),
+    reference="Huang et al. 2017",
+)
+def densenet121(
+    num_classes: int = 1000,
+    growth_rate: int = 32,
+    init_features: int = 64,
+    in_channels: int = 3,
+    block_config: Sequence[int] = (6, 12, 24, 16),
+) -> DenseNet:
     """DenseNet-121 (k = 32, blocks 6-12-24-16; other ``block_config`` give its shallower or deeper siblings)."""
     return DenseNet(growth_rate, block_config, init_features, num_classes=num_classes, in_channels=in_channels)
 
 
-@register_model("densenet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Huang et al. 2017")
-def densenet_mini(num_classes: int = 10, in_channels: int = 1, growth_rate: int = 12, block_config: Sequence[int] = (4, 4, 4)) -> DenseNet:
+@register_model(
+    "densenet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Huang et al. 2017"
+)
+def densenet_mini(
+    num_classes: int = 10, in_channels: int = 1, growth_rate: int = 12, block_config: Sequence[int] = (4, 4, 4)
+) -> DenseNet:
     """A DenseNet-BC for 28x28 images: a 3x3 stem and three dense blocks (k = 12)."""
-    return DenseNet(growth_rate, block_config, 2 * growth_rate, num_classes=num_classes, in_channels=in_channels, stem="small")
+    return DenseNet(
+        growth_rate, block_config, 2 * growth_rate, num_classes=num_classes, in_channels=in_channels, stem="small"
+    )

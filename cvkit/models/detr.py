@@ -32,7 +32,9 @@ from cvkit.models.registry import register_model
 from cvkit.models.small_backbone import SmallBackbone
 
 
-def sine_position_encoding(height: int, width: int, dim: int, temperature: float = 10000.0, device=None) -> torch.Tensor:
+def sine_position_encoding(
+    height: int, width: int, dim: int, temperature: float = 10000.0, device=None
+) -> torch.Tensor:
     r"""DETR's 2-D sine positional encoding: the Transformer's sinusoids of the row (first half of the channels)
     and of the column (second half), with positions normalised to (0, 2 pi] (:mod:`cvkit.layers.position`
     uses integer positions instead, as MAE does).
@@ -56,7 +58,9 @@ def sine_position_encoding(height: int, width: int, dim: int, temperature: float
     x = torch.arange(1, width + 1, dtype=torch.float64) / width * 2 * math.pi  # (W,)
     ey = sincos_position_embedding_1d(y, half, temperature)  # (H, D/2): sin, cos interleaved
     ex = sincos_position_embedding_1d(x, half, temperature)  # (W, D/2)
-    pos = torch.cat([ey[:, None, :].expand(height, width, half), ex[None, :, :].expand(height, width, half)], dim=-1)  # (H, W, D)
+    pos = torch.cat(
+        [ey[:, None, :].expand(height, width, half), ex[None, :, :].expand(height, width, half)], dim=-1
+    )  # (H, W, D)
     return pos.reshape(height * width, dim).to(device)
 
 
@@ -85,10 +89,14 @@ class DecoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ffn, dim))
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
-    def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tgt: torch.Tensor, query_pos: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor
+    ) -> torch.Tensor:
         q = k = tgt + query_pos  # (B, N, d)
         tgt = self.norm1(tgt + self.self_attn(q, k, tgt, need_weights=False)[0])
-        tgt = self.norm2(tgt + self.cross_attn(tgt + query_pos, memory + pos, memory, need_weights=False)[0])  # (B, N, d)
+        tgt = self.norm2(
+            tgt + self.cross_attn(tgt + query_pos, memory + pos, memory, need_weights=False)[0]
+        )  # (B, N, d)
         return self.norm3(tgt + self.ffn(tgt))
 
 
@@ -110,9 +118,18 @@ class DETR(nn.Module):
         ``boxes`` (B, N, 4) xyxy pixels, and ``aux``: one such dict per earlier decoder layer.
     """
 
-    def __init__(self, num_classes: int = 3, num_queries: int = 10, dim: int = 128, heads: int = 4,
-                 encoder_layers: int = 2, decoder_layers: int = 2, ffn: int = 256,
-                 widths: Sequence[int] = (32, 64, 128), in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 3,
+        num_queries: int = 10,
+        dim: int = 128,
+        heads: int = 4,
+        encoder_layers: int = 2,
+        decoder_layers: int = 2,
+        ffn: int = 256,
+        widths: Sequence[int] = (32, 64, 128),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         self.num_classes, self.num_queries, self.dim = num_classes, num_queries, dim
         self.backbone = SmallBackbone(in_channels, widths)
@@ -122,13 +139,17 @@ class DETR(nn.Module):
         self.decoder_norm = nn.LayerNorm(dim)
         self.query_pos = nn.Parameter(torch.randn(num_queries, dim))  # the learned object queries
         self.class_head = nn.Linear(dim, num_classes + 1)
-        self.box_head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4))
+        self.box_head = nn.Sequential(
+            nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4)
+        )
 
     def _heads(self, h: torch.Tensor, image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
         b, n, _ = h.shape
         logits = self.class_head(h)  # (B, N, K + 1)
         cxcywh = self.box_head(h).sigmoid().reshape(b * n, 4)  # (B*N, 4), normalised
-        boxes = denormalize_boxes(box_convert(cxcywh, "cxcywh", "xyxy"), image_size).reshape(b, n, 4)  # (B, N, 4) pixels
+        boxes = denormalize_boxes(box_convert(cxcywh, "cxcywh", "xyxy"), image_size).reshape(
+            b, n, 4
+        )  # (B, N, 4) pixels
         return {"logits": logits, "boxes": boxes}
 
     def forward(self, images: torch.Tensor) -> dict:
@@ -173,10 +194,25 @@ def _reduce_all(out: dict) -> torch.Tensor:
     return total
 
 
-@register_model("detr_small", task="detection", input_shape=(3, 64, 64), output_shape=(10, 4),
-                smoke_kwargs={"dim": 32, "ffn": 64, "widths": (8, 16, 32)}, reduce=_reduce_all,
-                reference="Carion et al. 2020")
-def detr_small(num_classes: int = 3, num_queries: int = 10, dim: int = 128, heads: int = 4, encoder_layers: int = 2,
-               decoder_layers: int = 2, ffn: int = 256, widths: Sequence[int] = (32, 64, 128), in_channels: int = 3) -> DETR:
+@register_model(
+    "detr_small",
+    task="detection",
+    input_shape=(3, 64, 64),
+    output_shape=(10, 4),
+    smoke_kwargs={"dim": 32, "ffn": 64, "widths": (8, 16, 32)},
+    reduce=_reduce_all,
+    reference="Carion et al. 2020",
+)
+def detr_small(
+    num_classes: int = 3,
+    num_queries: int = 10,
+    dim: int = 128,
+    heads: int = 4,
+    encoder_layers: int = 2,
+    decoder_layers: int = 2,
+    ffn: int = 256,
+    widths: Sequence[int] = (32, 64, 128),
+    in_channels: int = 3,
+) -> DETR:
     """A small DETR (CNN backbone, transformer encoder-decoder, object queries) for shapes."""
     return DETR(num_classes, num_queries, dim, heads, encoder_layers, decoder_layers, ffn, widths, in_channels)

@@ -38,16 +38,27 @@ class FastRCNN(nn.Module):
         ValueError: an unknown ``pooling``, or rois that are not (R, 5).
     """
 
-    def __init__(self, num_classes: int = 3, widths: Sequence[int] = (32, 64), pool: int = 4, hidden: int = 256,
-                 pooling: Literal["pool", "align"] = "pool") -> None:
+    def __init__(
+        self,
+        num_classes: int = 3,
+        widths: Sequence[int] = (32, 64),
+        pool: int = 4,
+        hidden: int = 256,
+        pooling: Literal["pool", "align"] = "pool",
+    ) -> None:
         super().__init__()
         if pooling not in ("pool", "align"):
             raise ValueError(f"pooling must be 'pool' or 'align', got {pooling!r}")
         self.num_classes, self.pool, self.pooling = num_classes, pool, pooling
         self.backbone = SmallBackbone(3, widths)
         self.stride = self.backbone.strides[-1]
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * pool * pool, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(widths[-1] * pool * pool, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+        )
         self.cls_head = nn.Linear(hidden, num_classes + 1)
         self.box_head = nn.Linear(hidden, 4 * (num_classes + 1))
 
@@ -76,10 +87,20 @@ def _example_inputs(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch_size, 3, 64, 64), rois
 
 
-@register_model("fast_rcnn", task="detection", example_inputs=_example_inputs, smoke_kwargs=dict(widths=(8, 16), hidden=32),
-                reduce=lambda out: out["logits"].sum() + out["deltas"][:, 1:].sum(),
-                reference="Girshick 2015")
-def fast_rcnn(num_classes: int = 3, widths: Sequence[int] = (32, 64), pool: int = 4, hidden: int = 256,
-              pooling: Literal["pool", "align"] = "pool") -> FastRCNN:
+@register_model(
+    "fast_rcnn",
+    task="detection",
+    example_inputs=_example_inputs,
+    smoke_kwargs=dict(widths=(8, 16), hidden=32),
+    reduce=lambda out: out["logits"].sum() + out["deltas"][:, 1:].sum(),
+    reference="Girshick 2015",
+)
+def fast_rcnn(
+    num_classes: int = 3,
+    widths: Sequence[int] = (32, 64),
+    pool: int = 4,
+    hidden: int = 256,
+    pooling: Literal["pool", "align"] = "pool",
+) -> FastRCNN:
     """Fast R-CNN on a two-stage backbone (stride 4) for 64 x 64 shapes images."""
     return FastRCNN(num_classes, widths, pool, hidden, pooling)

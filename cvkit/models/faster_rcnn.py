@@ -28,8 +28,14 @@ from cvkit.models.registry import register_model
 from cvkit.models.small_backbone import LastStage, SmallBackbone
 
 
-def _rcnn_parts(num_classes: int, image_size: int, widths: Sequence[int], anchor_sizes: Sequence[int],
-                aspect_ratios: Sequence[float], representation: int) -> dict:
+def _rcnn_parts(
+    num_classes: int,
+    image_size: int,
+    widths: Sequence[int],
+    anchor_sizes: Sequence[int],
+    aspect_ratios: Sequence[float],
+    representation: int,
+) -> dict:
     """The keyword arguments shared by the small Faster and Mask R-CNN."""
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -40,24 +46,34 @@ def _rcnn_parts(num_classes: int, image_size: int, widths: Sequence[int], anchor
     backbone = LastStage(SmallBackbone(3, widths))
     return dict(
         backbone=backbone,
-        min_size=image_size, max_size=image_size,  # keep small images small (torchvision resizes to 800 by default)
-        image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25],
+        min_size=image_size,
+        max_size=image_size,  # keep small images small (torchvision resizes to 800 by default)
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.25, 0.25, 0.25],
         rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), (tuple(aspect_ratios),)),
-        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
-        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+        rpn_pre_nms_top_n_train=300,
+        rpn_post_nms_top_n_train=100,
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_test=100,
         rpn_batch_size_per_image=64,
         # one bilinear sample per bin: RoIs here span a few feature cells, and the CPU backward of
         # RoIAlign costs in proportion to the samples (it dominated the step time with 2 x 2)
         box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=1),
         box_head=TwoMLPHead(backbone.out_channels * 7 * 7, representation),
         box_predictor=FastRCNNPredictor(representation, num_classes),
-        box_batch_size_per_image=32, box_detections_per_img=30,  # <= 6 objects per image: few RoIs suffice
+        box_batch_size_per_image=32,
+        box_detections_per_img=30,  # <= 6 objects per image: few RoIs suffice
     )
 
 
-def faster_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence[int] = (32, 64, 128),
-                      anchor_sizes: Sequence[int] = (8, 16, 32), aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                      representation: int = 128) -> nn.Module:
+def faster_rcnn_small(
+    num_classes: int = 4,
+    image_size: int = 64,
+    widths: Sequence[int] = (32, 64, 128),
+    anchor_sizes: Sequence[int] = (8, 16, 32),
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+    representation: int = 128,
+) -> nn.Module:
     """torchvision Faster R-CNN with a small backbone, for ``image_size``-pixel images.
 
     Args:
@@ -74,12 +90,20 @@ def faster_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequen
     """
     from torchvision.models.detection import FasterRCNN
 
-    return FasterRCNN(num_classes=None, **_rcnn_parts(num_classes, image_size, widths, anchor_sizes, aspect_ratios, representation))
+    return FasterRCNN(
+        num_classes=None, **_rcnn_parts(num_classes, image_size, widths, anchor_sizes, aspect_ratios, representation)
+    )
 
 
-def mask_rcnn_small(num_classes: int = 4, image_size: int = 64, widths: Sequence[int] = (32, 64, 128),
-                    anchor_sizes: Sequence[int] = (8, 16, 32), aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                    representation: int = 128, mask_channels: int = 64) -> nn.Module:
+def mask_rcnn_small(
+    num_classes: int = 4,
+    image_size: int = 64,
+    widths: Sequence[int] = (32, 64, 128),
+    anchor_sizes: Sequence[int] = (8, 16, 32),
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+    representation: int = 128,
+    mask_channels: int = 64,
+) -> nn.Module:
     """torchvision Mask R-CNN with a small backbone and a light mask head.
 
     Args:
@@ -108,7 +132,9 @@ def _shapes_batch(batch_size: int) -> tuple:
     """Two 64x64 shapes images and their targets (labels 1..3), for the registry's smoke test."""
     from cvkit.data.shapes import ShapesDataset, collate_detection
 
-    images, targets = collate_detection([ShapesDataset(n=batch_size, image_size=64, seed=0)[i] for i in range(batch_size)])
+    images, targets = collate_detection(
+        [ShapesDataset(n=batch_size, image_size=64, seed=0)[i] for i in range(batch_size)]
+    )
     return list(images), targets
 
 
@@ -117,7 +143,17 @@ def _box_targets(batch_size: int) -> tuple:
     return images, [{k: v for k, v in t.items() if k != "masks"} for t in targets]
 
 
-register_model("faster_rcnn_small", task="detection", example_inputs=_box_targets,
-               smoke_kwargs={"widths": (8, 16, 32), "representation": 32}, reference="Ren et al. 2015")(faster_rcnn_small)
-register_model("mask_rcnn_small", task="detection", example_inputs=_shapes_batch,
-               smoke_kwargs={"widths": (8, 16, 32), "representation": 32, "mask_channels": 8}, reference="He et al. 2017")(mask_rcnn_small)
+register_model(
+    "faster_rcnn_small",
+    task="detection",
+    example_inputs=_box_targets,
+    smoke_kwargs={"widths": (8, 16, 32), "representation": 32},
+    reference="Ren et al. 2015",
+)(faster_rcnn_small)
+register_model(
+    "mask_rcnn_small",
+    task="detection",
+    example_inputs=_shapes_batch,
+    smoke_kwargs={"widths": (8, 16, 32), "representation": 32, "mask_channels": 8},
+    reference="He et al. 2017",
+)(mask_rcnn_small)

@@ -47,7 +47,9 @@ class FCNHead(nn.Module):
     def __init__(self, channels: Sequence[int], strides: Sequence[int], num_classes: int) -> None:
         super().__init__()
         if len(channels) != len(strides) or any(a != 2 * b for a, b in zip(strides, strides[1:])):
-            raise ValueError(f"need one stride per feature map, each half the previous; got channels {channels}, strides {strides}")
+            raise ValueError(
+                f"need one stride per feature map, each half the previous; got channels {channels}, strides {strides}"
+            )
         self.strides = tuple(strides)
         self.score = nn.ModuleList([nn.Conv2d(c, num_classes, kernel_size=1) for c in channels])
         self.up2 = nn.ModuleList([bilinear_upsampler(num_classes, 2) for _ in channels[1:]])
@@ -76,8 +78,13 @@ class FCN(nn.Module):
         ValueError: unknown variant, or too few backbone stages for it.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 4, widths: Sequence[int] = (32, 64, 128, 256),
-                 variant: Literal["fcn16s", "fcn8s", "fcn4s"] = "fcn8s") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 4,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        variant: Literal["fcn16s", "fcn8s", "fcn4s"] = "fcn8s",
+    ) -> None:
         super().__init__()
         if variant not in FCN_VARIANTS:
             raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
@@ -98,9 +105,19 @@ class FCN(nn.Module):
         return self.head(features)
 
 
-@register_model("fcn", task="segmentation", input_shape=(3, 64, 64), output_shape=(4, 64, 64),
-                smoke_kwargs={"widths": (8, 16, 16, 32)}, reference="Long, Shelhamer and Darrell 2015")
-def fcn(in_channels: int = 3, num_classes: int = 4, widths: Sequence[int] = (32, 64, 128, 256),
-        variant: Literal["fcn16s", "fcn8s", "fcn4s"] = "fcn8s") -> FCN:
+@register_model(
+    "fcn",
+    task="segmentation",
+    input_shape=(3, 64, 64),
+    output_shape=(4, 64, 64),
+    smoke_kwargs={"widths": (8, 16, 16, 32)},
+    reference="Long, Shelhamer and Darrell 2015",
+)
+def fcn(
+    in_channels: int = 3,
+    num_classes: int = 4,
+    widths: Sequence[int] = (32, 64, 128, 256),
+    variant: Literal["fcn16s", "fcn8s", "fcn4s"] = "fcn8s",
+) -> FCN:
     """Fully convolutional network with skip connections, for semantic segmentation of shapes."""
     return FCN(in_channels, num_classes, widths, variant)

@@ -57,8 +57,14 @@ class TinyFlowNet(nn.Module):
         return self.out(d)
 
 
-@register_model("tiny_flownet", task="other", input_shape=(6, 32, 32), output_shape=(2, 32, 32), smoke_kwargs=dict(width=4),
-                reference="Dosovitskiy et al. 2015 (FlowNetSimple)")
+@register_model(
+    "tiny_flownet",
+    task="other",
+    input_shape=(6, 32, 32),
+    output_shape=(2, 32, 32),
+    smoke_kwargs=dict(width=4),
+    reference="Dosovitskiy et al. 2015 (FlowNetSimple)",
+)
 def tiny_flownet(width: int = 16) -> TinyFlowNet:
     """A three-stage FlowNetSimple for 2 x RGB frame pairs (H, W divisible by 8)."""
     return TinyFlowNet(width)

@@ -46,12 +46,22 @@ class GoogLeNet(nn.Module):
         input (B, C, 224, 224) (any H, W >= 32 works); output (B, K) logits.
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, norm: Literal["batch", "none"] = "none", width_mult: float = 1.0, dropout: float = 0.4) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        norm: Literal["batch", "none"] = "none",
+        width_mult: float = 1.0,
+        dropout: float = 0.4,
+    ) -> None:
         super().__init__()
         w = lambda c: max(1, round(c * width_mult))  # noqa: E731
         self.stem = nn.Sequential(
-            ConvBNAct(in_channels, w(64), 7, 2, 3, norm=norm), nn.MaxPool2d(3, 2, ceil_mode=True),
-            ConvBNAct(w(64), w(64), 1, norm=norm), ConvBNAct(w(64), w(192), 3, norm=norm), nn.MaxPool2d(3, 2, ceil_mode=True),
+            ConvBNAct(in_channels, w(64), 7, 2, 3, norm=norm),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            ConvBNAct(w(64), w(64), 1, norm=norm),
+            ConvBNAct(w(64), w(192), 3, norm=norm),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
         )
         c = w(192)
         for name, (_, *widths, _paper) in GOOGLENET_TABLE.items():
@@ -74,14 +84,32 @@ class GoogLeNet(nn.Module):
         return self.fc(self.dropout(x))
 
 
-@register_model("googlenet", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(width_mult=1 / 16, norm="batch"), reference="Szegedy et al. 2015")
-def googlenet(num_classes: int = 1000, in_channels: int = 3, norm: Literal["batch", "none"] = "none", width_mult: float = 1.0, dropout: float = 0.4) -> GoogLeNet:
+@register_model(
+    "googlenet",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(width_mult=1 / 16, norm="batch"),
+    reference="Szegedy et al. 2015",
+)
+def googlenet(
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm: Literal["batch", "none"] = "none",
+    width_mult: float = 1.0,
+    dropout: float = 0.4,
+) -> GoogLeNet:
     """GoogLeNet (Inception v1), Table 1 of the paper, without auxiliary classifiers."""
     return GoogLeNet(num_classes, in_channels, norm, width_mult, dropout)
 
 
-@register_model("googlenet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Szegedy et al. 2015")
+@register_model(
+    "googlenet_mini",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    reference="Szegedy et al. 2015",
+)
 def googlenet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> nn.Sequential:
     """An Inception net for 28x28 images: a 3x3 stem and three Inception modules (with BN) between max-pools."""
     w = width
@@ -89,6 +117,13 @@ def googlenet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 16)
     b = InceptionModule(a.out_channels, 2 * w, 2 * w, 3 * w, w // 2, w, w)  # 14x14 -> 7w
     c = InceptionModule(b.out_channels, 3 * w, 2 * w, 4 * w, w // 2, w, w)  # 7x7 -> 9w
     return nn.Sequential(
-        ConvBNAct(in_channels, 2 * w, 3), a, nn.MaxPool2d(2), b, nn.MaxPool2d(2), c,
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c.out_channels, num_classes),
+        ConvBNAct(in_channels, 2 * w, 3),
+        a,
+        nn.MaxPool2d(2),
+        b,
+        nn.MaxPool2d(2),
+        c,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(c.out_channels, num_classes),
     )

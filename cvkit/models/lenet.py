@@ -40,25 +40,52 @@ class LeNet5(nn.Module):
         ValueError: unknown ``pool``.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, act: ActivationName = "tanh", pool: Literal["avg", "max"] = "avg", padding: int = 2) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        act: ActivationName = "tanh",
+        pool: Literal["avg", "max"] = "avg",
+        padding: int = 2,
+    ) -> None:
         super().__init__()
         if pool not in ("avg", "max"):
             raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
         Pool = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
-        self.features = nn.Sequential(OrderedDict(
-            c1=nn.Conv2d(in_channels, 6, 5, padding=padding), act1=make_activation(act),  # (B, 6, 28, 28)
-            s2=Pool(2), c3=nn.Conv2d(6, 16, 5), act3=make_activation(act),  # (B, 16, 10, 10)
-            s4=Pool(2), c5=nn.Conv2d(16, 120, 5), act5=make_activation(act),  # (B, 120, 1, 1)
-        ))
-        self.classifier = nn.Sequential(OrderedDict(
-            flatten=nn.Flatten(), f6=nn.Linear(120, 84), act6=make_activation(act), output=nn.Linear(84, num_classes),
-        ))
+        self.features = nn.Sequential(
+            OrderedDict(
+                c1=nn.Conv2d(in_channels, 6, 5, padding=padding),
+                act1=make_activation(act),  # (B, 6, 28, 28)
+                s2=Pool(2),
+                c3=nn.Conv2d(6, 16, 5),
+                act3=make_activation(act),  # (B, 16, 10, 10)
+                s4=Pool(2),
+                c5=nn.Conv2d(16, 120, 5),
+                act5=make_activation(act),  # (B, 120, 1, 1)
+            )
+        )
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                flatten=nn.Flatten(),
+                f6=nn.Linear(120, 84),
+                act6=make_activation(act),
+                output=nn.Linear(84, num_classes),
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-@register_model("lenet5", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="LeCun et al. 1998")
-def lenet5(num_classes: int = 10, in_channels: int = 1, act: ActivationName = "tanh", pool: Literal["avg", "max"] = "avg", padding: int = 2) -> LeNet5:
+@register_model(
+    "lenet5", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="LeCun et al. 1998"
+)
+def lenet5(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    act: ActivationName = "tanh",
+    pool: Literal["avg", "max"] = "avg",
+    padding: int = 2,
+) -> LeNet5:
     """LeNet-5 for 28x28 grey images (61,706 parameters)."""
     return LeNet5(num_classes, in_channels, act, pool, padding)

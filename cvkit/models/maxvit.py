@@ -45,7 +45,9 @@ class MaxViTConfig:
         for i in range(len(self.dims)):
             side //= 2
             if side % self.partition:
-                raise ValueError(f"stage {i + 1} works on a {side}x{side} grid, not divisible by partition {self.partition}")
+                raise ValueError(
+                    f"stage {i + 1} works on a {side}x{side} grid, not divisible by partition {self.partition}"
+                )
 
 
 class MaxViT(nn.Module):
@@ -63,7 +65,9 @@ class MaxViT(nn.Module):
         cfg = replace(config or MaxViTConfig(), **overrides) if overrides else (config or MaxViTConfig())
         self.config = cfg
         self.stem = nn.Sequential(
-            nn.Conv2d(cfg.in_chans, cfg.stem_dim, 3, 2, 1), nn.BatchNorm2d(cfg.stem_dim), nn.GELU(),
+            nn.Conv2d(cfg.in_chans, cfg.stem_dim, 3, 2, 1),
+            nn.BatchNorm2d(cfg.stem_dim),
+            nn.GELU(),
             nn.Conv2d(cfg.stem_dim, cfg.stem_dim, 3, 1, 1),
         )
         self.stages = nn.ModuleList()
@@ -72,10 +76,21 @@ class MaxViT(nn.Module):
             side //= 2
             blocks = nn.ModuleList()
             for j in range(depth):
-                blocks.append(nn.ModuleDict({
-                    "mbconv": MBConv(c if j == 0 else dim, dim, stride=2 if j == 0 else 1),
-                    "attention": BlockGridAttention(dim, heads, (side, side), size=cfg.partition, mlp_ratio=cfg.mlp_ratio, drop_path=cfg.drop_path),
-                }))
+                blocks.append(
+                    nn.ModuleDict(
+                        {
+                            "mbconv": MBConv(c if j == 0 else dim, dim, stride=2 if j == 0 else 1),
+                            "attention": BlockGridAttention(
+                                dim,
+                                heads,
+                                (side, side),
+                                size=cfg.partition,
+                                mlp_ratio=cfg.mlp_ratio,
+                                drop_path=cfg.drop_path,
+                            ),
+                        }
+                    )
+                )
             self.stages.append(blocks)
             c = dim
         self.norm = nn.LayerNorm(c)
@@ -92,8 +107,14 @@ class MaxViT(nn.Module):
         return self.head(self.norm(x.mean(dim=(2, 3))))
 
 
-@register_model("maxvit_tiny_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-                smoke_kwargs=dict(stem_dim=8, dims=(8, 16), heads=(1, 2)), reference="Tu et al. 2022 (MaxViT)")
+@register_model(
+    "maxvit_tiny_32",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=dict(stem_dim=8, dims=(8, 16), heads=(1, 2)),
+    reference="Tu et al. 2022 (MaxViT)",
+)
 def maxvit_tiny_32(**overrides) -> MaxViT:
     """A two-stage MaxViT for 32 x 32 images: 8 x 8 then 4 x 4 tokens, block and grid size 4."""
     return MaxViT(MaxViTConfig(), **overrides)

@@ -26,7 +26,9 @@ class MLP(nn.Module):
         ValueError: an input whose flattened size is not ``in_features``.
     """
 
-    def __init__(self, in_features: int = 784, hidden: Sequence[int] = (256, 128), num_classes: int = 10, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_features: int = 784, hidden: Sequence[int] = (256, 128), num_classes: int = 10, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         layers: list[nn.Module] = [nn.Flatten()]
@@ -45,7 +47,9 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-@register_model("mlp", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Rumelhart et al. 1986")
+@register_model(
+    "mlp", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Rumelhart et al. 1986"
+)
 def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 128), num_classes: int = 10, dropout: float = 0.0) -> MLP:
     """A two-hidden-layer MLP for 28x28 grey images."""
     return MLP(in_features, hidden, num_classes, dropout)

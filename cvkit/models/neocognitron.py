@@ -60,7 +60,9 @@ class Neocognitron(nn.Module):
         ValueError: an input that is not (B, 1, H, W).
     """
 
-    def __init__(self, num_classes: int = 10, orientations: int = 4, s2_planes: int = 16, s2_kernel: int = 5, gain: float = 8.0) -> None:
+    def __init__(
+        self, num_classes: int = 10, orientations: int = 4, s2_planes: int = 16, s2_kernel: int = 5, gain: float = 8.0
+    ) -> None:
         super().__init__()
         bank = gabor_bank(7, frequency=0.2, sigma=2.0, orientations=orientations, aspect=0.5, phases=(0.0, math.pi))
         self.register_buffer("s1_kernels", bank * gain)  # (2 * orientations, 1, 7, 7): light and dark bars, fixed
@@ -86,8 +88,16 @@ class Neocognitron(nn.Module):
         return self.readout(F.adaptive_avg_pool2d(c2, 4).flatten(1))
 
 
-@register_model("neocognitron", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-                smoke_kwargs=dict(s2_planes=4), reference="Fukushima 1980")
-def neocognitron(num_classes: int = 10, orientations: int = 4, s2_planes: int = 16, s2_kernel: int = 5, gain: float = 8.0) -> Neocognitron:
+@register_model(
+    "neocognitron",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    smoke_kwargs=dict(s2_planes=4),
+    reference="Fukushima 1980",
+)
+def neocognitron(
+    num_classes: int = 10, orientations: int = 4, s2_planes: int = 16, s2_kernel: int = 5, gain: float = 8.0
+) -> Neocognitron:
     """A two-stage Neocognitron (fixed Gabor S1, learned S2) for 28x28 grey images."""
     return Neocognitron(num_classes, orientations, s2_planes, s2_kernel, gain)

@@ -41,7 +41,9 @@ def try_pretrained(name: str, weights: str = "DEFAULT") -> tuple[nn.Module, Any]
     return model, enum
 
 
-def detect_with_pretrained(name: str, image: torch.Tensor, weights: str = "DEFAULT") -> tuple[dict[str, torch.Tensor], list[str]] | None:
+def detect_with_pretrained(
+    name: str, image: torch.Tensor, weights: str = "DEFAULT"
+) -> tuple[dict[str, torch.Tensor], list[str]] | None:
     """One image through a pretrained torchvision detector (Faster/Mask R-CNN on COCO), or ``None`` offline.
 
     Args:

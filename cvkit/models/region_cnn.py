@@ -42,8 +42,14 @@ class RegionCNN(nn.Module):
         and ``deltas`` (B, 4) float: (dx, dy, dw, dh) of the object relative to the input region.
     """
 
-    def __init__(self, num_classes: int = 4, widths: Sequence[int] = (16, 32, 64), in_channels: int = 3, hidden: int = 128,
-                 pool: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 4,
+        widths: Sequence[int] = (16, 32, 64),
+        in_channels: int = 3,
+        hidden: int = 128,
+        pool: int = 3,
+    ) -> None:
         super().__init__()
         self.backbone = SmallBackbone(in_channels, widths)
         self.pool = nn.AdaptiveAvgPool2d(pool)
@@ -56,9 +62,16 @@ class RegionCNN(nn.Module):
         return {"logits": self.cls_head(h), "deltas": self.box_head(h)}
 
 
-@register_model("region_cnn", task="detection", input_shape=(3, 32, 32), output_shape=(4,),
-                smoke_kwargs={"widths": (8, 16)}, reference="Girshick et al. 2014")
-def region_cnn(num_classes: int = 4, widths: Sequence[int] = (16, 32, 64), in_channels: int = 3, hidden: int = 128,
-               pool: int = 3) -> RegionCNN:
+@register_model(
+    "region_cnn",
+    task="detection",
+    input_shape=(3, 32, 32),
+    output_shape=(4,),
+    smoke_kwargs={"widths": (8, 16)},
+    reference="Girshick et al. 2014",
+)
+def region_cnn(
+    num_classes: int = 4, widths: Sequence[int] = (16, 32, 64), in_channels: int = 3, hidden: int = 128, pool: int = 3
+) -> RegionCNN:
     """Classify a region (K classes or background) and regress its box correction (R-CNN's per-region CNN)."""
     return RegionCNN(num_classes, widths, in_channels, hidden, pool)

@@ -19,7 +19,16 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-TASKS = ("classification", "segmentation", "detection", "generation", "embedding", "captioning", "promptable-segmentation", "other")
+TASKS = (
+    "classification",
+    "segmentation",
+    "detection",
+    "generation",
+    "embedding",
+    "captioning",
+    "promptable-segmentation",
+    "other",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,17 @@ def register_model(
     def wrap(builder: Callable[..., nn.Module]):
         doc = (builder.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = ModelSpec(
-            name, builder, task, input_shape, output_shape, example_inputs, dict(smoke_kwargs or {}), reduce,
-            tuple(unused_parameters), description or (doc[0] if doc else ""), reference,
+            name,
+            builder,
+            task,
+            input_shape,
+            output_shape,
+            example_inputs,
+            dict(smoke_kwargs or {}),
+            reduce,
+            tuple(unused_parameters),
+            description or (doc[0] if doc else ""),
+            reference,
         )
         return builder
 

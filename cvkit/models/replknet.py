@@ -52,11 +52,20 @@ class RepLKNet(nn.Module):
         ValueError: ``dims``, ``kernels`` and ``depths`` of different lengths.
     """
 
-    def __init__(self, dims: Sequence[int] = (32, 64), kernels: Sequence[int] = (13, 7), depths: Sequence[int] = (1, 1), small_kernel: int = 5,
-                 num_classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        dims: Sequence[int] = (32, 64),
+        kernels: Sequence[int] = (13, 7),
+        depths: Sequence[int] = (1, 1),
+        small_kernel: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 1,
+    ) -> None:
         super().__init__()
         if not len(dims) == len(kernels) == len(depths):
-            raise ValueError(f"dims, kernels and depths need one entry per stage, got {len(dims)}, {len(kernels)}, {len(depths)}")
+            raise ValueError(
+                f"dims, kernels and depths need one entry per stage, got {len(dims)}, {len(kernels)}, {len(depths)}"
+            )
         layers: list[nn.Module] = [ConvBNAct(in_channels, dims[0], 3)]
         for i, (dim, k, n) in enumerate(zip(dims, kernels, depths)):
             if i > 0:  # transition: 1x1 to the new width, depthwise 3x3 with stride 2
@@ -80,7 +89,11 @@ class RepLKNet(nn.Module):
         return self
 
 
-@register_model("replknet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Ding et al. 2022")
-def replknet_mini(num_classes: int = 10, in_channels: int = 1, dims: Sequence[int] = (32, 64), kernels: Sequence[int] = (13, 7)) -> RepLKNet:
+@register_model(
+    "replknet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Ding et al. 2022"
+)
+def replknet_mini(
+    num_classes: int = 10, in_channels: int = 1, dims: Sequence[int] = (32, 64), kernels: Sequence[int] = (13, 7)
+) -> RepLKNet:
     """A two-stage RepLKNet for 28x28 images: 13x13 kernels at 28x28, 7x7 at 14x14."""
     return RepLKNet(dims, kernels, (1, 1), num_classes=num_classes, in_channels=in_channels)

@@ -102,8 +102,19 @@ class ResNet(nn.Module):
                     c = planes
                 else:
                     mid = int(planes * width_per_group / 64) * groups
-                    blocks.append(Bottleneck(c, planes * 4, stride, mid_channels=mid, groups=groups, stride_in=stride_in,
-                                             shortcut=shortcut, se_reduction=se_reduction, spatial=spatial))
+                    blocks.append(
+                        Bottleneck(
+                            c,
+                            planes * 4,
+                            stride,
+                            mid_channels=mid,
+                            groups=groups,
+                            stride_in=stride_in,
+                            shortcut=shortcut,
+                            se_reduction=se_reduction,
+                            spatial=spatial,
+                        )
+                    )
                     c = planes * 4
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
         self.num_stages = len(layers)
@@ -144,8 +155,15 @@ def resnet(depth: int = 50, num_classes: int = 1000, **kwargs) -> ResNet:
 
 
 def _register_imagenet(depth: int) -> None:
-    @register_model(f"resnet{depth}", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                    smoke_kwargs=dict(width=4), reference="He et al. 2016", description=f"ResNet-{depth} for ImageNet")
+    @register_model(
+        f"resnet{depth}",
+        task="classification",
+        input_shape=(3, 224, 224),
+        output_shape=(1000,),
+        smoke_kwargs=dict(width=4),
+        reference="He et al. 2016",
+        description=f"ResNet-{depth} for ImageNet",
+    )
     def builder(num_classes: int = 1000, **kwargs) -> ResNet:
         return resnet(depth, num_classes, **kwargs)
 
@@ -155,21 +173,41 @@ for _depth in (18, 50):
     _register_imagenet(_depth)
 
 
-@register_model("resnext50_32x4d", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(width=8, groups=2, width_per_group=16), reference="Xie et al. 2017")
+@register_model(
+    "resnext50_32x4d",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(width=8, groups=2, width_per_group=16),
+    reference="Xie et al. 2017",
+)
 def resnext50_32x4d(num_classes: int = 1000, groups: int = 32, width_per_group: int = 4, **kwargs) -> ResNet:
     """ResNeXt-50 (32x4d): ResNet-50 with 32 groups of width 4 in every 3x3 conv."""
     return resnet(50, num_classes, groups=groups, width_per_group=width_per_group, **kwargs)
 
 
-@register_model("se_resnet50", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(width=4, se_reduction=4), reference="Hu et al. 2018")
+@register_model(
+    "se_resnet50",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(width=4, se_reduction=4),
+    reference="Hu et al. 2018",
+)
 def se_resnet50(num_classes: int = 1000, se_reduction: int = 16, **kwargs) -> ResNet:
     """SE-ResNet-50: ResNet-50 with a squeeze-and-excitation gate (r = 16) in every block."""
     return resnet(50, num_classes, se_reduction=se_reduction, **kwargs)
 
 
-def cifar_resnet(depth: int = 20, num_classes: int = 10, *, in_channels: int = 3, width: int = 16, shortcut: Shortcut = "pad", **kwargs) -> ResNet:
+def cifar_resnet(
+    depth: int = 20,
+    num_classes: int = 10,
+    *,
+    in_channels: int = 3,
+    width: int = 16,
+    shortcut: Shortcut = "pad",
+    **kwargs,
+) -> ResNet:
     """The CIFAR network of He et al. section 4.2: 6n + 2 weight layers, widths 16-32-64.
 
     Args:
@@ -183,36 +221,73 @@ def cifar_resnet(depth: int = 20, num_classes: int = 10, *, in_channels: int = 3
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {depth}")
     n = (depth - 2) // 6
-    return ResNet("basic", (n, n, n), num_classes, in_channels=in_channels, width=width, stem="small", shortcut=shortcut, **kwargs)
+    return ResNet(
+        "basic", (n, n, n), num_classes, in_channels=in_channels, width=width, stem="small", shortcut=shortcut, **kwargs
+    )
 
 
-@register_model("resnet_cifar", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-                smoke_kwargs=dict(depth=8, width=4), reference="He et al. 2016, section 4.2")
-def resnet_cifar(depth: int = 20, num_classes: int = 10, in_channels: int = 3, width: int = 16, shortcut: Shortcut = "pad", **kwargs) -> ResNet:
+@register_model(
+    "resnet_cifar",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=dict(depth=8, width=4),
+    reference="He et al. 2016, section 4.2",
+)
+def resnet_cifar(
+    depth: int = 20, num_classes: int = 10, in_channels: int = 3, width: int = 16, shortcut: Shortcut = "pad", **kwargs
+) -> ResNet:
     """A CIFAR-style residual network of depth 6n + 2 (ResNet-20 by default)."""
     return cifar_resnet(depth, num_classes, in_channels=in_channels, width=width, shortcut=shortcut, **kwargs)
 
 
-@register_model("plain_cifar", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-                smoke_kwargs=dict(depth=8, width=4), reference="He et al. 2016, section 4.2")
+@register_model(
+    "plain_cifar",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=dict(depth=8, width=4),
+    reference="He et al. 2016, section 4.2",
+)
 def plain_cifar(depth: int = 20, num_classes: int = 10, in_channels: int = 3, width: int = 16, **kwargs) -> ResNet:
     """The plain twin of ``resnet_cifar``: the same layers without shortcuts."""
     return cifar_resnet(depth, num_classes, in_channels=in_channels, width=width, shortcut="none", **kwargs)
 
 
-@register_model("resnext_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Xie et al. 2017")
-def resnext_mini(num_classes: int = 10, in_channels: int = 1, width: int = 16, groups: int = 8, width_per_group: int = 8) -> ResNet:
+@register_model(
+    "resnext_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Xie et al. 2017"
+)
+def resnext_mini(
+    num_classes: int = 10, in_channels: int = 1, width: int = 16, groups: int = 8, width_per_group: int = 8
+) -> ResNet:
     """A ResNeXt for 28x28 images: 3x3 stem, three stages of two grouped bottlenecks (cardinality 8)."""
-    return ResNet("bottleneck", (2, 2, 2), num_classes, in_channels=in_channels, width=width, stem="small", groups=groups, width_per_group=width_per_group)
+    return ResNet(
+        "bottleneck",
+        (2, 2, 2),
+        num_classes,
+        in_channels=in_channels,
+        width=width,
+        stem="small",
+        groups=groups,
+        width_per_group=width_per_group,
+    )
 
 
-@register_model("se_resnet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Hu et al. 2018")
+@register_model(
+    "se_resnet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Hu et al. 2018"
+)
 def se_resnet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 16, se_reduction: int = 4) -> ResNet:
     """A ResNet-8 for 28x28 images with a squeeze-and-excitation gate in every block."""
-    return ResNet("basic", (1, 1, 1), num_classes, in_channels=in_channels, width=width, stem="small", se_reduction=se_reduction)
+    return ResNet(
+        "basic", (1, 1, 1), num_classes, in_channels=in_channels, width=width, stem="small", se_reduction=se_reduction
+    )
 
 
-@register_model("sknet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Li et al. 2019")
+@register_model(
+    "sknet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Li et al. 2019"
+)
 def sknet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 16) -> ResNet:
     """An SKNet for 28x28 images: three stages of two bottlenecks whose 3x3 conv is a two-branch selective-kernel unit."""
-    return ResNet("bottleneck", (2, 2, 2), num_classes, in_channels=in_channels, width=width, stem="small", spatial="sk")
+    return ResNet(
+        "bottleneck", (2, 2, 2), num_classes, in_channels=in_channels, width=width, stem="small", spatial="sk"
+    )

@@ -33,7 +33,9 @@ class RestorationNet(nn.Module):
         ValueError: ``depth < 3`` or an input with the wrong channel count.
     """
 
-    def __init__(self, channels: int = 3, extra_channels: int = 0, width: int = 48, depth: int = 6, batch_norm: bool = True) -> None:
+    def __init__(
+        self, channels: int = 3, extra_channels: int = 0, width: int = 48, depth: int = 6, batch_norm: bool = True
+    ) -> None:
         super().__init__()
         if depth < 3:
             raise ValueError(f"depth must be at least 3, got {depth}")
@@ -41,7 +43,11 @@ class RestorationNet(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels + extra_channels, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             if batch_norm:
-                layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(width, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
             else:
                 layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
@@ -55,8 +61,16 @@ class RestorationNet(nn.Module):
         return x[:, : self.channels] - self.body(x)  # residual learning: predict the corruption
 
 
-@register_model("restoration_net", task="generation", input_shape=(3, 32, 32), output_shape=(3, 32, 32),
-                smoke_kwargs=dict(width=16, depth=4), reference="Zhang et al. 2017 (DnCNN)")
-def restoration_net(channels: int = 3, extra_channels: int = 0, width: int = 48, depth: int = 6, batch_norm: bool = True) -> RestorationNet:
+@register_model(
+    "restoration_net",
+    task="generation",
+    input_shape=(3, 32, 32),
+    output_shape=(3, 32, 32),
+    smoke_kwargs=dict(width=16, depth=4),
+    reference="Zhang et al. 2017 (DnCNN)",
+)
+def restoration_net(
+    channels: int = 3, extra_channels: int = 0, width: int = 48, depth: int = 6, batch_norm: bool = True
+) -> RestorationNet:
     """A DnCNN-style residual CNN for denoising, super-resolution and inpainting."""
     return RestorationNet(channels, extra_channels, width, depth, batch_norm)

@@ -25,7 +25,13 @@ def _example_inputs(batch_size: int) -> tuple:
     unused_parameters=("mask_decoder.hypernetworks.0.",),
     reference="Kirillov et al. 2023 (Segment Anything)",
 )
-def small_sam(image_size: int = 64, embed_dim: int = 32, depth: int = 2, num_masks: int = 3,
-              encoder_width: int = 16, encoder_blocks: int = 2) -> SmallSAM:
+def small_sam(
+    image_size: int = 64,
+    embed_dim: int = 32,
+    depth: int = 2,
+    num_masks: int = 3,
+    encoder_width: int = 16,
+    encoder_blocks: int = 2,
+) -> SmallSAM:
     """A small SAM-style promptable segmenter for 64x64 images (points and boxes, several masks with IoU)."""
     return SmallSAM(image_size, embed_dim, depth, num_masks, encoder_width, encoder_blocks)

@@ -48,7 +48,9 @@ class SwinConfig:
     attn_drop: float = 0.0
     drop_path: float = 0.2  # stochastic depth of the last block, linear from 0 (Swin-T: 0.2)
     norm_eps: float = 1e-5
-    version: int = 1  # 1: pre-norm dot-product blocks (Swin); 2: residual post-norm, cosine attention, log-spaced CPB (Swin V2)
+    version: int = (
+        1  # 1: pre-norm dot-product blocks (Swin); 2: residual post-norm, cosine attention, log-spaced CPB (Swin V2)
+    )
 
     def __post_init__(self) -> None:
         if self.version not in (1, 2):
@@ -59,7 +61,9 @@ class SwinConfig:
             raise ValueError(f"img_size ({self.img_size}) must be divisible by patch_size ({self.patch_size})")
         side = self.img_size // self.patch_size
         if side % 2 ** (len(self.depths) - 1):
-            raise ValueError(f"the stage-1 grid ({side}x{side}) must halve {len(self.depths) - 1} times; change img_size or patch_size")
+            raise ValueError(
+                f"the stage-1 grid ({side}x{side}) must halve {len(self.depths) - 1} times; change img_size or patch_size"
+            )
         for i, heads in enumerate(self.num_heads):
             if (self.embed_dim * 2**i) % heads:
                 raise ValueError(f"stage {i + 1} width {self.embed_dim * 2**i} is not divisible by its {heads} heads")
@@ -99,14 +103,28 @@ class SwinTransformer(nn.Module):
                 nn.Sequential(
                     *(
                         SwinBlock(
-                            dim, heads, res, cfg.window_size, shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
-                            mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, drop=cfg.drop, attn_drop=cfg.attn_drop,
-                            drop_path=rates[k + j], norm_eps=cfg.norm_eps,
+                            dim,
+                            heads,
+                            res,
+                            cfg.window_size,
+                            shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
+                            mlp_ratio=cfg.mlp_ratio,
+                            qkv_bias=cfg.qkv_bias,
+                            drop=cfg.drop,
+                            attn_drop=cfg.attn_drop,
+                            drop_path=rates[k + j],
+                            norm_eps=cfg.norm_eps,
                         )
-                        if cfg.version == 1 else
-                        SwinV2Block(
-                            dim, heads, res, cfg.window_size, shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
-                            mlp_ratio=cfg.mlp_ratio, drop_path=rates[k + j], norm_eps=cfg.norm_eps,
+                        if cfg.version == 1
+                        else SwinV2Block(
+                            dim,
+                            heads,
+                            res,
+                            cfg.window_size,
+                            shift_size=0 if j % 2 == 0 else cfg.window_size // 2,
+                            mlp_ratio=cfg.mlp_ratio,
+                            drop_path=rates[k + j],
+                            norm_eps=cfg.norm_eps,
                         )
                         for j in range(depth)
                     )
@@ -153,17 +171,28 @@ class SwinTransformer(nn.Module):
         """
         from torchvision.models.swin_transformer import ShiftedWindowAttention, SwinTransformer as TVSwin
 
-        if not isinstance(model, TVSwin) or not isinstance(model.features[1][0].attn, ShiftedWindowAttention) or type(model.features[1][0].attn) is not ShiftedWindowAttention:
+        if (
+            not isinstance(model, TVSwin)
+            or not isinstance(model.features[1][0].attn, ShiftedWindowAttention)
+            or type(model.features[1][0].attn) is not ShiftedWindowAttention
+        ):
             raise TypeError(f"expected a torchvision Swin v1 (swin_t, swin_s, swin_b), got {type(model).__name__}")
         stem = model.features[0]
         stages = [model.features[i] for i in range(1, len(model.features), 2)]
         merges = [model.features[i] for i in range(2, len(model.features), 2)]
         first = stages[0][0]
         cfg = SwinConfig(
-            img_size=img_size, patch_size=stem[0].kernel_size[0], in_chans=stem[0].in_channels, num_classes=model.head.out_features,
-            embed_dim=stem[0].out_channels, depths=tuple(len(s) for s in stages),
-            num_heads=tuple(s[0].attn.num_heads for s in stages), window_size=first.attn.window_size[0],
-            mlp_ratio=first.mlp[0].out_features / stem[0].out_channels, norm_eps=stem[2].eps, drop_path=0.0,
+            img_size=img_size,
+            patch_size=stem[0].kernel_size[0],
+            in_chans=stem[0].in_channels,
+            num_classes=model.head.out_features,
+            embed_dim=stem[0].out_channels,
+            depths=tuple(len(s) for s in stages),
+            num_heads=tuple(s[0].attn.num_heads for s in stages),
+            window_size=first.attn.window_size[0],
+            mlp_ratio=first.mlp[0].out_features / stem[0].out_channels,
+            norm_eps=stem[2].eps,
+            drop_path=0.0,
         )
         ours = cls(cfg)
         ours.patch_embed.proj.load_state_dict(stem[0].state_dict())
@@ -173,7 +202,9 @@ class SwinTransformer(nn.Module):
                 block.norm1.load_state_dict(tv.norm1.state_dict())
                 block.norm2.load_state_dict(tv.norm2.state_dict())
                 attn = block.attn.attn
-                for proj, w, b in zip((attn.q_proj, attn.k_proj, attn.v_proj), tv.attn.qkv.weight.chunk(3), tv.attn.qkv.bias.chunk(3)):
+                for proj, w, b in zip(
+                    (attn.q_proj, attn.k_proj, attn.v_proj), tv.attn.qkv.weight.chunk(3), tv.attn.qkv.bias.chunk(3)
+                ):
                     proj.weight.copy_(w)
                     proj.bias.copy_(b)
                 attn.out_proj.load_state_dict(tv.attn.proj.state_dict())
@@ -195,29 +226,64 @@ _SMOKE = dict(embed_dim=16, depths=(2, 1), num_heads=(1, 2), drop_path=0.1)
 
 
 @register_model(
-    "swin_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-    smoke_kwargs=_SMOKE, reference="Liu et al. 2021 (Swin)",
+    "swin_tiny_patch4_32",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=_SMOKE,
+    reference="Liu et al. 2021 (Swin)",
 )
 def swin_tiny_patch4_32(**overrides) -> SwinTransformer:
     """A two-stage Swin for 32 x 32 colour images: 8 x 8 tokens of 4 x 4 pixels in 4 x 4 windows (shifted by 2), then 4 x 4 tokens after merging."""
-    cfg = SwinConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, mlp_ratio=2.0, drop_path=0.1)
+    cfg = SwinConfig(
+        img_size=32,
+        patch_size=4,
+        in_chans=3,
+        num_classes=10,
+        embed_dim=32,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=4,
+        mlp_ratio=2.0,
+        drop_path=0.1,
+    )
     return SwinTransformer(cfg, **overrides)
 
 
 @register_model(
-    "swinv2_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-    smoke_kwargs=_SMOKE, reference="Liu et al. 2022 (Swin V2)",
+    "swinv2_tiny_patch4_32",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=_SMOKE,
+    reference="Liu et al. 2022 (Swin V2)",
 )
 def swinv2_tiny_patch4_32(**overrides) -> SwinTransformer:
     """:func:`swin_tiny_patch4_32` with Swin V2 blocks (residual post-norm, scaled cosine attention, log-spaced position
     bias); patch merging stays V1's."""
-    cfg = SwinConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=4, mlp_ratio=2.0, drop_path=0.1, version=2)
+    cfg = SwinConfig(
+        img_size=32,
+        patch_size=4,
+        in_chans=3,
+        num_classes=10,
+        embed_dim=32,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        window_size=4,
+        mlp_ratio=2.0,
+        drop_path=0.1,
+        version=2,
+    )
     return SwinTransformer(cfg, **overrides)
 
 
 @register_model(
-    "swin_t", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-    smoke_kwargs=dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2)), reference="Liu et al. 2021 (Swin-T)",
+    "swin_t",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2)),
+    reference="Liu et al. 2021 (Swin-T)",
 )
 def swin_t(**overrides) -> SwinTransformer:
     """Swin-T (28 M parameters, 4.5 GFLOPs at 224 x 224); torchvision's weights load with ``SwinTransformer.from_torchvision``."""

@@ -43,8 +43,14 @@ class UNet(nn.Module):
         ValueError: bad depth or upsample mode, or H, W not divisible by ``2**depth``.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 4, base: int = 16, depth: int = 3,
-                 upsample: Literal["transposed", "bilinear"] = "transposed") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 4,
+        base: int = 16,
+        depth: int = 3,
+        upsample: Literal["transposed", "bilinear"] = "transposed",
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -52,7 +58,9 @@ class UNet(nn.Module):
             raise ValueError(f"upsample must be one of 'transposed', 'bilinear', got {upsample!r}")
         self.depth = depth
         widths = [base * 2**i for i in range(depth + 1)]  # encoder levels and the bottleneck
-        self.down = nn.ModuleList([double_conv(in_channels, widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, depth + 1)])
+        self.down = nn.ModuleList(
+            [double_conv(in_channels, widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, depth + 1)]
+        )
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList()
         self.fuse = nn.ModuleList()
@@ -60,13 +68,20 @@ class UNet(nn.Module):
             if upsample == "transposed":
                 self.up.append(nn.ConvTranspose2d(widths[i], widths[i - 1], kernel_size=2, stride=2))
             else:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(widths[i], widths[i - 1], 1)))
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                        nn.Conv2d(widths[i], widths[i - 1], 1),
+                    )
+                )
             self.fuse.append(double_conv(2 * widths[i - 1], widths[i - 1]))  # after concatenating the skip
         self.classifier = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[-1] % 2**self.depth or x.shape[-2] % 2**self.depth:
-            raise ValueError(f"U-Net of depth {self.depth} needs (B, C, H, W) with H, W divisible by {2**self.depth}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"U-Net of depth {self.depth} needs (B, C, H, W) with H, W divisible by {2**self.depth}, got {tuple(x.shape)}"
+            )
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else self.pool(x))
@@ -78,9 +93,20 @@ class UNet(nn.Module):
         return self.classifier(x)
 
 
-@register_model("unet", task="segmentation", input_shape=(3, 64, 64), output_shape=(4, 64, 64),
-                smoke_kwargs={"base": 8, "depth": 2}, reference="Ronneberger et al. 2015")
-def unet(in_channels: int = 3, num_classes: int = 4, base: int = 16, depth: int = 3,
-         upsample: Literal["transposed", "bilinear"] = "transposed") -> UNet:
+@register_model(
+    "unet",
+    task="segmentation",
+    input_shape=(3, 64, 64),
+    output_shape=(4, 64, 64),
+    smoke_kwargs={"base": 8, "depth": 2},
+    reference="Ronneberger et al. 2015",
+)
+def unet(
+    in_channels: int = 3,
+    num_classes: int = 4,
+    base: int = 16,
+    depth: int = 3,
+    upsample: Literal["transposed", "bilinear"] = "transposed",
+) -> UNet:
     """U-Net for semantic segmentation of shapes (4 classes: background, circle, square, triangle)."""
     return UNet(in_channels, num_classes, base, depth, upsample)

@@ -32,13 +32,17 @@ class RegionFeatureNet(nn.Module):
         super().__init__()
         self.backbone = SmallBackbone(3, widths)
         self.stride, self.pool, self.feature_dim = self.backbone.strides[-1], pool, dim
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * pool * pool, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.mlp = nn.Sequential(
+            nn.Flatten(), nn.Linear(widths[-1] * pool * pool, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)
+        )
 
     def forward(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         if rois.dim() != 2 or rois.shape[1] != 5:
             raise ValueError(f"rois must be (R, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}")
         fmap = list(self.backbone(images).values())[-1]
-        pooled = torchvision.ops.roi_align(fmap, rois.to(fmap), self.pool, 1.0 / self.stride, 2, True)  # (R, C, pool, pool)
+        pooled = torchvision.ops.roi_align(
+            fmap, rois.to(fmap), self.pool, 1.0 / self.stride, 2, True
+        )  # (R, C, pool, pool)
         return self.mlp(pooled)
 
 
@@ -46,8 +50,14 @@ def _example(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch_size, 3, 48, 48), torch.tensor([[i, 2.0, 2.0, 30.0, 30.0] for i in range(batch_size)])
 
 
-@register_model("region_feature_net", task="embedding", example_inputs=_example, output_shape=(128,), smoke_kwargs=dict(widths=(8, 16)),
-                reference="Wang et al. 2023 (UniDetector), region features")
+@register_model(
+    "region_feature_net",
+    task="embedding",
+    example_inputs=_example,
+    output_shape=(128,),
+    smoke_kwargs=dict(widths=(8, 16)),
+    reference="Wang et al. 2023 (UniDetector), region features",
+)
 def region_feature_net(widths: Sequence[int] = (32, 64), dim: int = 128, pool: int = 4) -> RegionFeatureNet:
     """Backbone + RoIAlign + MLP: one feature per region (UniDetector's region features, small)."""
     return RegionFeatureNet(widths, dim, pool)
@@ -64,7 +74,9 @@ class LabelSpaceDetector(nn.Module):
         ``forward(images, rois)`` -> (R, |union of names|) logits; ``regions(images, rois)`` -> (R, dim).
     """
 
-    def __init__(self, label_spaces: dict, widths: Sequence[int] = (32, 64), dim: int = 128, embed_dim: int = 64) -> None:
+    def __init__(
+        self, label_spaces: dict, widths: Sequence[int] = (32, 64), dim: int = 128, embed_dim: int = 64
+    ) -> None:
         super().__init__()
         self.regions = RegionFeatureNet(widths, dim)
         self.classifier = LabelSpaceClassifier(dim, label_spaces, embed_dim)

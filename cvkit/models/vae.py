@@ -84,9 +84,14 @@ class ConvVAE(nn.Module):
         return self.decode(torch.randn(n, self.latent_dim, generator=generator, device=device))
 
 
-@register_model("conv_vae", task="generation", input_shape=(1, 28, 28), output_shape=(1, 28, 28),
-                reduce=lambda out: out.logits.sum() + out.mu.sum() + out.logvar.sum(),
-                reference="Kingma & Welling 2014")
+@register_model(
+    "conv_vae",
+    task="generation",
+    input_shape=(1, 28, 28),
+    output_shape=(1, 28, 28),
+    reduce=lambda out: out.logits.sum() + out.mu.sum() + out.logvar.sum(),
+    reference="Kingma & Welling 2014",
+)
 def conv_vae(in_channels: int = 1, latent_dim: int = 16, width: int = 32) -> ConvVAE:
     """A convolutional VAE for 28x28 images (Bernoulli decoder)."""
     return ConvVAE(in_channels, latent_dim, width)

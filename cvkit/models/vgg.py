@@ -28,7 +28,26 @@ VGG_CONFIGS: dict[str, list[Layer]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    "C": [64, 64, "M", 128, 128, "M", 256, 256, ("conv1", 256), "M", 512, 512, ("conv1", 512), "M", 512, 512, ("conv1", 512), "M"],
+    "C": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        ("conv1", 256),
+        "M",
+        512,
+        512,
+        ("conv1", 512),
+        "M",
+        512,
+        512,
+        ("conv1", 512),
+        "M",
+    ],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
@@ -40,8 +59,11 @@ VGG_MINI = [32, 32, "M", 64, 64, "M", 128, 128, "M"]
 
 def _check_config(config: Sequence[Layer]) -> None:
     for item in config:
-        ok = (isinstance(item, int) and item > 0) or item in ("M", "LRN") or (
-            isinstance(item, tuple) and len(item) == 2 and item[0] == "conv1" and isinstance(item[1], int))
+        ok = (
+            (isinstance(item, int) and item > 0)
+            or item in ("M", "LRN")
+            or (isinstance(item, tuple) and len(item) == 2 and item[0] == "conv1" and isinstance(item[1], int))
+        )
         if not ok:
             raise ValueError(f"bad VGG layer {item!r}: use an int (conv3-N), ('conv1', N), 'M' (max-pool) or 'LRN'")
 
@@ -66,12 +88,24 @@ class VGG(nn.Module):
         ValueError: unknown configuration name or malformed layer list.
     """
 
-    def __init__(self, config: str | Sequence[Layer] = "D", num_classes: int = 1000, *, in_channels: int = 3, batch_norm: bool = False,
-                 width_mult: float = 1.0, hidden: int = 4096, pool_size: int = 7, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        config: str | Sequence[Layer] = "D",
+        num_classes: int = 1000,
+        *,
+        in_channels: int = 3,
+        batch_norm: bool = False,
+        width_mult: float = 1.0,
+        hidden: int = 4096,
+        pool_size: int = 7,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if isinstance(config, str):
             if config not in VGG_CONFIGS:
-                raise ValueError(f"unknown VGG configuration {config!r}; choose one of {list(VGG_CONFIGS)} or pass a list")
+                raise ValueError(
+                    f"unknown VGG configuration {config!r}; choose one of {list(VGG_CONFIGS)} or pass a list"
+                )
             config = VGG_CONFIGS[config]
         _check_config(config)
         norm = "batch" if batch_norm else "none"
@@ -92,8 +126,12 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
         self.classifier = nn.Sequential(
-            nn.Linear(c * pool_size * pool_size, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(c * pool_size * pool_size, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 
@@ -151,9 +189,15 @@ def vgg_config_table(names: Sequence[str] = tuple(VGG_CONFIGS), params: dict[str
 
 
 def _register(depth: int, config: str) -> None:
-    @register_model(f"vgg{depth}", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                    smoke_kwargs=dict(width_mult=1 / 32), reference="Simonyan & Zisserman 2015",
-                    description=f"VGG-{depth} (configuration {config} of Table 1)")
+    @register_model(
+        f"vgg{depth}",
+        task="classification",
+        input_shape=(3, 224, 224),
+        output_shape=(1000,),
+        smoke_kwargs=dict(width_mult=1 / 32),
+        reference="Simonyan & Zisserman 2015",
+        description=f"VGG-{depth} (configuration {config} of Table 1)",
+    )
     def builder(num_classes: int = 1000, **kwargs) -> VGG:
         return VGG(config, num_classes, **kwargs)
 
@@ -162,7 +206,22 @@ def _register(depth: int, config: str) -> None:
 _register(16, "D")
 
 
-@register_model("vgg_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,), reference="Simonyan & Zisserman 2015")
+@register_model(
+    "vgg_mini",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    reference="Simonyan & Zisserman 2015",
+)
 def vgg_mini(num_classes: int = 10, in_channels: int = 1, width_mult: float = 1.0, dropout: float = 0.3) -> VGG:
     """A VGG-style net for 28x28 images: 3 stages of two conv3 + BN, then FC-256, FC-256, FC-K."""
-    return VGG(VGG_MINI, num_classes, in_channels=in_channels, batch_norm=True, width_mult=width_mult, hidden=256, pool_size=3, dropout=dropout)
+    return VGG(
+        VGG_MINI,
+        num_classes,
+        in_channels=in_channels,
+        batch_norm=True,
+        width_mult=width_mult,
+        hidden=256,
+        pool_size=3,
+        dropout=dropout,
+    )

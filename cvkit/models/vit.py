@@ -76,7 +76,9 @@ class ViTConfig:
         if self.pos_embed not in POSITION_KINDS:
             raise ValueError(f"pos_embed must be one of {POSITION_KINDS}, got {self.pos_embed!r}")
         if min(self.depth, self.num_classes, self.in_chans) < 1:
-            raise ValueError(f"depth, num_classes and in_chans must be >= 1, got {self.depth}, {self.num_classes}, {self.in_chans}")
+            raise ValueError(
+                f"depth, num_classes and in_chans must be >= 1, got {self.depth}, {self.num_classes}, {self.in_chans}"
+            )
 
     @property
     def num_patches(self) -> int:
@@ -122,8 +124,14 @@ class VisionTransformer(nn.Module):
         rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]  # linear stochastic-depth rule
         self.blocks = nn.ModuleList(
             TransformerBlock(
-                cfg.dim, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, drop=cfg.drop,
-                attn_drop=cfg.attn_drop, drop_path=rate, norm_eps=cfg.norm_eps,
+                cfg.dim,
+                cfg.num_heads,
+                cfg.mlp_ratio,
+                qkv_bias=cfg.qkv_bias,
+                drop=cfg.drop,
+                attn_drop=cfg.attn_drop,
+                drop_path=rate,
+                norm_eps=cfg.norm_eps,
             )
             for rate in rates
         )
@@ -184,14 +192,24 @@ class VisionTransformer(nn.Module):
         from torchvision.models.vision_transformer import VisionTransformer as TVViT
 
         if not isinstance(model, TVViT):
-            raise TypeError(f"expected a torchvision VisionTransformer (e.g. torchvision.models.vit_b_16()), got {type(model).__name__}")
+            raise TypeError(
+                f"expected a torchvision VisionTransformer (e.g. torchvision.models.vit_b_16()), got {type(model).__name__}"
+            )
         if not isinstance(model.conv_proj, nn.Conv2d) or "pre_logits" in dict(model.heads.named_children()):
-            raise ValueError("conv-stem and representation-layer variants are not supported; use vit_b_16/b_32/l_16/l_32/h_14")
+            raise ValueError(
+                "conv-stem and representation-layer variants are not supported; use vit_b_16/b_32/l_16/l_32/h_14"
+            )
         layers = list(model.encoder.layers)
         cfg = ViTConfig(
-            img_size=model.image_size, patch_size=model.patch_size, in_chans=model.conv_proj.in_channels,
-            num_classes=model.heads.head.out_features, dim=model.hidden_dim, depth=len(layers),
-            num_heads=layers[0].num_heads, mlp_ratio=model.mlp_dim / model.hidden_dim, norm_eps=model.encoder.ln.eps,
+            img_size=model.image_size,
+            patch_size=model.patch_size,
+            in_chans=model.conv_proj.in_channels,
+            num_classes=model.heads.head.out_features,
+            dim=model.hidden_dim,
+            depth=len(layers),
+            num_heads=layers[0].num_heads,
+            mlp_ratio=model.mlp_dim / model.hidden_dim,
+            norm_eps=model.encoder.ln.eps,
         )
         ours = cls(cfg)
         ours.patch_embed.proj.load_state_dict(model.conv_proj.state_dict())
@@ -230,28 +248,43 @@ VIT_SMOKE = dict(dim=32, depth=1, num_heads=2)
 
 
 @register_model(
-    "vit_tiny_patch4_28", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021",
+    "vit_tiny_patch4_28",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    smoke_kwargs=VIT_SMOKE,
+    reference="Dosovitskiy et al. 2021",
 )
 def vit_tiny_patch4_28(**overrides) -> VisionTransformer:
     """A small ViT for 28 x 28 grey images (Fashion-MNIST): 49 patches of 4 x 4, D=48, 4 blocks, 4 heads (80 k parameters)."""
-    return VisionTransformer(ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, **VIT_MINI), **overrides)
+    return VisionTransformer(
+        ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, dim=48, **VIT_MINI), **overrides
+    )
 
 
 @register_model(
-    "vit_tiny_patch4_32", task="classification", input_shape=(3, 32, 32), output_shape=(10,),
-    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021",
+    "vit_tiny_patch4_32",
+    task="classification",
+    input_shape=(3, 32, 32),
+    output_shape=(10,),
+    smoke_kwargs=VIT_SMOKE,
+    reference="Dosovitskiy et al. 2021",
 )
 def vit_tiny_patch4_32(**overrides) -> VisionTransformer:
     """A small ViT for 32 x 32 colour images (CIFAR-10): 64 patches of 4 x 4, D=64, 4 blocks, 4 heads."""
-    return VisionTransformer(ViTConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=64, **VIT_MINI), **overrides)
+    return VisionTransformer(
+        ViTConfig(img_size=32, patch_size=4, in_chans=3, num_classes=10, dim=64, **VIT_MINI), **overrides
+    )
 
 
 @register_model(
-    "vit_b_16", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-    smoke_kwargs=VIT_SMOKE, reference="Dosovitskiy et al. 2021 (ViT-B/16)",
+    "vit_b_16",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=VIT_SMOKE,
+    reference="Dosovitskiy et al. 2021 (ViT-B/16)",
 )
 def vit_b_16(**overrides) -> VisionTransformer:
     """ViT-Base/16 for 224 x 224 images (86 M parameters); torchvision's weights load with ``VisionTransformer.from_torchvision``."""
     return VisionTransformer(vit_config("base", patch_size=16, img_size=224), **overrides)
-

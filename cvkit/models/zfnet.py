@@ -16,7 +16,13 @@ import torch.nn as nn
 from cvkit.models.registry import register_model
 
 # (out channels, kernel, stride, padding, contrast normalization and max-pool after), Zeiler & Fergus Fig. 3
-ZFNET_LAYERS = [(96, 7, 2, 1, True), (256, 5, 2, 0, True), (384, 3, 1, 1, False), (384, 3, 1, 1, False), (256, 3, 1, 1, False)]
+ZFNET_LAYERS = [
+    (96, 7, 2, 1, True),
+    (256, 5, 2, 0, True),
+    (384, 3, 1, 1, False),
+    (384, 3, 1, 1, False),
+    (256, 3, 1, 1, False),
+]
 
 
 class ZFNet(nn.Module):
@@ -32,7 +38,9 @@ class ZFNet(nn.Module):
         input (B, C, 224, 224); output (B, K) logits.
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
@@ -46,16 +54,28 @@ class ZFNet(nn.Module):
         hidden = max(1, int(round(4096 * width_mult)))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * 6 * 6, hidden), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(c * 6 * 6, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-@register_model("zfnet", task="classification", input_shape=(3, 224, 224), output_shape=(1000,),
-                smoke_kwargs=dict(width_mult=1 / 16), reference="Zeiler & Fergus 2014")
+@register_model(
+    "zfnet",
+    task="classification",
+    input_shape=(3, 224, 224),
+    output_shape=(1000,),
+    smoke_kwargs=dict(width_mult=1 / 16),
+    reference="Zeiler & Fergus 2014",
+)
 def zfnet(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.5) -> ZFNet:
     """ZFNet for 224x224 images (7x7/2 first layer; 62,357,608 parameters at width 1)."""
     return ZFNet(num_classes, in_channels, width_mult, dropout)
@@ -76,15 +96,20 @@ class ZFNetMini(nn.Module):
         input (B, C, 28, 28); output (B, K) logits.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, first_kernel: int = 7, first_stride: int = 1) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, width: int = 32, first_kernel: int = 7, first_stride: int = 1
+    ) -> None:
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, w, first_kernel, first_stride, padding=first_kernel // 2), nn.ReLU(),
+            nn.Conv2d(in_channels, w, first_kernel, first_stride, padding=first_kernel // 2),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4 * w, num_classes))
 
@@ -92,8 +117,16 @@ class ZFNetMini(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("zfnet_mini", task="classification", input_shape=(1, 28, 28), output_shape=(10,),
-                smoke_kwargs=dict(width=4), reference="Zeiler & Fergus 2014")
-def zfnet_mini(num_classes: int = 10, in_channels: int = 1, width: int = 32, first_kernel: int = 7, first_stride: int = 1) -> ZFNetMini:
+@register_model(
+    "zfnet_mini",
+    task="classification",
+    input_shape=(1, 28, 28),
+    output_shape=(10,),
+    smoke_kwargs=dict(width=4),
+    reference="Zeiler & Fergus 2014",
+)
+def zfnet_mini(
+    num_classes: int = 10, in_channels: int = 1, width: int = 32, first_kernel: int = 7, first_stride: int = 1
+) -> ZFNetMini:
     """A three-conv ZFNet-style net for 28x28 images (conv, ReLU and max-pool only: deconvnet-ready)."""
     return ZFNetMini(num_classes, in_channels, width, first_kernel, first_stride)

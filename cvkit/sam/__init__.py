@@ -15,7 +15,14 @@
 Layout: images (B, 3, H, W) float in [0, 1]; points (x, y) pixels; boxes xyxy pixels; masks bool.
 """
 
-from cvkit.sam.memory import MemoryBank, TrackResult, evaluate_tracking, memory_readout, moving_object_video, track_with_memory
+from cvkit.sam.memory import (
+    MemoryBank,
+    TrackResult,
+    evaluate_tracking,
+    memory_readout,
+    moving_object_video,
+    track_with_memory,
+)
 from cvkit.sam.model import SamOutput, SmallSAM
 from cvkit.sam.official import OfficialSamPredictor, OfficialSamUnavailable, load_official_sam, try_official_sam
 from cvkit.sam.positional import RandomFourierEncoding

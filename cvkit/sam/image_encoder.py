@@ -17,7 +17,13 @@ class _ResidualConv(nn.Module):
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c), nn.GELU(), nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(8, c))
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.GroupNorm(8, c),
+            nn.GELU(),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.GroupNorm(8, c),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.gelu(x + self.body(x))
@@ -38,15 +44,27 @@ class SamImageEncoder(nn.Module):
 
     def __init__(self, embed_dim: int = 64, width: int = 32, blocks: int = 3) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1))  # (1, 3, 1, 1): centres [0, 1] pixels
+        self.register_buffer(
+            "mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1)
+        )  # (1, 3, 1, 1): centres [0, 1] pixels
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.GELU(),  # H/2
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * width), nn.GELU(),  # H/4
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.GroupNorm(8, width),
+            nn.GELU(),  # H/2
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.GroupNorm(8, 2 * width),
+            nn.GELU(),  # H/4
         )
         # dilated blocks grow the receptive field without more downsampling: the whole 64x64 image
         self.blocks = nn.Sequential(*[_ResidualConv(2 * width) for _ in range(blocks)])
-        self.context = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.GroupNorm(8, 2 * width), nn.GELU(),
-                                     nn.Conv2d(2 * width, 2 * width, 3, padding=4, dilation=4), nn.GroupNorm(8, 2 * width), nn.GELU())
+        self.context = nn.Sequential(
+            nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2),
+            nn.GroupNorm(8, 2 * width),
+            nn.GELU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=4, dilation=4),
+            nn.GroupNorm(8, 2 * width),
+            nn.GELU(),
+        )
         self.neck = nn.Sequential(nn.Conv2d(2 * width, embed_dim, 1), nn.GroupNorm(8, embed_dim))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

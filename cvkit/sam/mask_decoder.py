@@ -80,10 +80,15 @@ class MaskDecoder(nn.Module):
         self.final_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.final_norm = nn.LayerNorm(dim)
         self.upscale = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 4, 2, stride=2), nn.GroupNorm(1, dim // 4), nn.GELU(),  # h -> 2h
-            nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2), nn.GELU(),  # 2h -> 4h
+            nn.ConvTranspose2d(dim, dim // 4, 2, stride=2),
+            nn.GroupNorm(1, dim // 4),
+            nn.GELU(),  # h -> 2h
+            nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2),
+            nn.GELU(),  # 2h -> 4h
         )
-        self.hypernetworks = nn.ModuleList(mlp_head(dim, dim, dim // 8, layers=3, batch_norm=False) for _ in range(num_masks + 1))
+        self.hypernetworks = nn.ModuleList(
+            mlp_head(dim, dim, dim // 8, layers=3, batch_norm=False) for _ in range(num_masks + 1)
+        )
         self.iou_head = mlp_head(dim, dim, num_masks + 1, layers=3, batch_norm=False)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):

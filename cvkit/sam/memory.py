@@ -31,7 +31,9 @@ from cvkit.sam.model import SmallSAM
 from cvkit.segmentation.metrics import paired_mask_iou
 
 
-def memory_readout(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def memory_readout(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Cross-attention of current-frame tokens to memory tokens: :math:`\operatorname{softmax}(QK^\top/(\tau\sqrt D))\,V`.
 
     Args:
@@ -45,7 +47,9 @@ def memory_readout(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
         ValueError: mismatched widths or counts.
     """
     if query.shape[-1] != keys.shape[-1] or keys.shape[0] != values.shape[0]:
-        raise ValueError(f"need query (N, D), keys (M, D), values (M, C); got {tuple(query.shape)}, {tuple(keys.shape)}, {tuple(values.shape)}")
+        raise ValueError(
+            f"need query (N, D), keys (M, D), values (M, C); got {tuple(query.shape)}, {tuple(keys.shape)}, {tuple(values.shape)}"
+        )
     scores = query @ keys.T / (temperature * math.sqrt(query.shape[-1]))  # (N, M)
     weights = scores.softmax(dim=-1)
     return weights @ values, weights
@@ -91,7 +95,9 @@ class MemoryBank:
         return keys, values
 
 
-def moving_object_video(image: torch.Tensor, mask: torch.Tensor, frames: int = 6, velocity: tuple[int, int] = (4, 2)) -> tuple[torch.Tensor, torch.Tensor]:
+def moving_object_video(
+    image: torch.Tensor, mask: torch.Tensor, frames: int = 6, velocity: tuple[int, int] = (4, 2)
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A short synthetic video: one object slides across a still scene.
 
     The object's pixels are removed (the hole filled by harmonic inpainting,
@@ -169,11 +175,18 @@ def track_with_memory(
             else:
                 keys, values = bank.tokens()
                 query = emb[0].flatten(1).T  # (h*w, D)
-                soft, _ = memory_readout(F.normalize(query, dim=1), F.normalize(keys, dim=1), values, temperature / math.sqrt(d))
+                soft, _ = memory_readout(
+                    F.normalize(query, dim=1), F.normalize(keys, dim=1), values, temperature / math.sqrt(d)
+                )
                 readout = soft.view(h, w)  # (h*w, 1) -> (h, w)
                 point, box = _prompt_from_readout(readout, s)
-                out = model.decode(emb, points=point.to(device), labels=torch.ones(1, 1, dtype=torch.long, device=device),
-                                   boxes=box.to(device), multimask=False)
+                out = model.decode(
+                    emb,
+                    points=point.to(device),
+                    labels=torch.ones(1, 1, dtype=torch.long, device=device),
+                    boxes=box.to(device),
+                    multimask=False,
+                )
             mask = out.masks[0, 0] > 0  # (S, S)
             small = F.adaptive_avg_pool2d(mask.float()[None, None], (h, w))[0, 0]  # (h, w) fraction of each cell inside
             bank.add(emb[0], small)
@@ -192,12 +205,20 @@ def _prompt_from_readout(readout: torch.Tensor, size: int) -> tuple[torch.Tensor
     idx = int(readout.argmax())
     point = (torch.tensor([idx % w, idx // w], dtype=torch.float32) + 0.5) * cell
     ys, xs = torch.nonzero(readout >= 0.5 * readout.max(), as_tuple=True)
-    box = torch.stack([xs.min() * cell[0], ys.min() * cell[1], (xs.max() + 1) * cell[0], (ys.max() + 1) * cell[1]]).float()
+    box = torch.stack(
+        [xs.min() * cell[0], ys.min() * cell[1], (xs.max() + 1) * cell[0], (ys.max() + 1) * cell[1]]
+    ).float()
     return point.view(1, 1, 2), box.view(1, 4)  # (B=1, N=1, xy), (B=1, xyxy)
 
 
-def evaluate_tracking(model: SmallSAM, dataset, frames: int = 6, velocity: tuple[int, int] | None = None,
-                      max_frames: int = 3, temperature: float = 0.1) -> torch.Tensor:
+def evaluate_tracking(
+    model: SmallSAM,
+    dataset,
+    frames: int = 6,
+    velocity: tuple[int, int] | None = None,
+    max_frames: int = 3,
+    temperature: float = 0.1,
+) -> torch.Tensor:
     """SAM 2-style tracking quality: the mean IoU per frame over one video per image of ``dataset``.
 
     Each image's first object slides across its scene (:func:`moving_object_video`); frame 0 is prompted with the

@@ -43,8 +43,15 @@ class SmallSAM(nn.Module):
         ValueError: images of the wrong size, or no prompt.
     """
 
-    def __init__(self, image_size: int = 64, embed_dim: int = 32, depth: int = 2, num_masks: int = 3,
-                 encoder_width: int = 16, encoder_blocks: int = 2) -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        embed_dim: int = 32,
+        depth: int = 2,
+        num_masks: int = 3,
+        encoder_width: int = 16,
+        encoder_blocks: int = 2,
+    ) -> None:
         super().__init__()
         if image_size % 4:
             raise ValueError(f"image_size must be divisible by 4, got {image_size}")
@@ -57,7 +64,9 @@ class SmallSAM(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, D, H/4, W/4) image embeddings (the expensive part: run once per image)."""
         if images.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"images must be {self.image_size}x{self.image_size}, got {tuple(images.shape[-2:])}; resize first")
+            raise ValueError(
+                f"images must be {self.image_size}x{self.image_size}, got {tuple(images.shape[-2:])}; resize first"
+            )
         return self.image_encoder(images)
 
     def decode(

@@ -43,7 +43,9 @@ class OfficialSamPredictor:
 
     def __init__(self, sam_predictor=None, hf_model=None, hf_processor=None) -> None:
         if (sam_predictor is None) == (hf_model is None):
-            raise ValueError("give exactly one of sam_predictor=SamPredictor(...) or hf_model=SamModel(...) with hf_processor")
+            raise ValueError(
+                "give exactly one of sam_predictor=SamPredictor(...) or hf_model=SamModel(...) with hf_processor"
+            )
         if hf_model is not None and hf_processor is None:
             raise ValueError("hf_model needs hf_processor=SamProcessor.from_pretrained(...)")
         self.sam_predictor, self.hf_model, self.hf_processor = sam_predictor, hf_model, hf_processor
@@ -86,7 +88,9 @@ class OfficialSamPredictor:
             masks, scores = torch.as_tensor(np.asarray(masks)).bool(), torch.as_tensor(np.asarray(scores)).float()
             logits = torch.as_tensor(np.asarray(logits)).float()
             if logits.shape[-2:] != (h, w):  # SamPredictor returns 256x256 low-res logits
-                logits = torch.nn.functional.interpolate(logits[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+                logits = torch.nn.functional.interpolate(
+                    logits[None], size=(h, w), mode="bilinear", align_corners=False
+                )[0]
         else:
             kwargs = {}
             if points is not None:
@@ -96,10 +100,16 @@ class OfficialSamPredictor:
             device = next(self.hf_model.parameters()).device
             prompt_inputs = _hf_prompt_tensors(self._hf_inputs, kwargs)
             with torch.no_grad():
-                out = self.hf_model(image_embeddings=self._hf_embeddings, multimask_output=multimask,
-                                    **{k: v.to(device) for k, v in prompt_inputs.items()})
+                out = self.hf_model(
+                    image_embeddings=self._hf_embeddings,
+                    multimask_output=multimask,
+                    **{k: v.to(device) for k, v in prompt_inputs.items()},
+                )
             logits = self.hf_processor.image_processor.post_process_masks(
-                out.pred_masks.cpu(), self._hf_inputs["original_sizes"], self._hf_inputs["reshaped_input_sizes"], binarize=False
+                out.pred_masks.cpu(),
+                self._hf_inputs["original_sizes"],
+                self._hf_inputs["reshaped_input_sizes"],
+                binarize=False,
             )[0][0].float()  # (K, H, W)
             masks = logits > 0
             scores = out.iou_scores[0, 0].float().cpu()
@@ -120,7 +130,9 @@ def _hf_prompt_tensors(image_inputs, prompt_kwargs) -> dict:
         out["input_points"] = pts
         out["input_labels"] = torch.tensor(prompt_kwargs["input_labels"], dtype=torch.long)  # (1, 1, N)
     if "input_boxes" in prompt_kwargs:
-        out["input_boxes"] = torch.tensor(prompt_kwargs["input_boxes"], dtype=torch.float32) * scale.repeat(2)  # (1, 1, 4)
+        out["input_boxes"] = torch.tensor(prompt_kwargs["input_boxes"], dtype=torch.float32) * scale.repeat(
+            2
+        )  # (1, 1, 4)
     return out
 
 
@@ -157,7 +169,9 @@ def load_official_sam(
             reasons.append("segment_anything is not installed (pip install segment-anything)")
         else:
             if checkpoint is None or not Path(checkpoint).is_file():
-                reasons.append(f"segment_anything needs a checkpoint file; got {checkpoint!r} (download sam_vit_b_01ec64.pth from the SAM repository)")
+                reasons.append(
+                    f"segment_anything needs a checkpoint file; got {checkpoint!r} (download sam_vit_b_01ec64.pth from the SAM repository)"
+                )
             else:
                 try:
                     sam = sam_model_registry[model_type](checkpoint=str(checkpoint)).to(device).eval()

@@ -40,12 +40,19 @@ class PromptablePredictor(Protocol):
     def set_image(self, image: torch.Tensor) -> None:
         """Encode (3, H, W) float in [0, 1]."""
 
-    def predict(self, points: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                box: torch.Tensor | None = None, multimask: bool = True) -> Prediction:
+    def predict(
+        self,
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        box: torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> Prediction:
         """Masks for points (N, 2) xy pixels with labels (N,) and/or a box (4,) xyxy pixels."""
 
 
-def check_prompt(points, labels, box, height: int, width: int) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+def check_prompt(
+    points, labels, box, height: int, width: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Validate and convert one image's prompt to float/int64 tensors.
 
     Returns:
@@ -59,13 +66,19 @@ def check_prompt(points, labels, box, height: int, width: int) -> tuple[torch.Te
         raise ValueError("give a prompt: points (N, 2) with labels (N,), or a box (4,) xyxy")
     if points is not None:
         points = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
-        labels = torch.ones(len(points), dtype=torch.long) if labels is None else torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        labels = (
+            torch.ones(len(points), dtype=torch.long)
+            if labels is None
+            else torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        )
         if labels.shape[0] != points.shape[0]:
             raise ValueError(f"got {points.shape[0]} points but {labels.shape[0]} labels")
         if not bool(((labels == 0) | (labels == 1)).all()):
             raise ValueError("point labels must be 1 (foreground) or 0 (background)")
         if bool((points < 0).any() | (points[:, 0] > width).any() | (points[:, 1] > height).any()):
-            raise ValueError(f"points must lie inside the {width}x{height} image (x in [0, {width}], y in [0, {height}])")
+            raise ValueError(
+                f"points must lie inside the {width}x{height} image (x in [0, {width}], y in [0, {height}])"
+            )
     if box is not None:
         box = torch.as_tensor(box, dtype=torch.float32).reshape(-1)  # (4,)
         if box.shape != (4,) or not (box[0] < box[2] and box[1] < box[3]):
@@ -102,11 +115,20 @@ class SmallSamPredictor:
         Raises:
             ValueError: not a (3, H, W) float tensor.
         """
-        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3 or not image.is_floating_point():
-            raise ValueError(f"image must be a (3, H, W) float tensor in [0, 1], got {getattr(image, 'shape', type(image).__name__)}")
+        if (
+            not isinstance(image, torch.Tensor)
+            or image.dim() != 3
+            or image.shape[0] != 3
+            or not image.is_floating_point()
+        ):
+            raise ValueError(
+                f"image must be a (3, H, W) float tensor in [0, 1], got {getattr(image, 'shape', type(image).__name__)}"
+            )
         s = self.model.image_size
         self.size = (image.shape[1], image.shape[2])
-        small = F.interpolate(image[None].to(self.device), size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        small = F.interpolate(
+            image[None].to(self.device), size=(s, s), mode="bilinear", antialias=True, align_corners=False
+        )
         self.model.eval()
         self.embedding = self.model.encode(small.clamp(0, 1))
 
@@ -123,7 +145,9 @@ class SmallSamPredictor:
         if points is not None:
             kwargs.update(points=(points.to(self.device) * scale)[None], labels=labels.to(self.device)[None])
         if box is not None:
-            kwargs.update(boxes=(box.to(self.device).view(2, 2) * scale).view(1, 4))  # corners (2, xy) scaled, back to (1, 4)
+            kwargs.update(
+                boxes=(box.to(self.device).view(2, 2) * scale).view(1, 4)
+            )  # corners (2, xy) scaled, back to (1, 4)
         out = self.model.decode(self.embedding, multimask=multimask, **kwargs)
         logits = F.interpolate(out.masks, size=(h, w), mode="bilinear", align_corners=False)[0].cpu()  # (K, H, W)
         scores = out.iou[0].cpu()

@@ -28,7 +28,9 @@ class PromptEncoder(nn.Module):
         ValueError: neither points nor boxes, or malformed shapes (see :meth:`forward`).
     """
 
-    def __init__(self, embed_dim: int, image_size: tuple[int, int], grid_size: tuple[int, int], pe_scale: float = 1.0) -> None:
+    def __init__(
+        self, embed_dim: int, image_size: tuple[int, int], grid_size: tuple[int, int], pe_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.image_size = tuple(image_size)
@@ -81,8 +83,10 @@ class PromptEncoder(nn.Module):
         tokens = []
         if points is not None:
             if labels is None or labels.shape != points.shape[:2] or points.shape[-1] != 2:
-                raise ValueError(f"points must be (B, N, 2) with labels (B, N); got {tuple(points.shape)} and "
-                                 f"{None if labels is None else tuple(labels.shape)}")
+                raise ValueError(
+                    f"points must be (B, N, 2) with labels (B, N); got {tuple(points.shape)} and "
+                    f"{None if labels is None else tuple(labels.shape)}"
+                )
             if boxes is None:  # pad, so that a point-only prompt looks like SAM's
                 points = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)
                 labels = torch.cat([labels, torch.full_like(labels[:, :1], -1)], dim=1)

@@ -62,8 +62,13 @@ def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     return tv_masks_to_boxes(masks) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
 
 
-def jitter_boxes(boxes: torch.Tensor, size: int, fraction: float = 0.1, max_pixels: float = 20.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def jitter_boxes(
+    boxes: torch.Tensor,
+    size: int,
+    fraction: float = 0.1,
+    max_pixels: float = 20.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Add Gaussian noise to each coordinate: std ``fraction`` of the box side, clipped to ``max_pixels`` (SAM, appendix A).
 
     Args:
@@ -80,8 +85,9 @@ def jitter_boxes(boxes: torch.Tensor, size: int, fraction: float = 0.1, max_pixe
     return torch.stack([x1, y1, x2, y2], dim=1)
 
 
-def simulate_prompts(masks: torch.Tensor, kind: PromptKind, *, box_noise: float = 0.1,
-                     generator: torch.Generator | None = None) -> Prompts:
+def simulate_prompts(
+    masks: torch.Tensor, kind: PromptKind, *, box_noise: float = 0.1, generator: torch.Generator | None = None
+) -> Prompts:
     """Prompts of one kind for a batch of target masks.
 
     Args:

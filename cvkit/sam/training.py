@@ -87,7 +87,12 @@ def sam_loss(out: SamOutput, target: torch.Tensor, focal_weight: float = 20.0, d
     return SamLoss(mask_loss + iou_loss, mask_loss, iou_loss, chosen)
 
 
-def sam_step(kinds: Sequence[PromptKind] = PROMPT_KINDS, box_noise: float = 0.1, focal_weight: float = 20.0, dice_weight: float = 1.0):
+def sam_step(
+    kinds: Sequence[PromptKind] = PROMPT_KINDS,
+    box_noise: float = 0.1,
+    focal_weight: float = 20.0,
+    dice_weight: float = 1.0,
+):
     """A ``step(model, (images, masks)) -> StepOutput`` for :func:`cvkit.train.fit`.
 
     Successive batches cycle through ``kinds``; single-point prompts use the 3-mask output, the

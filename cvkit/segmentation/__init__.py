@@ -34,7 +34,13 @@ from cvkit.segmentation.transposed import (
     conv_transpose2d,
     conv_transpose_via_matrix,
 )
-from cvkit.segmentation.unpool import SEED_POOL_INPUT, SEED_UNPOOL_INPUT, bed_of_nails_unpool, max_unpool, nearest_unpool
+from cvkit.segmentation.unpool import (
+    SEED_POOL_INPUT,
+    SEED_UNPOOL_INPUT,
+    bed_of_nails_unpool,
+    max_unpool,
+    nearest_unpool,
+)
 
 __all__ = [
     "SEED_CT",

@@ -19,13 +19,24 @@ import torch
 
 # the kit's qualitative palette (Tableau 10), (10, 3) float32 RGB in [0, 1]: class i gets PALETTE[i % 10] everywhere
 # (boxes in cvkit.viz, masks here)
-PALETTE = np.array(
-    [
-        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
-    ],
-    dtype=np.float32,
-) / 255
+PALETTE = (
+    np.array(
+        [
+            [31, 119, 180],
+            [255, 127, 14],
+            [44, 160, 44],
+            [214, 39, 40],
+            [148, 103, 189],
+            [140, 86, 75],
+            [227, 119, 194],
+            [127, 127, 127],
+            [188, 189, 34],
+            [23, 190, 207],
+        ],
+        dtype=np.float32,
+    )
+    / 255
+)
 
 
 def label_colormap(num_classes: int, kind: Literal["kit", "voc"] = "kit") -> np.ndarray:
@@ -63,7 +74,9 @@ def label_colormap(num_classes: int, kind: Literal["kit", "voc"] = "kit") -> np.
     raise ValueError(f"kind must be one of 'kit', 'voc', got {kind!r}")
 
 
-def colorize(mask: torch.Tensor | np.ndarray, num_classes: int | None = None, kind: Literal["kit", "voc"] = "kit") -> np.ndarray:
+def colorize(
+    mask: torch.Tensor | np.ndarray, num_classes: int | None = None, kind: Literal["kit", "voc"] = "kit"
+) -> np.ndarray:
     """Paint a label image with :func:`label_colormap`.
 
     Args:

@@ -48,7 +48,9 @@ def mask_iou(masks1: torch.Tensor, masks2: torch.Tensor) -> torch.Tensor:
     if masks1.dim() != 3 or masks2.dim() != 3:
         raise ValueError(f"masks must be (N, H, W) and (M, H, W), got {tuple(masks1.shape)} and {tuple(masks2.shape)}")
     if masks1.shape[-2:] != masks2.shape[-2:]:
-        raise ValueError(f"masks must have the same size, got {tuple(masks1.shape[-2:])} and {tuple(masks2.shape[-2:])}")
+        raise ValueError(
+            f"masks must have the same size, got {tuple(masks1.shape[-2:])} and {tuple(masks2.shape[-2:])}"
+        )
     pixels = masks1.shape[-2] * masks1.shape[-1]
     a = masks1.reshape(len(masks1), pixels).bool().double()  # (N, H*W)
     b = masks2.reshape(len(masks2), pixels).bool().double()  # (M, H*W)
@@ -71,7 +73,9 @@ def paired_mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ValueError: fewer than 2 axes, or the last two sizes differ.
     """
     if pred.dim() < 2 or target.dim() < 2 or pred.shape[-2:] != target.shape[-2:]:
-        raise ValueError(f"pred and target must be (..., H, W) masks of one size, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must be (..., H, W) masks of one size, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     p = pred if pred.dtype == torch.bool else pred > 0
     t = target.bool()
     inter = (p & t).flatten(-2).sum(-1).float()  # (...)
@@ -79,7 +83,9 @@ def paired_mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """Count (true class, predicted class) pairs over all pixels.
 
     Args:
@@ -97,7 +103,9 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     """
     for name, t in (("pred", pred), ("target", target)):
         if not isinstance(t, torch.Tensor) or t.is_floating_point():
-            raise TypeError(f"{name} must be an integer tensor of class indices (use logits.argmax(dim=1)), got {getattr(t, 'dtype', type(t).__name__)}")
+            raise TypeError(
+                f"{name} must be an integer tensor of class indices (use logits.argmax(dim=1)), got {getattr(t, 'dtype', type(t).__name__)}"
+            )
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
@@ -126,7 +134,9 @@ def dice_from_confusion(cm: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.full_like(tp, float("nan"))).float()
 
 
-def per_class_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+def per_class_iou(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """IoU of every class over all pixels.
 
     Args:
@@ -141,7 +151,9 @@ def per_class_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ig
     return iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
 
 
-def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+def mean_iou(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """mIoU: the mean of :func:`per_class_iou` over classes present in ``pred`` or ``target``.
 
     Returns:

@@ -27,7 +27,9 @@ def segmentation_step(model: nn.Module, batch) -> StepOutput:
     images, masks = batch[0], batch[1]
     logits = model(images)  # (B, K, H, W)
     if logits.dim() != 4 or logits.shape[0] != masks.shape[0] or logits.shape[-2:] != masks.shape[-2:]:
-        raise ValueError(f"segmentation_step expects logits (B, K, H, W) matching masks {tuple(masks.shape)}, got {tuple(logits.shape)}")
+        raise ValueError(
+            f"segmentation_step expects logits (B, K, H, W) matching masks {tuple(masks.shape)}, got {tuple(logits.shape)}"
+        )
     loss = F.cross_entropy(logits.float(), masks)
     correct = (logits.argmax(1) == masks).float().mean(dim=(1, 2)).sum()  # pixel accuracy, summed over images
     return StepOutput(loss, masks.shape[0], correct)
@@ -46,7 +48,9 @@ def predict_masks(model: nn.Module, images: torch.Tensor, batch_size: int = 64) 
     return torch.cat(out)
 
 
-def evaluate_segmenter(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, num_classes: int, batch_size: int = 64) -> SegmentationMeter:
+def evaluate_segmenter(
+    model: nn.Module, images: torch.Tensor, masks: torch.Tensor, num_classes: int, batch_size: int = 64
+) -> SegmentationMeter:
     """A :class:`SegmentationMeter` filled with the model's predictions on ``images`` against ``masks``
     (read ``.miou()``, ``.iou()``, ``.dice()``, ``.pixel_accuracy()``)."""
     meter = SegmentationMeter(num_classes)

@@ -29,10 +29,22 @@ from cvkit.conv.ops import conv_matrix
 SEED_KERNEL = torch.tensor([[1.0, 4, 1], [1, 4, 3], [3, 3, 1]])
 SEED_CT = torch.tensor(
     [
-        [1.0, 0, 0, 0], [4, 1, 0, 0], [1, 4, 0, 0], [0, 1, 0, 0],
-        [1, 0, 1, 0], [4, 1, 4, 1], [3, 4, 1, 4], [0, 3, 0, 1],
-        [3, 0, 1, 0], [3, 3, 4, 1], [1, 3, 3, 4], [0, 1, 0, 3],
-        [0, 0, 3, 0], [0, 0, 3, 3], [0, 0, 1, 3], [0, 0, 0, 1],
+        [1.0, 0, 0, 0],
+        [4, 1, 0, 0],
+        [1, 4, 0, 0],
+        [0, 1, 0, 0],
+        [1, 0, 1, 0],
+        [4, 1, 4, 1],
+        [3, 4, 1, 4],
+        [0, 3, 0, 1],
+        [3, 0, 1, 0],
+        [3, 3, 4, 1],
+        [1, 3, 3, 4],
+        [0, 1, 0, 3],
+        [0, 0, 3, 0],
+        [0, 0, 3, 3],
+        [0, 0, 1, 3],
+        [0, 0, 0, 1],
     ]
 )  # (16, 4), exactly as printed in the lecture
 
@@ -63,7 +75,9 @@ def conv_transpose2d(
         ValueError: shapes that do not fit together.
     """
     if x.dim() != 4 or weight.dim() != 4 or weight.shape[0] != x.shape[1]:
-        raise ValueError(f"need x (N, C_in, H, W) and weight (C_in, C_out, kh, kw), got {tuple(x.shape)} and {tuple(weight.shape)}")
+        raise ValueError(
+            f"need x (N, C_in, H, W) and weight (C_in, C_out, kh, kw), got {tuple(x.shape)} and {tuple(weight.shape)}"
+        )
     if output_padding < 0 or (output_padding > 0 and output_padding >= stride):
         raise ValueError(f"output_padding must be smaller than stride, got {output_padding} and {stride}")
     n, _, h, w = x.shape
@@ -81,7 +95,9 @@ def conv_transpose2d(
     return out
 
 
-def conv_transpose_via_matrix(y: torch.Tensor, kernel: torch.Tensor, input_size: Sequence[int], stride: int = 1, padding: int = 0) -> torch.Tensor:
+def conv_transpose_via_matrix(
+    y: torch.Tensor, kernel: torch.Tensor, input_size: Sequence[int], stride: int = 1, padding: int = 0
+) -> torch.Tensor:
     """Upsample a single-channel map by multiplying with :math:`C^T`.
 
     Args:

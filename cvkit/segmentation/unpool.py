@@ -19,13 +19,17 @@ from __future__ import annotations
 import torch
 
 # lecture 001, "In-network upsampling: max unpooling"
-SEED_POOL_INPUT = torch.tensor([[1.0, 2, 6, 3], [3, 5, 2, 1], [1, 2, 2, 1], [7, 3, 4, 8]])  # max-pools to [[5, 6], [7, 8]]
+SEED_POOL_INPUT = torch.tensor(
+    [[1.0, 2, 6, 3], [3, 5, 2, 1], [1, 2, 2, 1], [7, 3, 4, 8]]
+)  # max-pools to [[5, 6], [7, 8]]
 SEED_UNPOOL_INPUT = torch.tensor([[1.0, 2], [3, 4]])  # placed at the maxima: [[0,0,2,0],[0,1,0,0],[0,0,0,0],[3,0,0,4]]
 
 
 def _check(x: torch.Tensor, scale: int) -> None:
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"x must be (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}; add axes with x[None, None]")
+        raise ValueError(
+            f"x must be (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}; add axes with x[None, None]"
+        )
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive int, got {scale!r}")
 
@@ -48,7 +52,7 @@ def nearest_unpool(x: torch.Tensor, scale: int = 2) -> torch.Tensor:
 
 
 def bed_of_nails_unpool(x: torch.Tensor, scale: int = 2) -> torch.Tensor:
-    """"Bed of nails" upsampling: each value at the top-left of its block, zeros elsewhere.
+    """ "Bed of nails" upsampling: each value at the top-left of its block, zeros elsewhere.
 
     Args:
         x: (N, C, H, W) float.
@@ -83,12 +87,21 @@ def max_unpool(x: torch.Tensor, indices: torch.Tensor, output_size: tuple[int, i
     Raises:
         ValueError: shapes differ, or an index falls outside ``output_size``.
     """
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not isinstance(indices, torch.Tensor) or indices.shape != x.shape:
-        raise ValueError(f"x and indices must both be (N, C, h, w), got {getattr(x, 'shape', None)} and {getattr(indices, 'shape', None)}")
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.dim() != 4
+        or not isinstance(indices, torch.Tensor)
+        or indices.shape != x.shape
+    ):
+        raise ValueError(
+            f"x and indices must both be (N, C, h, w), got {getattr(x, 'shape', None)} and {getattr(indices, 'shape', None)}"
+        )
     n, c, _, _ = x.shape
     height, width = output_size
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= height * width):
-        raise ValueError(f"indices must be flat positions in [0, {height * width}) for output_size {tuple(output_size)}")
+        raise ValueError(
+            f"indices must be flat positions in [0, {height * width}) for output_size {tuple(output_size)}"
+        )
     out = x.new_zeros(n, c, height * width)  # (N, C, H*W) flat, as the indices count
     out.scatter_(2, indices.reshape(n, c, -1), x.reshape(n, c, -1))
     return out.reshape(n, c, height, width)  # (N, C, H, W)

@@ -75,7 +75,9 @@ def simclr_augmentation(
     return Compose(transforms)
 
 
-def two_views(images: torch.Tensor, transform: BatchTransform, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def two_views(
+    images: torch.Tensor, transform: BatchTransform, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independent augmentations of the same batch: the positive pairs of contrastive learning.
 
     Returns:

@@ -112,7 +112,9 @@ def blockwise_mask(
     raise RuntimeError(f"blockwise masking did not reach {target:.1f} patches in {max_iterations} iterations")
 
 
-def blockwise_masks(batch: int, height: int, width: int, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+def blockwise_masks(
+    batch: int, height: int, width: int, generator: torch.Generator | None = None, **kwargs
+) -> torch.Tensor:
     """``batch`` independent :func:`blockwise_mask` draws, stacked and flattened: (batch, height * width) bool, row-major."""
     return torch.stack([blockwise_mask(height, width, generator=generator, **kwargs).flatten() for _ in range(batch)])
 
@@ -144,7 +146,9 @@ class PatchKMeansTokenizer(nn.Module):
         return self.codebook.shape[0]
 
     @classmethod
-    def fit(cls, images: torch.Tensor, patch_size: int, num_tokens: int = 64, max_patches: int = 50_000, seed: int = 0) -> "PatchKMeansTokenizer":
+    def fit(
+        cls, images: torch.Tensor, patch_size: int, num_tokens: int = 64, max_patches: int = 50_000, seed: int = 0
+    ) -> "PatchKMeansTokenizer":
         """k-means (scikit-learn's ``MiniBatchKMeans``) on patches of ``images``.
 
         Args:
@@ -156,7 +160,9 @@ class PatchKMeansTokenizer(nn.Module):
         """
         from sklearn.cluster import MiniBatchKMeans
 
-        patches = patchify(images.detach().float().cpu(), patch_size).reshape(-1, patch_size * patch_size * images.shape[1])
+        patches = patchify(images.detach().float().cpu(), patch_size).reshape(
+            -1, patch_size * patch_size * images.shape[1]
+        )
         g = torch.Generator().manual_seed(seed)
         if patches.shape[0] > max_patches:
             patches = patches[torch.randperm(patches.shape[0], generator=g)[:max_patches]]
@@ -197,12 +203,20 @@ class BEiT(nn.Module):
 
     num_views = 1
 
-    def __init__(self, encoder: ViTEncoder, tokenizer: PatchKMeansTokenizer, mask_ratio: float = 0.4, min_block: float | None = None) -> None:
+    def __init__(
+        self,
+        encoder: ViTEncoder,
+        tokenizer: PatchKMeansTokenizer,
+        mask_ratio: float = 0.4,
+        min_block: float | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(encoder, ViTEncoder):
             raise TypeError(f"encoder must be a cvkit.ssl.vit.ViTEncoder, got {type(encoder).__name__}")
         if tokenizer.patch_size != encoder.patch_size:
-            raise ValueError(f"tokenizer patch size {tokenizer.patch_size} differs from the encoder's {encoder.patch_size}")
+            raise ValueError(
+                f"tokenizer patch size {tokenizer.patch_size} differs from the encoder's {encoder.patch_size}"
+            )
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.mask_token = nn.Parameter(torch.zeros(encoder.feature_dim))
@@ -214,7 +228,9 @@ class BEiT(nn.Module):
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = images.shape[0]
         g = self.encoder.grid
-        mask = blockwise_masks(b, g, g, generator, mask_ratio=self.mask_ratio, min_block=self.min_block).to(images.device)  # (B, N)
+        mask = blockwise_masks(b, g, g, generator, mask_ratio=self.mask_ratio, min_block=self.min_block).to(
+            images.device
+        )  # (B, N)
         targets = self.tokenizer.encode(images)  # (B, N) visual tokens of the uncorrupted image
         out = self.encoder.forward_tokens(self.encoder.embed(images, mask, self.mask_token))  # (B, N, D)
         logits = self.head(out[mask])  # (M, V): masked positions only

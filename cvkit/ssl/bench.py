@@ -54,7 +54,9 @@ class ProbeBench:
     baselines: list[str] = field(default_factory=list)
 
     @classmethod
-    def fashion_mnist(cls, pretrain_images: int = 4096, probe_train: int = 5000, probe_test: int = 2000, seed: int = 0) -> "ProbeBench":
+    def fashion_mnist(
+        cls, pretrain_images: int = 4096, probe_train: int = 5000, probe_test: int = 2000, seed: int = 0
+    ) -> "ProbeBench":
         """Fashion-MNIST: class-balanced seeded subsets of the training split (pre-training, probe training) and of the test split.
 
         Args:
@@ -72,7 +74,9 @@ class ProbeBench:
         test = load_fashion_mnist("test").subset(probe_test, seed=seed)
         return cls(pre.images, pre.labels, probe.images, probe.labels, test.images, test.labels, list(train.classes))
 
-    def evaluate(self, name: str, encoder: nn.Module, baseline: bool = False, verbose: bool = True, **probe_options) -> ProbeResult:
+    def evaluate(
+        self, name: str, encoder: nn.Module, baseline: bool = False, verbose: bool = True, **probe_options
+    ) -> ProbeResult:
         """Linear-probe (and k-NN) accuracy of a frozen ``encoder``, stored under ``name``.
 
         Args:
@@ -82,17 +86,28 @@ class ProbeBench:
             verbose: print one line with the accuracies.
             **probe_options: passed to :func:`cvkit.ssl.linear_probe`.
         """
-        result = linear_probe(encoder, self.train_images, self.train_labels, self.test_images, self.test_labels, **probe_options)
+        result = linear_probe(
+            encoder, self.train_images, self.train_labels, self.test_images, self.test_labels, **probe_options
+        )
         self.results[name] = result
         if baseline and name not in self.baselines:
             self.baselines.append(name)
         if verbose:
             knn = f", k-NN {100 * result.knn_accuracy:.1f}%" if result.knn_accuracy is not None else ""
-            print(f"{name}: linear probe {100 * result.test_accuracy:.1f}% (train {100 * result.train_accuracy:.1f}%){knn}")
+            print(
+                f"{name}: linear probe {100 * result.test_accuracy:.1f}% (train {100 * result.train_accuracy:.1f}%){knn}"
+            )
         return result
 
-    def run_baselines(self, make_encoder: Callable[[], nn.Module], *, augment: BatchTransform | None = None, suffix: str = "",
-                      seed: int = 0, **budget) -> tuple[nn.Module, nn.Module]:
+    def run_baselines(
+        self,
+        make_encoder: Callable[[], nn.Module],
+        *,
+        augment: BatchTransform | None = None,
+        suffix: str = "",
+        seed: int = 0,
+        **budget,
+    ) -> tuple[nn.Module, nn.Module]:
         """Probe a random-init encoder and one trained with labels on the pre-training images, same budget.
 
         Args:

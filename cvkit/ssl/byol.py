@@ -39,7 +39,9 @@ class BYOL(nn.Module):
 
     num_views = 2
 
-    def __init__(self, encoder: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None, momentum: float = 0.99) -> None:
+    def __init__(
+        self, encoder: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None, momentum: float = 0.99
+    ) -> None:
         super().__init__()
         if not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")

@@ -53,7 +53,9 @@ class PatchGridEncoder(nn.Module):
             raise ValueError(f"images ({h}x{w}) must be at least one patch ({self.patch}) on a side")
         patches = images.unfold(2, self.patch, self.stride).unfold(3, self.patch, self.stride)  # (B, C, gh, gw, p, p)
         gh, gw = patches.shape[2], patches.shape[3]
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(b * gh * gw, c, self.patch, self.patch)  # (B*gh*gw, C, p, p)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(
+            b * gh * gw, c, self.patch, self.patch
+        )  # (B*gh*gw, C, p, p)
         z = self.patch_encoder(patches)  # (B*gh*gw, D)
         return z.view(b, gh, gw, -1).permute(0, 3, 1, 2)  # (B, D, gh, gw)
 
@@ -103,7 +105,9 @@ class CPC(nn.Module):
 
     num_views = 1
 
-    def __init__(self, patch_encoder: nn.Module, patch: int = 8, stride: int = 4, steps: int = 2, temperature: float = 0.1) -> None:
+    def __init__(
+        self, patch_encoder: nn.Module, patch: int = 8, stride: int = 4, steps: int = 2, temperature: float = 0.1
+    ) -> None:
         super().__init__()
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")

@@ -58,12 +58,18 @@ def dino_loss(
     vs, b, k = student_logits.shape
     vt = teacher_logits.shape[0]
     if teacher_logits.shape[1:] != (b, k) or center.shape != (k,):
-        raise ValueError(f"need teacher_logits (V_t, {b}, {k}) and center ({k},), got {tuple(teacher_logits.shape)} and {tuple(center.shape)}")
+        raise ValueError(
+            f"need teacher_logits (V_t, {b}, {k}) and center ({k},), got {tuple(teacher_logits.shape)} and {tuple(center.shape)}"
+        )
     if vt > vs or vs < 2:
-        raise ValueError(f"need at least 2 student views and no more teacher views than student views, got V_s={vs}, V_t={vt}")
+        raise ValueError(
+            f"need at least 2 student views and no more teacher views than student views, got V_s={vs}, V_t={vt}"
+        )
     if student_temperature <= 0 or teacher_temperature <= 0:
         raise ValueError(f"temperatures must be positive, got {student_temperature} and {teacher_temperature}")
-    teacher = F.softmax((teacher_logits.detach().float() - center) / teacher_temperature, dim=-1)  # (V_t, B, K) centre, sharpen
+    teacher = F.softmax(
+        (teacher_logits.detach().float() - center) / teacher_temperature, dim=-1
+    )  # (V_t, B, K) centre, sharpen
     student = F.log_softmax(student_logits.float() / student_temperature, dim=-1)  # (V_s, B, K)
     total, pairs = student.new_zeros(()), 0
     for t in range(vt):
@@ -144,9 +150,18 @@ class DINO(nn.Module):
 
     num_views = 2
 
-    def __init__(self, encoder: nn.Module, out_dim: int = 256, hidden_dim: int = 256, bottleneck_dim: int = 64, momentum: float = 0.99,
-                 center_momentum: float = 0.9, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
-                 global_views: int = 2) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        out_dim: int = 256,
+        hidden_dim: int = 256,
+        bottleneck_dim: int = 64,
+        momentum: float = 0.99,
+        center_momentum: float = 0.9,
+        student_temperature: float = 0.1,
+        teacher_temperature: float = 0.04,
+        global_views: int = 2,
+    ) -> None:
         super().__init__()
         if global_views < 1:
             raise ValueError(f"global_views must be >= 1, got {global_views}")
@@ -174,15 +189,19 @@ class DINO(nn.Module):
             self.momentum_update()
         student = torch.stack(_run_grouped(lambda x: self.head(self.encoder(x)), views))  # (V, B, K)
         with torch.no_grad():
-            teacher = torch.stack(_run_grouped(lambda x: self.teacher_head(self.teacher_encoder(x)), views[: self.global_views]))
+            teacher = torch.stack(
+                _run_grouped(lambda x: self.teacher_head(self.teacher_encoder(x)), views[: self.global_views])
+            )
         loss = dino_loss(student, teacher, self.center, self.student_temperature, self.teacher_temperature)
         if self.training:
             self.center.copy_(update_center(self.center, teacher, self.center_momentum))
         return loss
 
     def extra_repr(self) -> str:
-        return (f"out_dim={self.center.shape[0]}, momentum={self.momentum}, tau_s={self.student_temperature}, "
-                f"tau_t={self.teacher_temperature}, global_views={self.global_views}")
+        return (
+            f"out_dim={self.center.shape[0]}, momentum={self.momentum}, tau_s={self.student_temperature}, "
+            f"tau_t={self.teacher_temperature}, global_views={self.global_views}"
+        )
 
 
 def _run_grouped(fn, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:

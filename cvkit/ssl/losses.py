@@ -33,7 +33,9 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> Non
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"{name} must be a (B, D) tensor of embeddings, got {got}")
     if a.shape != b.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape (B, D), got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape (B, D), got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
 
 
 def info_nce(
@@ -83,7 +85,9 @@ def info_nce(
     return reduce_loss(F.cross_entropy(logits, targets, reduction="none"), reduction)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.5, reduction: Reduction = "mean") -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float | torch.Tensor = 0.5, reduction: Reduction = "mean"
+) -> torch.Tensor:
     r"""SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020, eq. 1).
 
     The 2B embeddings of two views form the batch. For the pair (i, j) of views of one image,

@@ -24,8 +24,9 @@ from cvkit.layers.transformer import TransformerBlock
 from cvkit.ssl.vit import ViTEncoder
 
 
-def random_masking(tokens: torch.Tensor, mask_ratio: float = 0.75, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def random_masking(
+    tokens: torch.Tensor, mask_ratio: float = 0.75, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Keep a random subset of tokens per sample, MAE's way: sort uniform noise, keep the first ``int(N (1 - ratio))``.
 
     Args:
@@ -81,8 +82,15 @@ class MaskedAutoencoder(nn.Module):
 
     num_views = 1
 
-    def __init__(self, encoder: ViTEncoder, decoder_dim: int = 32, decoder_depth: int = 1, decoder_heads: int = 4,
-                 mask_ratio: float = 0.75, norm_pix_loss: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: ViTEncoder,
+        decoder_dim: int = 32,
+        decoder_depth: int = 1,
+        decoder_heads: int = 4,
+        mask_ratio: float = 0.75,
+        norm_pix_loss: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(encoder, ViTEncoder):
             raise TypeError(f"encoder must be a cvkit.ssl.vit.ViTEncoder, got {type(encoder).__name__}")
@@ -95,13 +103,16 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_embed = nn.Linear(encoder.feature_dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         nn.init.normal_(self.mask_token, std=0.02)
-        self.register_buffer("decoder_pos_embed", sincos_position_embedding_2d(encoder.grid, decoder_dim)[None], persistent=False)
+        self.register_buffer(
+            "decoder_pos_embed", sincos_position_embedding_2d(encoder.grid, decoder_dim)[None], persistent=False
+        )
         self.decoder = nn.ModuleList([TransformerBlock(decoder_dim, decoder_heads, 4.0) for _ in range(decoder_depth)])
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
         self.decoder_pred = nn.Linear(decoder_dim, p * p * c)
 
-    def forward_encoder(self, images: torch.Tensor, generator: torch.Generator | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_encoder(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode the visible patches only: returns latent (B, K, D), mask (B, N) bool, ids_restore (B, N)."""
         tokens = self.encoder.embed(images)  # (B, N, D), position embeddings added before masking
         kept, mask, ids_restore = random_masking(tokens, self.mask_ratio, generator)

@@ -45,8 +45,15 @@ class MoCo(nn.Module):
 
     num_views = 2
 
-    def __init__(self, encoder: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None, queue_size: int = 4096,
-                 momentum: float = 0.99, temperature: float = 0.2) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        projection_dim: int = 128,
+        hidden_dim: int | None = None,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+        temperature: float = 0.2,
+    ) -> None:
         super().__init__()
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")

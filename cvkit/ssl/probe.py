@@ -24,7 +24,9 @@ from cvkit.runtime import pick_device
 
 
 @torch.no_grad()
-def extract_features(encoder: nn.Module, images: torch.Tensor, batch_size: int = 1024, device: str | torch.device | None = None) -> torch.Tensor:
+def extract_features(
+    encoder: nn.Module, images: torch.Tensor, batch_size: int = 1024, device: str | torch.device | None = None
+) -> torch.Tensor:
     """Features of a frozen encoder, in eval mode (BatchNorm uses running statistics), in batches.
 
     Args:
@@ -55,7 +57,9 @@ def extract_features(encoder: nn.Module, images: torch.Tensor, batch_size: int =
             x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
             f = encoder(x)
             if f.dim() != 2:
-                raise ValueError(f"the encoder must return (B, D) features, got {tuple(f.shape)}; pool or flatten its output")
+                raise ValueError(
+                    f"the encoder must return (B, D) features, got {tuple(f.shape)}; pool or flatten its output"
+                )
             out.append(f.float())
     finally:
         encoder.train(was_training)
@@ -85,8 +89,13 @@ class ProbeResult:
         return f"ProbeResult(test={self.test_accuracy:.3f}, train={self.train_accuracy:.3f}{knn})"
 
 
-def fit_linear_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
-                          weight_decay: float = 1e-4, max_iter: int = 200) -> nn.Linear:
+def fit_linear_classifier(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int | None = None,
+    weight_decay: float = 1e-4,
+    max_iter: int = 200,
+) -> nn.Linear:
     r"""Multinomial logistic regression by full-batch L-BFGS: minimise mean cross-entropy + :math:`\frac{\lambda}{2}\lVert W \rVert^2`.
 
     Deterministic (no mini-batches, no random init: weights start at zero), and the objective is
@@ -111,8 +120,15 @@ def fit_linear_classifier(features: torch.Tensor, labels: torch.Tensor, num_clas
     linear = nn.Linear(features.shape[1], k).to(features.device)
     nn.init.zeros_(linear.weight)
     nn.init.zeros_(linear.bias)
-    opt = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-6, tolerance_change=1e-9)
+    opt = torch.optim.LBFGS(
+        linear.parameters(),
+        lr=1,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+    )
     x, y = features.float(), labels.to(features.device)
 
     def closure():
@@ -127,8 +143,15 @@ def fit_linear_classifier(features: torch.Tensor, labels: torch.Tensor, num_clas
 
 
 @torch.no_grad()
-def knn_classify(train_features: torch.Tensor, train_labels: torch.Tensor, features: torch.Tensor, k: int = 20,
-                 temperature: float = 0.07, num_classes: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+def knn_classify(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    features: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    batch_size: int = 1024,
+) -> torch.Tensor:
     r"""Weighted k-NN on cosine similarity (Wu et al. 2018, sec. 3.4; DINO's k-NN evaluation).
 
     Each of the k most similar training features votes for its class with weight

@@ -37,7 +37,9 @@ class SimCLR(nn.Module):
 
     num_views = 2
 
-    def __init__(self, encoder: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None, temperature: float = 0.5) -> None:
+    def __init__(
+        self, encoder: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None, temperature: float = 0.5
+    ) -> None:
         super().__init__()
         dim = feature_dim_of(encoder)
         self.encoder = encoder
@@ -51,4 +53,3 @@ class SimCLR(nn.Module):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
-

@@ -24,7 +24,9 @@ from cvkit.ssl.probe import ProbeResult
 from cvkit.train import History, StepOutput, fit
 
 
-def ssl_step(augment: BatchTransform | Sequence[BatchTransform] | None, num_views: int, generator: torch.Generator | None):
+def ssl_step(
+    augment: BatchTransform | Sequence[BatchTransform] | None, num_views: int, generator: torch.Generator | None
+):
     """A :func:`cvkit.train.fit` step: make the views of an image batch, return the method's loss.
 
     Args:
@@ -90,7 +92,17 @@ def pretrain(
     loader = DeviceLoader(images, dummy, batch_size, shuffle=True, drop_last=True, device=device, seed=seed)
     generator = torch.Generator(device=loader.device).manual_seed(seed)
     step = ssl_step(augment, views, generator)
-    return fit(method, loader, step=step, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, device=str(loader.device), **options)
+    return fit(
+        method,
+        loader,
+        step=step,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        device=str(loader.device),
+        **options,
+    )
 
 
 def train_supervised(
@@ -125,8 +137,12 @@ def train_supervised(
     """
     k = num_classes or int(labels.max()) + 1
     model = nn.Sequential(encoder, nn.Linear(feature_dim_of(encoder), k))
-    loader = DeviceLoader(images, labels, batch_size, shuffle=True, drop_last=True, augment=augment, device=device, seed=seed)
-    return fit(model, loader, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, device=str(loader.device), **options)
+    loader = DeviceLoader(
+        images, labels, batch_size, shuffle=True, drop_last=True, augment=augment, device=device, seed=seed
+    )
+    return fit(
+        model, loader, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, device=str(loader.device), **options
+    )
 
 
 def probe_table(results: dict[str, ProbeResult]) -> str:

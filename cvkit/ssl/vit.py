@@ -47,19 +47,31 @@ class ViTEncoder(nn.Module):
             or input images of another size (forward).
     """
 
-    def __init__(self, image_size: int = 28, patch_size: int = 4, in_channels: int = 1, dim: int = 64, depth: int = 4,
-                 heads: int = 4, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        image_size: int = 28,
+        patch_size: int = 4,
+        in_channels: int = 1,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__()
         self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim)
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.grid = image_size // patch_size
         self.num_patches = self.patch_embed.num_patches
         self.feature_dim = dim
-        self.register_buffer("pos_embed", sincos_position_embedding_2d(self.grid, dim)[None], persistent=False)  # (1, N, D)
+        self.register_buffer(
+            "pos_embed", sincos_position_embedding_2d(self.grid, dim)[None], persistent=False
+        )  # (1, N, D)
         self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
-    def embed(self, images: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, images: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Patch tokens plus position embeddings, (B, N, D).
 
         Args:
@@ -74,7 +86,9 @@ class ViTEncoder(nn.Module):
         x = self.patch_embed(images)  # (B, N, D), patches row-major; checks the image size
         if mask is not None:
             if mask_token is None or mask.shape != x.shape[:2]:
-                raise ValueError(f"a mask needs shape {tuple(x.shape[:2])} and a mask_token, got {tuple(mask.shape)} and {mask_token is not None}")
+                raise ValueError(
+                    f"a mask needs shape {tuple(x.shape[:2])} and a mask_token, got {tuple(mask.shape)} and {mask_token is not None}"
+                )
             x = torch.where(mask[..., None], mask_token.reshape(1, 1, -1).to(x.dtype), x)
         return x + self.pos_embed
 

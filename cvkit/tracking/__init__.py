@@ -12,4 +12,12 @@ UniTrack's level-2 primitives, each a function of frozen features from any (self
 from cvkit.tracking.association import associate, embed_boxes, identity_accuracy, track_by_appearance
 from cvkit.tracking.propagation import affinity, propagate_labels, propagate_mask
 
-__all__ = ["affinity", "associate", "embed_boxes", "identity_accuracy", "propagate_labels", "propagate_mask", "track_by_appearance"]
+__all__ = [
+    "affinity",
+    "associate",
+    "embed_boxes",
+    "identity_accuracy",
+    "propagate_labels",
+    "propagate_mask",
+    "track_by_appearance",
+]

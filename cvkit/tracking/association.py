@@ -28,7 +28,9 @@ def embed_boxes(feature_map: torch.Tensor, boxes: torch.Tensor, stride: float, s
     """
     if len(boxes) == 0:
         return feature_map.new_zeros(0, feature_map.shape[0])
-    pooled = torchvision.ops.roi_align(feature_map[None], [boxes.to(feature_map)], size, 1.0 / stride, 2, True)  # (N, D, s, s)
+    pooled = torchvision.ops.roi_align(
+        feature_map[None], [boxes.to(feature_map)], size, 1.0 / stride, 2, True
+    )  # (N, D, s, s)
     return F.normalize(pooled.mean(dim=(2, 3)), dim=1)
 
 
@@ -49,7 +51,9 @@ def associate(tracks: torch.Tensor, detections: torch.Tensor, max_cost: float = 
     return [(int(r), int(c)) for r, c in zip(rows, cols) if float(cost[r, c]) <= max_cost]
 
 
-def track_by_appearance(embeddings: Sequence[torch.Tensor], max_cost: float = 0.5, momentum: float = 0.5) -> list[torch.Tensor]:
+def track_by_appearance(
+    embeddings: Sequence[torch.Tensor], max_cost: float = 0.5, momentum: float = 0.5
+) -> list[torch.Tensor]:
     """Give every detection of every frame a track id, frame by frame, by :func:`associate`.
 
     Args:

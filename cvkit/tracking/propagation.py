@@ -34,7 +34,9 @@ def affinity(query: torch.Tensor, reference: torch.Tensor, temperature: float = 
     if reference.dim() == 3:
         reference = reference[None]
     if query.dim() != 3 or reference.dim() != 4 or query.shape[0] != reference.shape[1]:
-        raise ValueError(f"need query (D, h, w) and reference (R, D, h, w) with the same D, got {tuple(query.shape)}, {tuple(reference.shape)}")
+        raise ValueError(
+            f"need query (D, h, w) and reference (R, D, h, w) with the same D, got {tuple(query.shape)}, {tuple(reference.shape)}"
+        )
     if temperature <= 0 or topk < 1:
         raise ValueError(f"need temperature > 0 and topk >= 1, got {temperature}, {topk}")
     q = F.normalize(query.flatten(1).T, dim=1)  # (h*w, D)
@@ -45,7 +47,9 @@ def affinity(query: torch.Tensor, reference: torch.Tensor, temperature: float = 
     return torch.zeros_like(sim).scatter_(1, index, values.softmax(dim=1))
 
 
-def propagate_labels(query: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05, topk: int = 10) -> torch.Tensor:
+def propagate_labels(
+    query: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05, topk: int = 10
+) -> torch.Tensor:
     """Labels of the current frame from the reference frames' labels, by :func:`affinity`.
 
     Args:
@@ -64,13 +68,17 @@ def propagate_labels(query: torch.Tensor, reference: torch.Tensor, labels: torch
     if labels.dim() == 3:
         labels = labels[None]
     if labels.shape[0] != reference.shape[0] or labels.shape[2:] != reference.shape[2:]:
-        raise ValueError(f"labels {tuple(labels.shape)} must be (R, C, h, w) on the references' grid {tuple(reference.shape)}")
+        raise ValueError(
+            f"labels {tuple(labels.shape)} must be (R, C, h, w) on the references' grid {tuple(reference.shape)}"
+        )
     a = affinity(query, reference, temperature, topk)  # (h*w, R*h*w)
     y = labels.permute(1, 0, 2, 3).flatten(1).T.float()  # (R*h*w, C)
     return (a @ y).T.reshape(labels.shape[1], *query.shape[1:])  # (C, h, w)
 
 
-def propagate_mask(features: torch.Tensor, first_mask: torch.Tensor, context: int = 3, temperature: float = 0.05, topk: int = 10) -> torch.Tensor:
+def propagate_mask(
+    features: torch.Tensor, first_mask: torch.Tensor, context: int = 3, temperature: float = 0.05, topk: int = 10
+) -> torch.Tensor:
     """Track one object's mask through a video from its mask in the first frame (video object segmentation).
 
     Each frame uses as references the first frame (with its true mask) and the ``context`` previous frames (with their
@@ -89,7 +97,9 @@ def propagate_mask(features: torch.Tensor, first_mask: torch.Tensor, context: in
         ValueError: a mask whose size differs from the feature grid.
     """
     if first_mask.shape != features.shape[2:]:
-        raise ValueError(f"first_mask {tuple(first_mask.shape)} must be on the feature grid {tuple(features.shape[2:])}")
+        raise ValueError(
+            f"first_mask {tuple(first_mask.shape)} must be on the feature grid {tuple(features.shape[2:])}"
+        )
     m0 = first_mask.float()
     masks = [m0]
     for t in range(1, features.shape[0]):

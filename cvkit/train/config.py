@@ -27,17 +27,25 @@ class TrainConfig:
     warmup_fraction: float = 0.2  # "onecycle": fraction of steps spent warming up
     label_smoothing: float = 0.0  # for the default cross-entropy step
     grad_clip: float | None = None  # max global L2 norm of gradients (None: no clipping)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # "auto": bf16 on GPUs that have it, fp16 + GradScaler on others (T4), fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = (
+        "auto"  # "auto": bf16 on GPUs that have it, fp16 + GradScaler on others (T4), fp32 on CPU
+    )
     channels_last: bool | Literal["auto"] = "auto"  # NHWC memory format ("auto": on CUDA only)
-    compile: bool | Literal["auto"] = "auto"  # torch.compile the model ("auto": on CUDA with Triton, for runs of >= 2000 steps; never on CPU)
+    compile: bool | Literal["auto"] = (
+        "auto"  # torch.compile the model ("auto": on CUDA with Triton, for runs of >= 2000 steps; never on CPU)
+    )
     seed: int = 0  # seeds torch, NumPy and Python before building the optimizer
     device: str | None = None  # None: cuda, then mps, then cpu
     checkpoint_dir: str | None = None  # save last.pt (and best.pt) here after every epoch
     resume: bool = True  # continue from checkpoint_dir/last.pt when it exists
-    check_every: int = 25  # steps between host syncs (progress bar, NaN/inf check); the steps in between never wait for the GPU
+    check_every: int = (
+        25  # steps between host syncs (progress bar, NaN/inf check); the steps in between never wait for the GPU
+    )
     progress: bool = True  # show a tqdm progress bar per epoch (process 0 only under torchrun)
     verbose: bool = True  # print one summary line per epoch (process 0 only under torchrun)
-    sync_batchnorm: bool = False  # under torchrun: BatchNorm over the global batch (SyncBatchNorm, CUDA only), else per process
+    sync_batchnorm: bool = (
+        False  # under torchrun: BatchNorm over the global batch (SyncBatchNorm, CUDA only), else per process
+    )
     find_unused_parameters: bool = False  # under torchrun: let DDP train models whose forward leaves parameters unused
 
     def __post_init__(self) -> None:

@@ -49,7 +49,9 @@ def project_onto_hyperplane(w: torch.Tensor, a: Sequence[float] | torch.Tensor, 
     return w - (a @ w - b) / (a @ a) * a
 
 
-def project_onto_ball(w: torch.Tensor, radius: float, center: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
+def project_onto_ball(
+    w: torch.Tensor, radius: float, center: Sequence[float] | torch.Tensor | None = None
+) -> torch.Tensor:
     r"""The nearest point to ``w`` in the ball :math:`\lVert v - c\rVert_2 \le r` (``w`` itself when inside).
 
     Args:
@@ -168,7 +170,9 @@ def augmented_lagrangian(
     path, values = [x.clone()], [float(f(x).detach())]
     for _ in range(outer):
         w = x.clone().requires_grad_(True)
-        opt = torch.optim.LBFGS([w], lr=1, max_iter=inner, line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-14)
+        opt = torch.optim.LBFGS(
+            [w], lr=1, max_iter=inner, line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-14
+        )
 
         def closure() -> torch.Tensor:
             nonlocal evaluations
@@ -182,7 +186,9 @@ def augmented_lagrangian(
         x = w.detach().clone()
         with torch.no_grad():
             h_values = torch.stack([h(x) for h in equalities]) if equalities else torch.zeros(0, dtype=torch.float64)
-            g_values = torch.stack([g(x) for g in inequalities]) if inequalities else torch.zeros(0, dtype=torch.float64)
+            g_values = (
+                torch.stack([g(x) for g in inequalities]) if inequalities else torch.zeros(0, dtype=torch.float64)
+            )
             lam = lam - mu * h_values
             nu = (nu - mu * g_values).clamp_min(0)
             violation = torch.cat([h_values.abs(), (-g_values).clamp_min(0)]).max()

@@ -196,5 +196,10 @@ def nelder_mead(
         simplex, values = simplex[order], values[order]
         path.append(simplex[0].clone())
         best_values.append(float(values[0]))
-    return OptimizeResult(simplex[0].clone(), float(values[0]), evaluations, torch.stack(path),
-                          torch.tensor(best_values, dtype=torch.float64))
+    return OptimizeResult(
+        simplex[0].clone(),
+        float(values[0]),
+        evaluations,
+        torch.stack(path),
+        torch.tensor(best_values, dtype=torch.float64),
+    )

@@ -67,7 +67,9 @@ class ExperimentLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.session = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
-    def record(self, name: str, config: Mapping[str, Any], metrics: Mapping[str, float], notes: str = "", device: str = "") -> dict:
+    def record(
+        self, name: str, config: Mapping[str, Any], metrics: Mapping[str, float], notes: str = "", device: str = ""
+    ) -> dict:
         """Append one finished run; returns the row written.
 
         Args:
@@ -91,9 +93,19 @@ class ExperimentLog:
         try:
             json.dumps(dict(config))
         except TypeError as exc:
-            raise TypeError(f"the config of run {name!r} must hold JSON values (numbers, strings, lists, dicts): {exc}") from exc
-        row = {"name": name, "config": dict(config), "metrics": values, "notes": notes, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "session": self.session, "torch": torch.__version__, "device": device or platform.machine()}
+            raise TypeError(
+                f"the config of run {name!r} must hold JSON values (numbers, strings, lists, dicts): {exc}"
+            ) from exc
+        row = {
+            "name": name,
+            "config": dict(config),
+            "metrics": values,
+            "notes": notes,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "session": self.session,
+            "torch": torch.__version__,
+            "device": device or platform.machine(),
+        }
         with open(self.path, "a", encoding="utf-8") as fh:  # one write of one line: a crash leaves whole lines
             fh.write(json.dumps(row, sort_keys=False) + "\n")
         return row
@@ -132,7 +144,9 @@ class ExperimentLog:
             if metric not in row.get("metrics", {}):
                 continue
             key = row["name"] if group_by == "name" else row.get("config", {}).get(group_by)
-            groups.setdefault(json.dumps(key) if isinstance(key, (list, dict)) else key, []).append(float(row["metrics"][metric]))
+            groups.setdefault(json.dumps(key) if isinstance(key, (list, dict)) else key, []).append(
+                float(row["metrics"][metric])
+            )
         if not groups:
             known = sorted({m for r in rows for m in r.get("metrics", {})})
             raise KeyError(f"no run has the metric {metric!r}; the runs have {known}")
@@ -148,7 +162,9 @@ class ExperimentLog:
             cells = []
             for m in metrics:
                 s = columns[m].get(g)
-                cells.append("-" if s is None else f"{s.mean:.4g} ± {s.std:.2g} ({s.n})" if s.n > 1 else f"{s.mean:.4g} (1)")
+                cells.append(
+                    "-" if s is None else f"{s.mean:.4g} ± {s.std:.2g} ({s.n})" if s.n > 1 else f"{s.mean:.4g} (1)"
+                )
             lines.append(f"| {g} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 

@@ -58,7 +58,10 @@ class History:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         values = self[key]
         pick = max if mode == "max" else min
-        i = pick(range(len(values)), key=lambda j: values[j] if not math.isnan(values[j]) else (-math.inf if mode == "max" else math.inf))
+        i = pick(
+            range(len(values)),
+            key=lambda j: values[j] if not math.isnan(values[j]) else (-math.inf if mode == "max" else math.inf),
+        )
         return self.rows[i]
 
     def to_markdown(self, columns: Iterable[str] | None = None) -> str:

@@ -185,8 +185,10 @@ def fit(
     if proc.distributed:
         model = runner.module  # the same model (SyncBatchNorm layers swapped in when asked)
         if verbose and not distributed.is_sharded(train_loader):
-            print(f"warning: train_loader is not split among the {proc.world_size} processes, so each trains on "
-                  "the same batches; use a cvkit.data.DeviceLoader or a DataLoader with a DistributedSampler")
+            print(
+                f"warning: train_loader is not split among the {proc.world_size} processes, so each trains on "
+                "the same batches; use a cvkit.data.DeviceLoader or a DataLoader with a DistributedSampler"
+            )
     runner = torch.compile(runner) if plan.compile else runner  # shares its parameters with model
     evaluator = model if proc.distributed else runner  # no collective inside evaluation: shards may differ in length
     best = max((r.get("val_accuracy", -math.inf) for r in history.rows), default=-math.inf)
@@ -202,7 +204,11 @@ def fit(
             row: dict[str, Any] = {"epoch": epoch + 1, **train}
             if val_loader is not None:
                 val = evaluate(
-                    evaluator, val_loader, step=step, device=device, precision=plan.precision.name,
+                    evaluator,
+                    val_loader,
+                    step=step,
+                    device=device,
+                    precision=plan.precision.name,
                     channels_last=plan.channels_last,
                 )
                 row.update({f"val_{k}": v for k, v in val.items()})
@@ -216,7 +222,9 @@ def fit(
                 print(_summary(row, cfg.epochs))
 
             if checkpoint is not None:
-                rngs = distributed.gather_objects(rng_state())  # every process's generators (dropout differs per process)
+                rngs = distributed.gather_objects(
+                    rng_state()
+                )  # every process's generators (dropout differs per process)
                 state = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -242,8 +250,19 @@ def fit(
     return history
 
 
-def _train_one_epoch(runner, loader, optimizer, scheduler, scaler, step, plan: SpeedPlan, cfg, epoch, steps_per_epoch,
-                     proc: distributed.ProcessInfo) -> dict[str, float]:
+def _train_one_epoch(
+    runner,
+    loader,
+    optimizer,
+    scheduler,
+    scaler,
+    step,
+    plan: SpeedPlan,
+    cfg,
+    epoch,
+    steps_per_epoch,
+    proc: distributed.ProcessInfo,
+) -> dict[str, float]:
     """One pass over ``loader``; returns the epoch's mean loss, accuracy, training seconds and throughput.
 
     Under torchrun the loss, accuracy and image count are sums over every process's share.
@@ -410,13 +429,17 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512, device: str | torch.device | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module, images: torch.Tensor, batch_size: int = 512, device: str | torch.device | None = None
+) -> torch.Tensor:
     """Run ``model`` over (N, C, H, W) ``images`` in eval mode, in batches; returns its outputs on the CPU (N, ...)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
     was_training = model.training
     model.eval()
     try:
-        outs = [model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, images.shape[0], batch_size)]
+        outs = [
+            model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, images.shape[0], batch_size)
+        ]
     finally:
         model.train(was_training)
     return torch.cat(outs)
@@ -466,7 +489,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> t
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, **extra)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     """The learning-rate schedule :func:`fit` steps once per batch.
 
     ``"onecycle"``: rises from ``cfg.lr / 25`` to ``cfg.lr`` over ``cfg.warmup_fraction`` of the steps,
@@ -486,7 +511,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
             # OneCycleLR's warm-up ends at step pct_start * total - 1; a warm-up of exactly one step
             # would end at step 0 and divide by zero, so such tiny runs warm up for 1.5 steps instead
             pct_start = 1.5 / total
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start, cycle_momentum=False)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct_start, cycle_momentum=False
+        )
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return None
@@ -511,8 +538,10 @@ def _every_process_finds(checkpoint: Path, proc: distributed.ProcessInfo) -> boo
         everyone = distributed.gather_objects(found)
         if len(set(everyone)) > 1:
             missing = [rank for rank, f in enumerate(everyone) if not f]
-            raise ValueError(f"processes {missing} do not see {checkpoint}, the others do; "
-                             "put checkpoint_dir on a file system every machine of the run shares")
+            raise ValueError(
+                f"processes {missing} do not see {checkpoint}, the others do; "
+                "put checkpoint_dir on a file system every machine of the run shares"
+            )
     return found
 
 
@@ -535,8 +564,10 @@ def _restore_rng(state: dict[str, Any], proc: distributed.ProcessInfo, cfg: Trai
     """Restore this process's random generators from a checkpoint (each process its own under torchrun)."""
     saved = state.get("rng_per_rank") or [state["rng"]]
     if len(saved) != proc.world_size and verbose:
-        print(f"note: the checkpoint was written by {len(saved)} process(es) and resumes on {proc.world_size}: "
-              "random draws from the global generator (dropout) differ from an uninterrupted run")
+        print(
+            f"note: the checkpoint was written by {len(saved)} process(es) and resumes on {proc.world_size}: "
+            "random draws from the global generator (dropout) differ from an uninterrupted run"
+        )
     if proc.rank < len(saved):
         restore_rng_state(saved[proc.rank])
     else:
@@ -547,7 +578,9 @@ def _length(loader: Iterable) -> int:
     try:
         n = len(loader)  # type: ignore[arg-type]
     except TypeError as exc:
-        raise TypeError(f"train_loader must have a length (got {type(loader).__name__}); wrap generators in a list") from exc
+        raise TypeError(
+            f"train_loader must have a length (got {type(loader).__name__}); wrap generators in a list"
+        ) from exc
     if n == 0:
         raise ValueError("train_loader is empty; check the dataset size, batch_size and drop_last")
     return n

@@ -62,7 +62,9 @@ def focal_loss(
     if logits.dim() != 2:
         raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
     if targets.shape != logits.shape[:1] or targets.dtype != torch.int64:
-        raise ValueError(f"targets must be ({logits.shape[0]},) int64 class indices, got {tuple(targets.shape)} {targets.dtype}")
+        raise ValueError(
+            f"targets must be ({logits.shape[0]},) int64 class indices, got {tuple(targets.shape)} {targets.dtype}"
+        )
     if gamma < 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
     log_p = F.log_softmax(logits.float(), dim=1)  # (N, K)
@@ -99,7 +101,9 @@ def binary_focal_loss(
         ValueError: shapes differ, or an unknown reduction.
     """
     if logits.shape != targets.shape:
-        raise ValueError(f"logits and targets must have the same shape, got {tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"logits and targets must have the same shape, got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     targets = targets.to(logits.dtype)
     p = torch.sigmoid(logits)
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")

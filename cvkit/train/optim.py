@@ -40,7 +40,9 @@ class SharpnessAwareMinimizer(torch.optim.Optimizer):
         ValueError: ``rho`` not positive.
     """
 
-    def __init__(self, params: Iterable, base_optimizer: type[torch.optim.Optimizer], rho: float = 0.05, **kwargs) -> None:
+    def __init__(
+        self, params: Iterable, base_optimizer: type[torch.optim.Optimizer], rho: float = 0.05, **kwargs
+    ) -> None:
         if rho <= 0:
             raise ValueError(f"rho must be positive, got {rho}")
         super().__init__(params, dict(rho=rho, **kwargs))
@@ -83,7 +85,9 @@ class SharpnessAwareMinimizer(torch.optim.Optimizer):
             ValueError: no closure (SAM needs two gradient evaluations).
         """
         if closure is None:
-            raise ValueError("SharpnessAwareMinimizer.step needs a closure that recomputes the loss (or call first_step/second_step yourself)")
+            raise ValueError(
+                "SharpnessAwareMinimizer.step needs a closure that recomputes the loss (or call first_step/second_step yourself)"
+            )
         loss = closure()
         self.first_step(zero_grad=True)
         with torch.enable_grad():
@@ -179,7 +183,11 @@ def fit_sharpness_aware(
     device = pick_device(device)
     model.to(device).train()
     cls, extra = bases[base]
-    optimizer = SharpnessAwareMinimizer(model.parameters(), cls, rho=rho, lr=lr, **extra) if rho > 0 else cls(model.parameters(), lr=lr, **extra)
+    optimizer = (
+        SharpnessAwareMinimizer(model.parameters(), cls, rho=rho, lr=lr, **extra)
+        if rho > 0
+        else cls(model.parameters(), lr=lr, **extra)
+    )
     history = History()
     evaluations = 0
     for epoch in range(epochs):
@@ -218,6 +226,9 @@ def fit_sharpness_aware(
         history.append(row)
         if verbose:
             name = f"SAM({base}, rho={rho})" if rho > 0 else base
-            print(f"{name} epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy"))))
+            print(
+                f"{name} epoch {epoch + 1}/{epochs}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.endswith(("loss", "accuracy")))
+            )
     model.eval()
     return history

@@ -42,7 +42,9 @@ def _loss(closure: Closure) -> torch.Tensor:
     return loss
 
 
-def hessian_vector_product(closure: Closure, params: Iterable[torch.Tensor] | nn.Module, vector: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def hessian_vector_product(
+    closure: Closure, params: Iterable[torch.Tensor] | nn.Module, vector: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
     r""":math:`H v` for the Hessian :math:`H = \nabla^2 L` of ``closure()`` with respect to ``params``.
 
     Args:

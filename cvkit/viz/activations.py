@@ -7,7 +7,12 @@ from typing import Sequence
 import torch
 
 
-def plot_activations(names: Sequence[str] = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu"), lo: float = -4.0, hi: float = 4.0, axes=None):
+def plot_activations(
+    names: Sequence[str] = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu"),
+    lo: float = -4.0,
+    hi: float = 4.0,
+    axes=None,
+):
     """Plot f(x) and f'(x) for named activations; the derivative comes from autograd.
 
     Args:

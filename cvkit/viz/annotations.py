@@ -46,18 +46,29 @@ def draw_boxes(
         x1, y1, x2, y2 = boxes[i].tolist()
         lab = int(labels[i]) if labels is not None else None
         c = colour or (PALETTE[lab % len(PALETTE)] if lab is not None else PALETTE[0])
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=c, linewidth=linewidth, linestyle=linestyle))
+        ax.add_patch(
+            Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=c, linewidth=linewidth, linestyle=linestyle)
+        )
         text = []
         if lab is not None:
             text.append(class_names[lab] if class_names is not None and 0 <= lab < len(class_names) else str(lab))
         if scores is not None:
             text.append(f"{float(scores[i]):.2f}")
         if text:
-            ax.text(x1, y1, " ".join(text), fontsize=7, color="white", va="bottom",
-                    bbox=dict(facecolor=c, alpha=0.8, pad=1, edgecolor="none"))
+            ax.text(
+                x1,
+                y1,
+                " ".join(text),
+                fontsize=7,
+                color="white",
+                va="bottom",
+                bbox=dict(facecolor=c, alpha=0.8, pad=1, edgecolor="none"),
+            )
 
 
-def overlay_mask(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5, num_classes: int | None = None) -> np.ndarray:
+def overlay_mask(
+    image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5, num_classes: int | None = None
+) -> np.ndarray:
     """Blend a semantic mask (class per pixel) over an image.
 
     Args:
@@ -109,7 +120,12 @@ def show_sample(sample, ax=None, class_names: Sequence[str] | None = None, what:
     ax.imshow(picture)
     if "masks" in what:
         for i, m in enumerate(sample.masks):
-            ax.contour(m.numpy().astype(float), levels=[0.5], colors=[PALETTE[int(sample.labels[i]) % len(PALETTE)]], linewidths=1.5)
+            ax.contour(
+                m.numpy().astype(float),
+                levels=[0.5],
+                colors=[PALETTE[int(sample.labels[i]) % len(PALETTE)]],
+                linewidths=1.5,
+            )
     if "boxes" in what:
         draw_boxes(ax, sample.boxes, sample.labels, class_names=names)
     if "caption" in what:

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from cvkit.viz.images import to_display
 
 
-def upsample_map(attn_map: torch.Tensor, size: tuple[int, int], mode: Literal["nearest", "bilinear"] = "bilinear") -> torch.Tensor:
+def upsample_map(
+    attn_map: torch.Tensor, size: tuple[int, int], mode: Literal["nearest", "bilinear"] = "bilinear"
+) -> torch.Tensor:
     """Resize a (gh, gw) or (..., gh, gw) attention map to the image size (H, W), rescaled to [0, 1] per map."""
     lead = attn_map.shape[:-2]
     x = attn_map.float().reshape(-1, 1, *attn_map.shape[-2:])
@@ -26,7 +28,14 @@ def upsample_map(attn_map: torch.Tensor, size: tuple[int, int], mode: Literal["n
     return ((x - lo) / (hi - lo).clamp_min(1e-12)).reshape(*lead, *size)
 
 
-def overlay_attention(ax, image: torch.Tensor, attn_map: torch.Tensor, alpha: float = 0.55, cmap: str = "inferno", title: str | None = None) -> None:
+def overlay_attention(
+    ax,
+    image: torch.Tensor,
+    attn_map: torch.Tensor,
+    alpha: float = 0.55,
+    cmap: str = "inferno",
+    title: str | None = None,
+) -> None:
     """Draw ``image`` (C, H, W) in [0, 1] with a (gh, gw) attention map on top (upsampled, min-max scaled)."""
     h, w = image.shape[-2:]
     ax.imshow(to_display(image), cmap="gray")
@@ -36,7 +45,9 @@ def overlay_attention(ax, image: torch.Tensor, attn_map: torch.Tensor, alpha: fl
         ax.set_title(title, fontsize=9)
 
 
-def show_attention_heads(image: torch.Tensor, head_maps: torch.Tensor, title: str | None = None, ncols: int = 6, size: float = 1.8):
+def show_attention_heads(
+    image: torch.Tensor, head_maps: torch.Tensor, title: str | None = None, ncols: int = 6, size: float = 1.8
+):
     """The image, then the class token's attention of every head drawn over it (ViT Fig. 6, per head).
 
     Args:
@@ -67,7 +78,13 @@ def show_attention_heads(image: torch.Tensor, head_maps: torch.Tensor, title: st
     return fig
 
 
-def show_attention_rollout(images: torch.Tensor, maps: torch.Tensor, titles: Sequence[str] | None = None, size: float = 2.2, last_layer: torch.Tensor | None = None):
+def show_attention_rollout(
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    size: float = 2.2,
+    last_layer: torch.Tensor | None = None,
+):
     """Images (top row) and their rollout maps drawn over them (bottom row; optionally a row for the last layer alone).
 
     Args:
@@ -96,7 +113,9 @@ def show_attention_rollout(images: torch.Tensor, maps: torch.Tensor, titles: Seq
     return fig
 
 
-def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean attention distance", lines: Mapping[str, float] | None = None):
+def plot_attention_distance(
+    distances: torch.Tensor, ax=None, title: str = "mean attention distance", lines: Mapping[str, float] | None = None
+):
     """Scatter of every head's mean attention distance against its layer (ViT Fig. 7).
 
     Args:
@@ -134,7 +153,9 @@ def plot_attention_distance(distances: torch.Tensor, ax=None, title: str = "mean
     return ax
 
 
-def show_position_similarity(pos_embed: torch.Tensor, grid_size: tuple[int, int], title: str | None = None, size: float = 0.6):
+def show_position_similarity(
+    pos_embed: torch.Tensor, grid_size: tuple[int, int], title: str | None = None, size: float = 0.6
+):
     """Cosine similarity of every patch's position embedding with all others, one small map per patch (ViT Fig. 7, centre).
 
     Args:
@@ -156,7 +177,9 @@ def show_position_similarity(pos_embed: torch.Tensor, grid_size: tuple[int, int]
 
     gh, gw = grid_size
     if pos_embed.dim() != 2 or pos_embed.shape[0] != gh * gw:
-        raise ValueError(f"pos_embed must be ({gh * gw}, D) for a {gh}x{gw} grid (drop class tokens first), got {tuple(pos_embed.shape)}")
+        raise ValueError(
+            f"pos_embed must be ({gh * gw}, D) for a {gh}x{gw} grid (drop class tokens first), got {tuple(pos_embed.shape)}"
+        )
     e = F.normalize(pos_embed.detach().float().cpu(), dim=1)
     sim = (e @ e.T).reshape(gh, gw, gh, gw)  # (gh, gw, gh, gw)
     fig, axes = plt.subplots(gh, gw, figsize=(size * gw, size * gh + (0.4 if title else 0)), squeeze=False)

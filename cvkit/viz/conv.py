@@ -42,13 +42,17 @@ def draw_conv_arithmetic(
 
     out = conv_output_size(input_size, kernel_size, stride, padding, dilation)
     if ax is None:
-        fig, ax = plt.subplots(1, 2, figsize=(9, 4.5), gridspec_kw={"width_ratios": [input_size + 2 * padding, max(out, 1)]})
+        fig, ax = plt.subplots(
+            1, 2, figsize=(9, 4.5), gridspec_kw={"width_ratios": [input_size + 2 * padding, max(out, 1)]}
+        )
     else:
         fig = ax[0].figure
     index = output_index % (out * out)
     oi, oj = divmod(index, out)
     full = input_size + 2 * padding
-    reads = {(oi * stride + u * dilation, oj * stride + v * dilation) for u in range(kernel_size) for v in range(kernel_size)}
+    reads = {
+        (oi * stride + u * dilation, oj * stride + v * dilation) for u in range(kernel_size) for v in range(kernel_size)
+    }
     a = ax[0]
     for r in range(full):
         for c in range(full):
@@ -59,7 +63,10 @@ def draw_conv_arithmetic(
     a.set_ylim(0, full)
     a.set_aspect("equal")
     a.axis("off")
-    a.set_title(f"input {input_size}x{input_size}, padding {padding}\nkernel {kernel_size}, stride {stride}, dilation {dilation}", fontsize=10)
+    a.set_title(
+        f"input {input_size}x{input_size}, padding {padding}\nkernel {kernel_size}, stride {stride}, dilation {dilation}",
+        fontsize=10,
+    )
     b = ax[1]
     for r in range(out):
         for c in range(out):
@@ -97,7 +104,9 @@ def show_filtered(image: torch.Tensor, kernels: Mapping[str, torch.Tensor], size
 
     grey = image if image.dim() == 3 else image[None]
     if grey.shape[0] != 1:
-        raise ValueError(f"expected a one-channel image (1, H, W), got {tuple(image.shape)}; use load_photo(..., grey=True)")
+        raise ValueError(
+            f"expected a one-channel image (1, H, W), got {tuple(image.shape)}; use load_photo(..., grey=True)"
+        )
     fig, axes = plt.subplots(1, len(kernels) + 1, figsize=(size * (len(kernels) + 1), size))
     axes[0].imshow(to_display(grey), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("input")

@@ -111,8 +111,15 @@ def plot_detections(
         draw_boxes(ax, target["boxes"], target["labels"] - label_offset, class_names=class_names, linewidth=1.2)
     if prediction is not None:
         keep = prediction["scores"] >= score_threshold
-        draw_boxes(ax, prediction["boxes"][keep], prediction["labels"][keep] - label_offset, prediction["scores"][keep],
-                   class_names=class_names, linestyle="--", linewidth=1.5)
+        draw_boxes(
+            ax,
+            prediction["boxes"][keep],
+            prediction["labels"][keep] - label_offset,
+            prediction["scores"][keep],
+            class_names=class_names,
+            linestyle="--",
+            linewidth=1.5,
+        )
     return ax
 
 
@@ -135,8 +142,15 @@ def plot_detection_grid(
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < n:
-            plot_detections(images[i], targets[i], predictions[i] if predictions is not None else None,
-                            class_names, score_threshold, label_offset, ax=ax)
+            plot_detections(
+                images[i],
+                targets[i],
+                predictions[i] if predictions is not None else None,
+                class_names,
+                score_threshold,
+                label_offset,
+                ax=ax,
+            )
         else:
             ax.axis("off")
     if suptitle:
@@ -186,8 +200,20 @@ def plot_anchors(
     start = (row * cols + col) * k
     for j, box in enumerate(anchors[start : start + k]):
         ratio_i, size_i = divmod(j, len(sizes))  # ratio-major order
-        _rect(ax, box - 0.5, edgecolor=PALETTE[ratio_i % len(PALETTE)], linewidth=1.4, linestyle=["-", "--", ":"][size_i % 3])
-    _rect(ax, torch.tensor([col * stride, row * stride, (col + 1) * stride, (row + 1) * stride]) - 0.5, facecolor="yellow", alpha=0.35, fill=True)
+        _rect(
+            ax,
+            box - 0.5,
+            edgecolor=PALETTE[ratio_i % len(PALETTE)],
+            linewidth=1.4,
+            linestyle=["-", "--", ":"][size_i % 3],
+        )
+    _rect(
+        ax,
+        torch.tensor([col * stride, row * stride, (col + 1) * stride, (row + 1) * stride]) - 0.5,
+        facecolor="yellow",
+        alpha=0.35,
+        fill=True,
+    )
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_title(title or f"stride {stride}: {rows}x{cols} cells x K={k} = {len(anchors)} anchors", fontsize=8)
@@ -228,7 +254,9 @@ def plot_anchor_matches(
         _rect(ax, box, edgecolor="black", linewidth=3.5)
         _rect(ax, box, edgecolor=MATCH_COLOURS[j % len(MATCH_COLOURS)], linewidth=2)
     for i in torch.where(matches >= 0)[0]:
-        _rect(ax, anchors[i], edgecolor=MATCH_COLOURS[int(matches[i]) % len(MATCH_COLOURS)], linewidth=1.0, linestyle="--")
+        _rect(
+            ax, anchors[i], edgecolor=MATCH_COLOURS[int(matches[i]) % len(MATCH_COLOURS)], linewidth=1.0, linestyle="--"
+        )
     h, w = image.shape[-2:]
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
@@ -237,8 +265,15 @@ def plot_anchor_matches(
     return fig
 
 
-def plot_nms(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor, labels: torch.Tensor | None = None,
-             class_names: Sequence[str] | None = None, axes=None):
+def plot_nms(
+    image: torch.Tensor,
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    keep: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    class_names: Sequence[str] | None = None,
+    axes=None,
+):
     """Detections before and after non-maximum suppression, side by side.
 
     Args:
@@ -261,16 +296,35 @@ def plot_nms(image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor, kee
     _show(axes[0], image, f"before NMS: {len(boxes)} boxes")
     for i in order:
         c = PALETTE[int(labels[i]) % len(PALETTE)] if labels is not None else "yellow"
-        _rect(axes[0], boxes[i], edgecolor=c, linewidth=0.8, alpha=float(0.25 + 0.75 * scores[i] / scores.max().clamp(min=1e-9)))
+        _rect(
+            axes[0],
+            boxes[i],
+            edgecolor=c,
+            linewidth=0.8,
+            alpha=float(0.25 + 0.75 * scores[i] / scores.max().clamp(min=1e-9)),
+        )
     _show(axes[1], image, f"after NMS: {len(keep)} boxes")
-    draw_boxes(axes[1], boxes[keep], labels[keep] if labels is not None else None, scores[keep], class_names=class_names,
-               colour=None if labels is not None else "yellow", linestyle="--")
+    draw_boxes(
+        axes[1],
+        boxes[keep],
+        labels[keep] if labels is not None else None,
+        scores[keep],
+        class_names=class_names,
+        colour=None if labels is not None else "yellow",
+        linestyle="--",
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_proposals(image: torch.Tensor, proposals: torch.Tensor, scores: torch.Tensor | None = None, top_k: int = 30,
-                   ax=None, title: str | None = None):
+def plot_proposals(
+    image: torch.Tensor,
+    proposals: torch.Tensor,
+    scores: torch.Tensor | None = None,
+    top_k: int = 30,
+    ax=None,
+    title: str | None = None,
+):
     """Region proposals (selective search, an RPN): the ``top_k`` first, brighter when scored higher.
 
     Args:
@@ -300,8 +354,15 @@ def plot_proposals(image: torch.Tensor, proposals: torch.Tensor, scores: torch.T
     return fig
 
 
-def plot_roi_bins(image: torch.Tensor, box: Sequence[float], stride: int, output_size: int = 2, mode: str = "align",
-                  sampling_ratio: int = 2, ax=None):
+def plot_roi_bins(
+    image: torch.Tensor,
+    box: Sequence[float],
+    stride: int,
+    output_size: int = 2,
+    mode: str = "align",
+    sampling_ratio: int = 2,
+    ax=None,
+):
     """How RoI pooling and RoIAlign read a region off a stride-``stride`` feature map.
 
     ``mode="pool"`` snaps the box to whole feature cells and splits it into ``output_size`` x
@@ -335,18 +396,35 @@ def plot_roi_bins(image: torch.Tensor, box: Sequence[float], stride: int, output
             for j in range(output_size):
                 ys = (math.floor(i * rh / output_size) + cy1, math.ceil((i + 1) * rh / output_size) + cy1)
                 xs = (math.floor(j * rw / output_size) + cx1, math.ceil((j + 1) * rw / output_size) + cx1)
-                _rect(ax, torch.tensor([xs[0], ys[0], xs[1], ys[1]], dtype=torch.float32) * stride - 0.5,
-                      edgecolor="cyan", linewidth=1.5, linestyle="--")
+                _rect(
+                    ax,
+                    torch.tensor([xs[0], ys[0], xs[1], ys[1]], dtype=torch.float32) * stride - 0.5,
+                    edgecolor="cyan",
+                    linewidth=1.5,
+                    linestyle="--",
+                )
     else:
         bw, bh = (x2 - x1) / output_size, (y2 - y1) / output_size
         for i in range(output_size):
             for j in range(output_size):
-                _rect(ax, torch.tensor([x1 + j * bw, y1 + i * bh, x1 + (j + 1) * bw, y1 + (i + 1) * bh]) - 0.5,
-                      edgecolor="cyan", linewidth=1, linestyle="--")
+                _rect(
+                    ax,
+                    torch.tensor([x1 + j * bw, y1 + i * bh, x1 + (j + 1) * bw, y1 + (i + 1) * bh]) - 0.5,
+                    edgecolor="cyan",
+                    linewidth=1,
+                    linestyle="--",
+                )
                 for a in range(sampling_ratio):
                     for b in range(sampling_ratio):
-                        ax.plot(x1 + (j + (b + 0.5) / sampling_ratio) * bw - 0.5, y1 + (i + (a + 0.5) / sampling_ratio) * bh - 0.5,
-                                "o", color="yellow", markersize=3, markeredgecolor="black", markeredgewidth=0.5)
+                        ax.plot(
+                            x1 + (j + (b + 0.5) / sampling_ratio) * bw - 0.5,
+                            y1 + (i + (a + 0.5) / sampling_ratio) * bh - 0.5,
+                            "o",
+                            color="yellow",
+                            markersize=3,
+                            markeredgecolor="black",
+                            markeredgewidth=0.5,
+                        )
     _rect(ax, torch.tensor([x1, y1, x2, y2]) - 0.5, edgecolor="black", linewidth=3)
     _rect(ax, torch.tensor([x1, y1, x2, y2]) - 0.5, edgecolor="orange", linewidth=1.5)
     ax.set_xlim(-0.5, w - 0.5)
@@ -394,16 +472,28 @@ def plot_detr_matches(
         gc = (gt_boxes[g, :2] + gt_boxes[g, 2:]) / 2
         ax.plot([float(pc[0]), float(gc[0])], [float(pc[1]), float(gc[1])], color=colour, linewidth=1)
         label = f"q{q}" + (f" {float(scores[q]):.2f}" if scores is not None else "")
-        ax.text(float(pred_boxes[q, 0]), float(pred_boxes[q, 1]), label, fontsize=6, color="black", va="bottom",
-                bbox=dict(facecolor=colour, alpha=0.8, pad=1, edgecolor="none"))
+        ax.text(
+            float(pred_boxes[q, 0]),
+            float(pred_boxes[q, 1]),
+            label,
+            fontsize=6,
+            color="black",
+            va="bottom",
+            bbox=dict(facecolor=colour, alpha=0.8, pad=1, edgecolor="none"),
+        )
     h, w = image.shape[-2:]
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     return fig
 
 
-def plot_precision_recall(result: Mapping[str, torch.Tensor], class_names: Sequence[str] | None = None,
-                          iou_thresholds: Sequence[float] = (0.5, 0.75), label_offset: int = 0, ax=None):
+def plot_precision_recall(
+    result: Mapping[str, torch.Tensor],
+    class_names: Sequence[str] | None = None,
+    iou_thresholds: Sequence[float] = (0.5, 0.75),
+    label_offset: int = 0,
+    ax=None,
+):
     """Interpolated precision-recall curves from :func:`cvkit.detection.mean_average_precision`, per class, at some IoU thresholds.
 
     Args:
@@ -428,7 +518,13 @@ def plot_precision_recall(result: Mapping[str, torch.Tensor], class_names: Seque
                 continue
             c -= label_offset
             name = class_names[c] if class_names is not None and 0 <= c < len(class_names) else str(c)
-            ax.plot(COCO_RECALL_LEVELS, p, style, color=PALETTE[c % len(PALETTE)], label=f"{name} @IoU {t:.2f}: AP {p.mean():.2f}")
+            ax.plot(
+                COCO_RECALL_LEVELS,
+                p,
+                style,
+                color=PALETTE[c % len(PALETTE)],
+                label=f"{name} @IoU {t:.2f}: AP {p.mean():.2f}",
+            )
     ax.set_xlabel("recall")
     ax.set_ylabel("precision (interpolated)")
     ax.set_xlim(0, 1)

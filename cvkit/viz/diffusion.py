@@ -10,8 +10,9 @@ from cvkit.diffusion.forward import q_sample
 from cvkit.diffusion.schedules import NoiseSchedule
 
 
-def plot_schedules(schedules: Mapping[str, NoiseSchedule], x0: torch.Tensor, kind: str, t: int,
-                   noise: torch.Tensor | None = None):
+def plot_schedules(
+    schedules: Mapping[str, NoiseSchedule], x0: torch.Tensor, kind: str, t: int, noise: torch.Tensor | None = None
+):
     r"""Three panels: :math:`\bar\alpha_t` of every schedule, their signal-to-noise ratio (log scale), and
     :math:`x_t \sim q(x_t \mid x_0)` under the schedule ``kind`` at step ``t`` (Ho et al. 2020, eq. 4).
 
@@ -51,7 +52,7 @@ def plot_schedules(schedules: Mapping[str, NoiseSchedule], x0: torch.Tensor, kin
     xt = q_sample(x0, t, schedules[kind], noise)[0]  # (C, H, W) in about [-1, 1]
     ab = schedules[kind].alphas_cumprod[t].item()
     axes[2].imshow(((xt + 1) / 2).clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu().numpy(), cmap="gray")
-    axes[2].set_title(f"{kind}, t={t}: sqrt(alpha_bar)={ab ** 0.5:.2f}, noise std={(1 - ab) ** 0.5:.2f}", fontsize=9)
+    axes[2].set_title(f"{kind}, t={t}: sqrt(alpha_bar)={ab**0.5:.2f}, noise std={(1 - ab) ** 0.5:.2f}", fontsize=9)
     axes[2].axis("off")
     fig.tight_layout()
     return fig

@@ -11,7 +11,15 @@ import torch
 from cvkit.viz.images import normalize_for_display
 
 
-def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, size: float = 1.4, cmap: str = "viridis", title: str | None = None, axes=None):
+def show_feature_maps(
+    maps: torch.Tensor,
+    n: int = 16,
+    ncols: int = 8,
+    size: float = 1.4,
+    cmap: str = "viridis",
+    title: str | None = None,
+    axes=None,
+):
     """The first ``n`` channels of one feature map, each rescaled to [0, 1] on its own.
 
     Args:
@@ -39,7 +47,9 @@ def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, size: flo
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     if axes is None:
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False
+        )
     else:
         fig = np.asarray(axes).flat[0].figure
     shown = normalize_for_display(maps[:n], per_channel=True)
@@ -53,7 +63,9 @@ def show_feature_maps(maps: torch.Tensor, n: int = 16, ncols: int = 8, size: flo
     return fig
 
 
-def show_stage_features(outputs: Mapping[str, torch.Tensor], n: int = 6, size: float = 1.5, cmap: str = "viridis", title: str | None = None):
+def show_stage_features(
+    outputs: Mapping[str, torch.Tensor], n: int = 6, size: float = 1.5, cmap: str = "viridis", title: str | None = None
+):
     """One row per layer: the ``n`` most active channels of each feature map, with its shape.
 
     Args:
@@ -65,7 +77,9 @@ def show_stage_features(outputs: Mapping[str, torch.Tensor], n: int = 6, size: f
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(outputs), n, figsize=(size * n, size * len(outputs) + (0.4 if title else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(outputs), n, figsize=(size * n, size * len(outputs) + (0.4 if title else 0)), squeeze=False
+    )
     for row, (name, fmap) in zip(axes, outputs.items()):
         fmap = fmap.detach().float().cpu()
         fmap = fmap[0] if fmap.dim() == 4 else fmap
@@ -83,7 +97,9 @@ def show_stage_features(outputs: Mapping[str, torch.Tensor], n: int = 6, size: f
     return fig
 
 
-def show_filters(weight: torch.Tensor, n: int | None = None, ncols: int = 8, size: float = 0.9, title: str | None = None):
+def show_filters(
+    weight: torch.Tensor, n: int | None = None, ncols: int = 8, size: float = 0.9, title: str | None = None
+):
     """First-layer filters as small images: in colour for RGB filters, grey otherwise.
 
     Args:

@@ -28,7 +28,13 @@ def flow_to_rgb(flow: torch.Tensor, max_magnitude: float | None = None) -> torch
     return torch.from_numpy(hsv_to_rgb(hsv.numpy())).float()
 
 
-def plot_point_cloud(points: torch.Tensor, colours: torch.Tensor | None = None, ax=None, max_points: int = 20000, title: str | None = None):
+def plot_point_cloud(
+    points: torch.Tensor,
+    colours: torch.Tensor | None = None,
+    ax=None,
+    max_points: int = 20000,
+    title: str | None = None,
+):
     """A 3-D scatter of a point cloud (X right, Y down, Z forward), seen from slightly above the camera.
 
     Args:

@@ -37,13 +37,22 @@ def overlay_heatmap(image: torch.Tensor, heatmap: torch.Tensor, alpha: float = 0
         base = np.repeat(base[..., None], 3, axis=2)
     h, w = base.shape[:2]
     if heat.shape != (h, w):
-        heat = torch.nn.functional.interpolate(heat[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        heat = torch.nn.functional.interpolate(heat[None, None], size=(h, w), mode="bilinear", align_corners=False)[
+            0, 0
+        ]
     heat = (heat - heat.min()) / (heat.max() - heat.min()).clamp_min(1e-12)
     coloured = matplotlib.colormaps[cmap](heat.numpy())[..., :3]
     return np.clip((1 - alpha) * base + alpha * coloured, 0, 1)
 
 
-def show_heatmaps(image: torch.Tensor, heatmaps: Mapping[str, torch.Tensor], alpha: float = 0.5, cmap: str = "jet", size: float = 3.0, suptitle: str | None = None):
+def show_heatmaps(
+    image: torch.Tensor,
+    heatmaps: Mapping[str, torch.Tensor],
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    size: float = 3.0,
+    suptitle: str | None = None,
+):
     """The image, then one overlay per named heatmap, in a row.
 
     Args:
@@ -55,7 +64,9 @@ def show_heatmaps(image: torch.Tensor, heatmaps: Mapping[str, torch.Tensor], alp
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(heatmaps) + 1, figsize=(size * (len(heatmaps) + 1), size + (0.3 if suptitle else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(heatmaps) + 1, figsize=(size * (len(heatmaps) + 1), size + (0.3 if suptitle else 0)), squeeze=False
+    )
     axes = axes[0]
     axes[0].imshow(to_display(image), cmap="gray")
     axes[0].set_title("image", fontsize=9)

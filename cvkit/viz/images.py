@@ -75,7 +75,9 @@ def show_images(
     ncols = ncols or min(len(items), 8)
     nrows = math.ceil(len(items) / ncols)
     if axes is None:
-        fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+        )
     else:
         fig = np.asarray(axes).flat[0].figure
     flat = np.asarray(axes).ravel()

@@ -67,12 +67,16 @@ def draw_receptive_field(
     else:
         ax.imshow(to_display(image), cmap="gray")
     x1, y1, x2, y2 = field.box(y, x)
-    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linestyle="--", linewidth=1))
+    ax.add_patch(
+        Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linestyle="--", linewidth=1)
+    )
     cx1, cy1, cx2, cy2 = field.box(y, x, clip=(h, w))
     ax.add_patch(Rectangle((cx1 - 0.5, cy1 - 0.5), cx2 - cx1, cy2 - cy1, fill=False, edgecolor=colour, linewidth=2))
     cy, cx = field.center(y, x)
     ax.plot([cx], [cy], marker="+", color=colour, markersize=10, mew=2)
-    if show_padding and (x1 < 0 or y1 < 0 or x2 > w or y2 > h):  # zoom out: the zero padding the unit also sees, in grey
+    if show_padding and (
+        x1 < 0 or y1 < 0 or x2 > w or y2 > h
+    ):  # zoom out: the zero padding the unit also sees, in grey
         ax.set_xlim(min(x1, 0) - 2.5, max(x2, w) + 1.5)
         ax.set_ylim(max(y2, h) + 1.5, min(y1, 0) - 2.5)
         ax.set_facecolor("0.85")
@@ -88,8 +92,14 @@ def draw_receptive_field(
     return ax
 
 
-def plot_receptive_field_growth(table: "ReceptiveFieldTable", names: Sequence[str], labels: Sequence[str] | None = None,
-                                image_size: int | None = None, ax=None, title: str | None = None):
+def plot_receptive_field_growth(
+    table: "ReceptiveFieldTable",
+    names: Sequence[str],
+    labels: Sequence[str] | None = None,
+    image_size: int | None = None,
+    ax=None,
+    title: str | None = None,
+):
     """Receptive-field size and effective stride of chosen layers, in network order.
 
     Args:
@@ -125,7 +135,9 @@ def plot_receptive_field_growth(table: "ReceptiveFieldTable", names: Sequence[st
     return fig
 
 
-def draw_receptive_field_growth(image: torch.Tensor, layers: Sequence[tuple[int, int]], centre: tuple[int, int] | None = None, ax=None):
+def draw_receptive_field_growth(
+    image: torch.Tensor, layers: Sequence[tuple[int, int]], centre: tuple[int, int] | None = None, ax=None
+):
     """Draw, on a photo, the receptive field of one unit after each layer of a plain conv chain.
 
     Args:
@@ -151,7 +163,17 @@ def draw_receptive_field_growth(image: torch.Tensor, layers: Sequence[tuple[int,
     colours = plt.cm.viridis(np.linspace(0, 1, len(rows)))
     for i, (row, colour) in enumerate(zip(rows, colours)):
         r = row["size"]
-        ax.add_patch(Rectangle((cx - r / 2, cy - r / 2), r, r, fill=False, edgecolor=colour, linewidth=2, label=f"layer {i + 1}: {r}x{r}"))
+        ax.add_patch(
+            Rectangle(
+                (cx - r / 2, cy - r / 2),
+                r,
+                r,
+                fill=False,
+                edgecolor=colour,
+                linewidth=2,
+                label=f"layer {i + 1}: {r}x{r}",
+            )
+        )
     ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
     ax.axis("off")
     ax.set_title("receptive field after each layer")

@@ -17,7 +17,11 @@ def embed_2d(features: torch.Tensor | np.ndarray, method: Literal["pca", "tsne"]
     Raises:
         ValueError: an unknown method or features that are not 2-D.
     """
-    x = features.detach().float().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, dtype=np.float32)
+    x = (
+        features.detach().float().cpu().numpy()
+        if isinstance(features, torch.Tensor)
+        else np.asarray(features, dtype=np.float32)
+    )
     if x.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {x.shape}")
     if method == "pca":
@@ -27,12 +31,22 @@ def embed_2d(features: torch.Tensor | np.ndarray, method: Literal["pca", "tsne"]
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        return TSNE(n_components=2, perplexity=min(30.0, max(5.0, (len(x) - 1) / 3)), init="pca", random_state=seed).fit_transform(x)
+        return TSNE(
+            n_components=2, perplexity=min(30.0, max(5.0, (len(x) - 1) / 3)), init="pca", random_state=seed
+        ).fit_transform(x)
     raise ValueError(f"method must be one of 'pca', 'tsne', got {method!r}")
 
 
-def plot_embedding(features: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, class_names: Sequence[str] | None = None,
-                   method: Literal["pca", "tsne"] = "pca", ax=None, title: str | None = None, seed: int = 0, point_size: float = 6):
+def plot_embedding(
+    features: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    method: Literal["pca", "tsne"] = "pca",
+    ax=None,
+    title: str | None = None,
+    seed: int = 0,
+    point_size: float = 6,
+):
     """Scatter plot of features projected to 2-D, one colour per class.
 
     Args:
@@ -57,15 +71,29 @@ def plot_embedding(features: torch.Tensor | np.ndarray, labels: torch.Tensor | n
     for c in np.unique(y):
         sel = y == c
         name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=point_size, color=PALETTE[int(c) % len(PALETTE)], label=name, alpha=0.8, linewidths=0)
+        ax.scatter(
+            xy[sel, 0],
+            xy[sel, 1],
+            s=point_size,
+            color=PALETTE[int(c) % len(PALETTE)],
+            label=name,
+            alpha=0.8,
+            linewidths=0,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title or method.upper(), fontsize=10)
     return fig
 
 
-def plot_embeddings(encoders: Mapping[str, "torch.nn.Module"], images: torch.Tensor, labels: torch.Tensor | np.ndarray,
-                    class_names: Sequence[str] | None = None, method: Literal["pca", "tsne"] = "pca", size: float = 4.0):
+def plot_embeddings(
+    encoders: Mapping[str, "torch.nn.Module"],
+    images: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    method: Literal["pca", "tsne"] = "pca",
+    size: float = 4.0,
+):
     """The features of several encoders on the same images, projected to 2-D side by side (one panel per encoder).
 
     The lectures' comparison of representations: random init against a pre-trained encoder against a supervised one.
@@ -93,13 +121,17 @@ def plot_embeddings(encoders: Mapping[str, "torch.nn.Module"], images: torch.Ten
         raise ValueError(f"labels ({len(labels)}) and images ({len(images)}) must be as many")
     fig, axes = plt.subplots(1, len(encoders), figsize=(size * len(encoders), size), squeeze=False)
     for ax, (name, encoder) in zip(axes[0], encoders.items()):
-        plot_embedding(extract_features(encoder, images), labels, class_names, method=method, ax=ax, title=f"{name} ({method})")
+        plot_embedding(
+            extract_features(encoder, images), labels, class_names, method=method, ax=ax, title=f"{name} ({method})"
+        )
     axes[0, -1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
     return fig
 
 
-def plot_probe_accuracies(accuracies: Mapping[str, float], baselines: Sequence[str] = (), ax=None, title: str = "linear-probe test accuracy"):
+def plot_probe_accuracies(
+    accuracies: Mapping[str, float], baselines: Sequence[str] = (), ax=None, title: str = "linear-probe test accuracy"
+):
     """Horizontal bars of accuracy per method; the named baselines are drawn grey.
 
     Args:

@@ -16,8 +16,14 @@ from cvkit.viz.annotations import overlay_mask
 from cvkit.viz.images import to_display
 
 
-def show_matrices(matrices: Sequence[torch.Tensor], titles: Sequence[str] | None = None, size: float = 0.45, fmt: str = "{:g}",
-                  cmap: str = "Blues", suptitle: str | None = None):
+def show_matrices(
+    matrices: Sequence[torch.Tensor],
+    titles: Sequence[str] | None = None,
+    size: float = 0.45,
+    fmt: str = "{:g}",
+    cmap: str = "Blues",
+    suptitle: str | None = None,
+):
     """Small matrices side by side as annotated grids (unpooling grids, a convolution matrix C^T).
 
     Args:
@@ -43,13 +49,25 @@ def show_matrices(matrices: Sequence[torch.Tensor], titles: Sequence[str] | None
         raise ValueError(f"got {len(titles)} titles for {len(mats)} matrices")
     widths = [m.shape[1] for m in mats]
     height = max(m.shape[0] for m in mats)
-    fig, axes = plt.subplots(1, len(mats), figsize=(size * (sum(widths) + len(mats)), size * height + 0.8),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(mats),
+        figsize=(size * (sum(widths) + len(mats)), size * height + 0.8),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    )
     for i, (ax, m) in enumerate(zip(axes[0], mats)):
         ax.imshow(m, cmap=cmap, vmin=min(0.0, m.min()), vmax=max(m.max(), 1e-9))
         for (r, c), v in np.ndenumerate(m):
-            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
-                    color="white" if v > 0.6 * max(m.max(), 1e-9) else "black")
+            ax.text(
+                c,
+                r,
+                fmt.format(v),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if v > 0.6 * max(m.max(), 1e-9) else "black",
+            )
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
@@ -65,7 +83,9 @@ def add_class_legend(ax, class_names: Sequence[str], include_background: bool = 
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor="black", label=class_names[0])] if include_background else []
-    handles += [Patch(facecolor=PALETTE[(c - 1) % len(PALETTE)], label=name) for c, name in enumerate(class_names) if c > 0]
+    handles += [
+        Patch(facecolor=PALETTE[(c - 1) % len(PALETTE)], label=name) for c, name in enumerate(class_names) if c > 0
+    ]
     ax.legend(handles=handles, fontsize=6, loc="lower right", framealpha=0.8)
 
 
@@ -102,7 +122,10 @@ def plot_segmentation(
         panels = [(to_display(images[i]), "image"), (colorize(targets[i], k), "ground truth")]
         if predictions is not None:
             wrong = (predictions[i] != targets[i]).cpu().numpy()
-            panels += [(colorize(predictions[i], k), "prediction"), (wrong.astype(float), f"errors ({wrong.mean():.1%})")]
+            panels += [
+                (colorize(predictions[i], k), "prediction"),
+                (wrong.astype(float), f"errors ({wrong.mean():.1%})"),
+            ]
         for ax, (picture, title) in zip(axes[i], panels):
             ax.imshow(picture, cmap="Reds" if picture.ndim == 2 else None, vmin=0, vmax=1)
             ax.set_xticks([])
@@ -162,10 +185,19 @@ def plot_instances(
     ax.imshow(overlay_mask(image, semantic, alpha=0.45))
     for i in torch.where(keep)[0]:
         if m[i].any():
-            ax.contour(m[i].numpy().astype(float), levels=[0.5], colors=[PALETTE[int(cls[i]) % len(PALETTE)]], linewidths=1.4)
+            ax.contour(
+                m[i].numpy().astype(float), levels=[0.5], colors=[PALETTE[int(cls[i]) % len(PALETTE)]], linewidths=1.4
+            )
     if boxes is not None:
-        draw_boxes(ax, boxes[keep].cpu(), cls[keep], scores[keep].cpu() if scores is not None else None,
-                   class_names=class_names, linestyle="--", linewidth=1.0)
+        draw_boxes(
+            ax,
+            boxes[keep].cpu(),
+            cls[keep],
+            scores[keep].cpu() if scores is not None else None,
+            class_names=class_names,
+            linestyle="--",
+            linewidth=1.0,
+        )
     h, w = image.shape[-2:]
     ax.set_xlim(-0.5, w - 0.5)  # contours and boxes on the border must not widen the view
     ax.set_ylim(h - 0.5, -0.5)

@@ -12,8 +12,14 @@ from cvkit.viz.attention import overlay_attention
 from cvkit.viz.images import to_display
 
 
-def show_caption_attention(image: torch.Tensor, words: Sequence[str], attention: torch.Tensor, ncols: int = 6, size: float = 1.8,
-                           suptitle: str | None = None):
+def show_caption_attention(
+    image: torch.Tensor,
+    words: Sequence[str],
+    attention: torch.Tensor,
+    ncols: int = 6,
+    size: float = 1.8,
+    suptitle: str | None = None,
+):
     """Show, Attend and Tell's figure: the image, then one panel per generated word with where the model looked.
 
     Args:
@@ -42,7 +48,9 @@ def show_caption_attention(image: torch.Tensor, words: Sequence[str], attention:
         raise ValueError(f"{len(words)} words but only {att.shape[0]} attention maps")
     n = len(words) + 1
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+    )
     flat = axes.ravel()
     flat[0].imshow(to_display(image))
     flat[0].set_title("image", fontsize=9)
@@ -56,8 +64,14 @@ def show_caption_attention(image: torch.Tensor, words: Sequence[str], attention:
     return fig
 
 
-def show_similarity_matrix(similarity: torch.Tensor, images: torch.Tensor | None = None, texts: Sequence[str] | None = None,
-                           size: float = 0.75, title: str | None = None, annotate: bool = True):
+def show_similarity_matrix(
+    similarity: torch.Tensor,
+    images: torch.Tensor | None = None,
+    texts: Sequence[str] | None = None,
+    size: float = 0.75,
+    title: str | None = None,
+    annotate: bool = True,
+):
     """CLIP's picture: cosine similarities of N images (rows, thumbnails on the left) to M texts (columns).
 
     Args:
@@ -84,13 +98,23 @@ def show_similarity_matrix(similarity: torch.Tensor, images: torch.Tensor | None
         raise ValueError(f"{len(texts)} texts for {m} columns")
     thumbs = 1 if images is not None else 0
     fig = plt.figure(figsize=(size * (m + 1.2 * thumbs) + 1.5, size * n + 2.5))
-    grid = fig.add_gridspec(n, 1 + thumbs, width_ratios=[1.2] * thumbs + [m], wspace=0.02, hspace=0.05)  # [thumbnails | matrix]
+    grid = fig.add_gridspec(
+        n, 1 + thumbs, width_ratios=[1.2] * thumbs + [m], wspace=0.02, hspace=0.05
+    )  # [thumbnails | matrix]
     ax = fig.add_subplot(grid[:, thumbs])
     im = ax.imshow(sim, cmap="viridis", aspect="auto")
     if annotate:
         for i in range(n):
             for j in range(m):
-                ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if sim[i, j] < sim.mean() else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{sim[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if sim[i, j] < sim.mean() else "black",
+                )
     ax.set_yticks([])
     if texts is not None:
         ax.set_xticks(np.arange(m))

@@ -37,7 +37,9 @@ def group_ids(partition, grid_size: tuple[int, int], size: int) -> torch.Tensor:
     return ids.view(h, w)
 
 
-def _draw_groups(ax, ids: np.ndarray, image: torch.Tensor | None, title: str, alpha: float = 0.45, numbers: np.ndarray | None = None) -> None:
+def _draw_groups(
+    ax, ids: np.ndarray, image: torch.Tensor | None, title: str, alpha: float = 0.45, numbers: np.ndarray | None = None
+) -> None:
     h, w = ids.shape
     colours = PALETTE[ids % len(PALETTE)]  # (H, W, 3)
     if image is not None:
@@ -69,7 +71,12 @@ def _outline_windows(ax, h: int, w: int, m: int, offset: int = 0, colour: str = 
             ax.axvline(x, c=colour, lw=2)
 
 
-def show_shifted_windows(grid_size: tuple[int, int] = (8, 8), window_size: int = 4, shift_size: int | None = None, image: torch.Tensor | None = None):
+def show_shifted_windows(
+    grid_size: tuple[int, int] = (8, 8),
+    window_size: int = 4,
+    shift_size: int | None = None,
+    image: torch.Tensor | None = None,
+):
     """Swin's windows step by step (paper Figs. 2 and 4), in four panels.
 
     1. W-MSA: the regular M x M windows on the token grid.
@@ -139,7 +146,9 @@ def show_shifted_windows(grid_size: tuple[int, int] = (8, 8), window_size: int =
     return fig
 
 
-def show_block_grid(grid_size: tuple[int, int] = (8, 8), size: int = 4, image: torch.Tensor | None = None, highlight: int = 0):
+def show_block_grid(
+    grid_size: tuple[int, int] = (8, 8), size: int = 4, image: torch.Tensor | None = None, highlight: int = 0
+):
     """MaxViT's two partitions side by side: blocks (local P x P) and grid groups (G x G, dilated over the image).
 
     Token colours give the group; the tokens of group ``highlight`` are marked with dots (which tokens one
@@ -161,7 +170,11 @@ def show_block_grid(grid_size: tuple[int, int] = (8, 8), size: int = 4, image: t
     for ax, (name, fn) in zip(axes, (("block", block_partition), ("grid", grid_partition))):
         ids = group_ids(fn, (h, w), size).numpy()
         n_groups = ids.max() + 1
-        label = f"block attention: {n_groups} blocks of {size}x{size}" if name == "block" else f"grid attention: {n_groups} groups of {size}x{size}, stride {h // size}"
+        label = (
+            f"block attention: {n_groups} blocks of {size}x{size}"
+            if name == "block"
+            else f"grid attention: {n_groups} groups of {size}x{size}, stride {h // size}"
+        )
         _draw_groups(ax, ids, image, label)
         ys, xs = np.nonzero(ids == highlight)
         ax.scatter(xs + 0.5, ys + 0.5, s=22, c="white", edgecolors="black", linewidths=0.8)
@@ -170,7 +183,12 @@ def show_block_grid(grid_size: tuple[int, int] = (8, 8), size: int = 4, image: t
 
 
 def window_attention_map(
-    attention: torch.Tensor, grid_size: tuple[int, int], window_size: int, query: tuple[int, int], image: int = 0, shift_size: int = 0
+    attention: torch.Tensor,
+    grid_size: tuple[int, int],
+    window_size: int,
+    query: tuple[int, int],
+    image: int = 0,
+    shift_size: int = 0,
 ) -> torch.Tensor:
     """Where one token looks inside its (shifted) window, placed back on the full token grid.
 
@@ -193,7 +211,9 @@ def window_attention_map(
     m, s = window_size, shift_size
     n_windows = (h // m) * (w // m)
     if attention.dim() != 4 or attention.shape[-1] != m * m or attention.shape[0] % n_windows:
-        raise ValueError(f"attention {tuple(attention.shape)} does not fit {n_windows} windows of {m}x{m} on a {h}x{w} grid")
+        raise ValueError(
+            f"attention {tuple(attention.shape)} does not fit {n_windows} windows of {m}x{m} on a {h}x{w} grid"
+        )
     r, c = query
     if not (0 <= r < h and 0 <= c < w):
         raise ValueError(f"query {query} is outside the {h}x{w} grid")

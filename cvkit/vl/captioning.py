@@ -60,8 +60,17 @@ class ShowAttendTell(nn.Module):
         ValueError: images or tokens of the wrong shape or dtype.
     """
 
-    def __init__(self, vocab_size: int, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128), embed_dim: int = 64,
-                 hidden_dim: int = 128, attention_dim: int = 64, attention: bool = True, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        in_channels: int = 3,
+        widths: Sequence[int] = (32, 64, 128),
+        embed_dim: int = 64,
+        hidden_dim: int = 128,
+        attention_dim: int = 64,
+        attention: bool = True,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.use_attention = attention
@@ -103,7 +112,9 @@ class ShowAttendTell(nn.Module):
         z = torch.bmm(alpha[:, None], memory).squeeze(1)  # (B, D) = sum_i alpha_i a_i
         return torch.sigmoid(self.gate(h)) * z, alpha
 
-    def step(self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+    def step(
+        self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
         """One word: (log-probabilities (B, V), new state, attention (B, L) or None)."""
         emb = self.embed(prev_tokens)  # (B, E)
         if self.use_attention:
@@ -153,8 +164,19 @@ class TransformerCaptioner(nn.Module):
         ValueError: images or tokens of the wrong shape, or T > ``max_len``.
     """
 
-    def __init__(self, vocab_size: int, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128), dim: int = 64, heads: int = 4,
-                 encoder_layers: int = 1, decoder_layers: int = 2, max_len: int = 24, dropout: float = 0.1, image_size: int = 48) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        in_channels: int = 3,
+        widths: Sequence[int] = (32, 64, 128),
+        dim: int = 64,
+        heads: int = 4,
+        encoder_layers: int = 1,
+        decoder_layers: int = 2,
+        max_len: int = 24,
+        dropout: float = 0.1,
+        image_size: int = 48,
+    ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.max_len = max_len
@@ -165,7 +187,9 @@ class TransformerCaptioner(nn.Module):
         self.context = nn.ModuleList([TransformerBlock(dim, heads, 4.0, drop=dropout) for _ in range(encoder_layers)])
         self.embed = nn.Embedding(vocab_size, dim)
         self.word_pos = nn.Parameter(torch.randn(1, max_len, dim) * 0.02)
-        self.decoder = nn.ModuleList([TransformerBlock(dim, heads, 4.0, drop=dropout, cross_attention=True) for _ in range(decoder_layers)])
+        self.decoder = nn.ModuleList(
+            [TransformerBlock(dim, heads, 4.0, drop=dropout, cross_attention=True) for _ in range(decoder_layers)]
+        )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.out = nn.Linear(dim, vocab_size)
 
@@ -174,7 +198,9 @@ class TransformerCaptioner(nn.Module):
         check_images(images)
         regions = self.encoder.forward_map(images).flatten(2).transpose(1, 2)  # (B, L, D)
         if regions.shape[1] != self.region_pos.shape[1]:
-            raise ValueError(f"images give {regions.shape[1]} regions, the model was built for {self.region_pos.shape[1]}; set image_size")
+            raise ValueError(
+                f"images give {regions.shape[1]} regions, the model was built for {self.region_pos.shape[1]}; set image_size"
+            )
         x = self.project(regions) + self.region_pos  # (B, L, dim)
         for block in self.context:  # self-attention among the regions
             x = block(x)
@@ -184,7 +210,9 @@ class TransformerCaptioner(nn.Module):
         """Log-probabilities (B, T, V) of the next word at every position, with a causal mask."""
         t = tokens.shape[1]
         if t > self.max_len:
-            raise ValueError(f"sequences longer than max_len={self.max_len} (got {t}); build the model with a larger max_len")
+            raise ValueError(
+                f"sequences longer than max_len={self.max_len} (got {t}); build the model with a larger max_len"
+            )
         x = self.embed(tokens) + self.word_pos[:, :t]  # (B, T, dim)
         for block in self.decoder:  # masked self-attention over the words, cross-attention to the regions
             x = block(x, memory, is_causal=True)
@@ -194,7 +222,9 @@ class TransformerCaptioner(nn.Module):
         """The words generated so far (none yet)."""
         return {"tokens": torch.zeros(memory.shape[0], 0, dtype=torch.long, device=memory.device)}
 
-    def step(self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor) -> tuple[torch.Tensor, State, torch.Tensor]:
+    def step(
+        self, prev_tokens: torch.Tensor, state: State, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, State, torch.Tensor]:
         """Append ``prev_tokens`` and rerun the decoder on the prefix (short captions: no key-value cache).
 
         The attention returned for the new word is the last decoder layer's cross-attention, averaged over heads, (B, L).
@@ -214,8 +244,13 @@ class TransformerCaptioner(nn.Module):
         return self.decode(tokens, memory), None
 
 
-def caption_loss(log_probs: torch.Tensor, targets: torch.Tensor, pad_id: int = 0, attention: torch.Tensor | None = None,
-                 attention_weight: float = 0.0) -> torch.Tensor:
+def caption_loss(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    pad_id: int = 0,
+    attention: torch.Tensor | None = None,
+    attention_weight: float = 0.0,
+) -> torch.Tensor:
     r"""Mean negative log-likelihood of the target words, padding ignored, plus Show-Attend-Tell's attention regulariser.
 
     The "doubly stochastic" term (Xu et al. 2015, eq. 14) :math:`\lambda \frac{1}{L}\sum_i (1 - \sum_t \alpha_{ti})^2`
@@ -232,7 +267,9 @@ def caption_loss(log_probs: torch.Tensor, targets: torch.Tensor, pad_id: int = 0
         scalar float tensor.
     """
     if log_probs.shape[:2] != targets.shape:
-        raise ValueError(f"log_probs (B, T, V) and targets (B, T) disagree: {tuple(log_probs.shape)} vs {tuple(targets.shape)}")
+        raise ValueError(
+            f"log_probs (B, T, V) and targets (B, T) disagree: {tuple(log_probs.shape)} vs {tuple(targets.shape)}"
+        )
     loss = F.nll_loss(log_probs.flatten(0, 1).float(), targets.flatten(), ignore_index=pad_id)
     if attention is not None and attention_weight > 0:
         valid = (targets != pad_id).to(attention.dtype)[..., None]  # (B, T, 1)

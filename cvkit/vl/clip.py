@@ -84,8 +84,16 @@ class TextEncoder(nn.Module):
         ValueError: a row without ``<eos>`` or longer than ``max_len``.
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int = 64, width: int = 64, heads: int = 4, layers: int = 2, max_len: int = 24,
-                 eos_id: int = 2) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        width: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        max_len: int = 24,
+        eos_id: int = 2,
+    ) -> None:
         super().__init__()
         self.vocab_size, self.max_len, self.eos_id = vocab_size, max_len, eos_id
         self.embed = nn.Embedding(vocab_size, width)
@@ -127,8 +135,18 @@ class CLIP(nn.Module):
         ``forward(images (B, C, H, W), tokens (B', T) int64)`` -> logits_per_image (B, B'); its transpose is logits_per_text.
     """
 
-    def __init__(self, vocab_size: int, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128), embed_dim: int = 64,
-                 text_width: int = 64, text_heads: int = 4, text_layers: int = 2, max_len: int = 24, eos_id: int = 2) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        in_channels: int = 3,
+        widths: Sequence[int] = (32, 64, 128),
+        embed_dim: int = 64,
+        text_width: int = 64,
+        text_heads: int = 4,
+        text_layers: int = 2,
+        max_len: int = 24,
+        eos_id: int = 2,
+    ) -> None:
         super().__init__()
         self.image_encoder = ClipImageEncoder(in_channels, widths, embed_dim)
         self.text_encoder = TextEncoder(vocab_size, embed_dim, text_width, text_heads, text_layers, max_len, eos_id)
@@ -164,7 +182,9 @@ def clip_step():
 
 
 @torch.no_grad()
-def zero_shot_classifier(model: CLIP, tokenizer: CaptionTokenizer, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+def zero_shot_classifier(
+    model: CLIP, tokenizer: CaptionTokenizer, classnames: Sequence[str], templates: Sequence[str]
+) -> torch.Tensor:
     """Class embeddings from words: each class name in every template, embedded, averaged, normalised (prompt ensembling).
 
     Args:
@@ -199,20 +219,26 @@ def zero_shot_classifier(model: CLIP, tokenizer: CaptionTokenizer, classnames: S
 
 
 @torch.no_grad()
-def zero_shot_predict(model: CLIP, images: torch.Tensor, class_embeddings: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def zero_shot_predict(
+    model: CLIP, images: torch.Tensor, class_embeddings: torch.Tensor, batch_size: int = 512
+) -> torch.Tensor:
     """Zero-shot logits: the scaled cosine similarity of every image to every class embedding, (N, K)."""
     was_training = model.training
     model.eval()
     try:
-        out = [model.scale() * model.encode_image(images[i : i + batch_size]) @ class_embeddings.T
-               for i in range(0, images.shape[0], batch_size)]
+        out = [
+            model.scale() * model.encode_image(images[i : i + batch_size]) @ class_embeddings.T
+            for i in range(0, images.shape[0], batch_size)
+        ]
     finally:
         model.train(was_training)
     return torch.cat(out)
 
 
 @torch.no_grad()
-def dense_similarity(model: CLIP, images: torch.Tensor, text_embeddings: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+def dense_similarity(
+    model: CLIP, images: torch.Tensor, text_embeddings: torch.Tensor, size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Cosine similarity of every image region to every text embedding: an open-vocabulary heat map.
 
     Args:
@@ -261,13 +287,16 @@ def region_embeddings(model: CLIP, images: torch.Tensor, boxes: Sequence[torch.T
     finally:
         model.train(was_training)
     stride = images.shape[-1] / dense.shape[-1]
-    pooled = roi_align(dense, [b.to(dense) for b in boxes], output_size=2, spatial_scale=1 / stride, sampling_ratio=2, aligned=True)
+    pooled = roi_align(
+        dense, [b.to(dense) for b in boxes], output_size=2, spatial_scale=1 / stride, sampling_ratio=2, aligned=True
+    )
     return F.normalize(pooled.mean(dim=(2, 3)), dim=1)  # (K, E)
 
 
 @torch.no_grad()
-def pointing_game(model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str],
-                  batch_size: int = 256) -> tuple[float, float]:
+def pointing_game(
+    model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str], batch_size: int = 256
+) -> tuple[float, float]:
     """The pointing game (Zhang et al. 2016, used for CLIP-style heat maps): for every object, does the peak of its own
     class prompt's heat map (:func:`dense_similarity`, upsampled to the image) fall on the object?
 

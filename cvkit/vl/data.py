@@ -38,8 +38,15 @@ class CaptionedImages:
         return self.images.float().div(255)
 
 
-def captioned_shapes(n: int, image_size: int = 48, seed: int = 0, min_shapes: int = 1, max_shapes: int = 3,
-                     tokenizer: CaptionTokenizer | None = None, max_len: int | None = None) -> CaptionedImages:
+def captioned_shapes(
+    n: int,
+    image_size: int = 48,
+    seed: int = 0,
+    min_shapes: int = 1,
+    max_shapes: int = 3,
+    tokenizer: CaptionTokenizer | None = None,
+    max_len: int | None = None,
+) -> CaptionedImages:
     """Render ``n`` synthetic shapes images with their captions (see :class:`cvkit.data.ShapesDataset`).
 
     Args:
@@ -58,6 +65,14 @@ def captioned_shapes(n: int, image_size: int = 48, seed: int = 0, min_shapes: in
     samples = [ds[i] for i in range(n)]
     images = (torch.stack([s.image for s in samples]) * 255).round().to(torch.uint8)
     captions = [s.caption for s in samples]
-    objects = [[(COLOUR_NAMES[c], SHAPE_CLASSES[k]) for c, k in zip(s.colours.tolist(), s.labels.tolist())] for s in samples]
-    return CaptionedImages(images, tokenizer.encode(captions, max_len), captions, objects, [s.boxes for s in samples],
-                           [s.masks for s in samples])
+    objects = [
+        [(COLOUR_NAMES[c], SHAPE_CLASSES[k]) for c, k in zip(s.colours.tolist(), s.labels.tolist())] for s in samples
+    ]
+    return CaptionedImages(
+        images,
+        tokenizer.encode(captions, max_len),
+        captions,
+        objects,
+        [s.boxes for s in samples],
+        [s.masks for s in samples],
+    )

@@ -38,7 +38,9 @@ def _reorder(state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, t
 
 
 @torch.no_grad()
-def greedy_decode(model: nn.Module, images: torch.Tensor, max_len: int = 20, bos_id: int = 1, eos_id: int = 2, pad_id: int = 0) -> Decoded:
+def greedy_decode(
+    model: nn.Module, images: torch.Tensor, max_len: int = 20, bos_id: int = 1, eos_id: int = 2, pad_id: int = 0
+) -> Decoded:
     """The most likely word at every step, until ``<eos>`` or ``max_len`` words.
 
     Args:
@@ -79,8 +81,16 @@ def greedy_decode(model: nn.Module, images: torch.Tensor, max_len: int = 20, bos
 
 
 @torch.no_grad()
-def beam_search(model: nn.Module, images: torch.Tensor, beam_size: int = 3, max_len: int = 20, length_penalty: float = 0.0,
-                bos_id: int = 1, eos_id: int = 2, pad_id: int = 0) -> Decoded:
+def beam_search(
+    model: nn.Module,
+    images: torch.Tensor,
+    beam_size: int = 3,
+    max_len: int = 20,
+    length_penalty: float = 0.0,
+    bos_id: int = 1,
+    eos_id: int = 2,
+    pad_id: int = 0,
+) -> Decoded:
     r"""Beam search: keep the ``beam_size`` best partial captions per image; return the best finished one.
 
     At every step each live beam is extended by every word; the ``beam_size`` highest summed
@@ -103,7 +113,9 @@ def beam_search(model: nn.Module, images: torch.Tensor, beam_size: int = 3, max_
         ValueError: ``beam_size < 1``, ``max_len < 1`` or a negative ``length_penalty``.
     """
     if beam_size < 1 or max_len < 1 or length_penalty < 0:
-        raise ValueError(f"need beam_size >= 1, max_len >= 1, length_penalty >= 0; got {beam_size}, {max_len}, {length_penalty}")
+        raise ValueError(
+            f"need beam_size >= 1, max_len >= 1, length_penalty >= 0; got {beam_size}, {max_len}, {length_penalty}"
+        )
     k = beam_size
     memory = model.encode(images)  # (B, L, D)
     b, dev = memory.shape[0], memory.device

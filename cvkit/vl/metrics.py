@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def caption_metrics(predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> dict[str, float]:
+def caption_metrics(
+    predictions: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]
+) -> dict[str, float]:
     """Corpus BLEU-1 to BLEU-4 and the exact-match rate of predicted captions.
 
     Args:

@@ -108,10 +108,14 @@ def unified_dataset(dataset, bins: int = 32, seed: int = 0, tokenizer: CaptionTo
             tasks.append(TASK_TOKENS.index(prompt.split()[0]))
             prompts.append(prompt)
             answers.append(answer)
-    return UnifiedData(torch.stack(images), tok.encode(texts), torch.tensor(starts), torch.tensor(tasks), prompts, answers)
+    return UnifiedData(
+        torch.stack(images), tok.encode(texts), torch.tensor(starts), torch.tensor(tasks), prompts, answers
+    )
 
 
-def unified_loss(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, answer_start: torch.Tensor) -> torch.Tensor:
+def unified_loss(
+    model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, answer_start: torch.Tensor
+) -> torch.Tensor:
     """Teacher-forced cross-entropy on the answer tokens only (the prompt is given, not predicted).
 
     Args:
@@ -137,7 +141,9 @@ def unified_step(model: nn.Module, batch):
 
 
 @torch.no_grad()
-def unified_generate(model: nn.Module, images: torch.Tensor, prompts: Sequence[str], tokenizer: CaptionTokenizer, max_new: int = 16) -> list[str]:
+def unified_generate(
+    model: nn.Module, images: torch.Tensor, prompts: Sequence[str], tokenizer: CaptionTokenizer, max_new: int = 16
+) -> list[str]:
     """Greedy answers to ``prompts`` (one per image), decoded after ``<bos> prompt <sep>``.
 
     Prompts of the same length are decoded together (the image is encoded once per answer).

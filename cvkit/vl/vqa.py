@@ -34,9 +34,26 @@ QUESTION_TYPES = ("colour", "shape", "count", "exists")
 COUNT_WORDS = ("zero", "one", "two", "three")
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles"}
 ANSWERS: tuple[str, ...] = COLOUR_NAMES + SHAPE_CLASSES + COUNT_WORDS + ("yes", "no")
-QUESTION_VOCAB: tuple[str, ...] = SPECIALS + (
-    "what", "colour", "is", "the", "shape", "object", "how", "many", "are", "there", "a", "?",
-) + COLOUR_NAMES + SHAPE_CLASSES + tuple(PLURALS.values())
+QUESTION_VOCAB: tuple[str, ...] = (
+    SPECIALS
+    + (
+        "what",
+        "colour",
+        "is",
+        "the",
+        "shape",
+        "object",
+        "how",
+        "many",
+        "are",
+        "there",
+        "a",
+        "?",
+    )
+    + COLOUR_NAMES
+    + SHAPE_CLASSES
+    + tuple(PLURALS.values())
+)
 
 
 @dataclass
@@ -59,7 +76,9 @@ class VQAData:
         return len(self.answers)
 
 
-def questions_for(labels: Sequence[int], colours: Sequence[int], generator: torch.Generator | None = None) -> list[tuple[str, str, str]]:
+def questions_for(
+    labels: Sequence[int], colours: Sequence[int], generator: torch.Generator | None = None
+) -> list[tuple[str, str, str]]:
     """Every question of the four types that an image with these objects answers unambiguously.
 
     Args:
@@ -127,8 +146,14 @@ class VQANet(nn.Module):
         ``last_attention`` holds the (B, h*w) attention over the regions (``None`` for the blind model).
     """
 
-    def __init__(self, vocab_size: int = len(QUESTION_VOCAB), num_answers: int = len(ANSWERS), widths: Sequence[int] = (32, 64, 96),
-                 dim: int = 128, use_image: bool = True) -> None:
+    def __init__(
+        self,
+        vocab_size: int = len(QUESTION_VOCAB),
+        num_answers: int = len(ANSWERS),
+        widths: Sequence[int] = (32, 64, 96),
+        dim: int = 128,
+        use_image: bool = True,
+    ) -> None:
         super().__init__()
         self.use_image = use_image
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
@@ -171,7 +196,11 @@ def vqa_accuracy(model: nn.Module, data: VQAData, batch_size: int = 256) -> dict
     preds = []
     with torch.no_grad():
         for i in range(0, len(data), batch_size):
-            preds.append(model(data.images[i:i + batch_size].to(device), data.questions[i:i + batch_size].to(device)).argmax(1).cpu())
+            preds.append(
+                model(data.images[i : i + batch_size].to(device), data.questions[i : i + batch_size].to(device))
+                .argmax(1)
+                .cpu()
+            )
     model.train(was)
     correct = (torch.cat(preds) == data.answers).float()
     out = {"all": correct.mean().item()}

@@ -9,4 +9,15 @@ from cvkit.widgets.explorer import Choice, Slider, defaults, explore
 from cvkit.widgets.feature_maps import feature_map_explorer
 from cvkit.widgets.receptive_field import receptive_field_explorer
 
-__all__ = ["Choice", "ClickToSegment", "Slider", "click_to_segment", "conv_arithmetic_explorer", "defaults", "explore", "explore_anchors", "feature_map_explorer", "receptive_field_explorer"]
+__all__ = [
+    "Choice",
+    "ClickToSegment",
+    "Slider",
+    "click_to_segment",
+    "conv_arithmetic_explorer",
+    "defaults",
+    "explore",
+    "explore_anchors",
+    "feature_map_explorer",
+    "receptive_field_explorer",
+]

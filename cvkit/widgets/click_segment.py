@@ -44,7 +44,9 @@ def draw_prompts(ax, points=None, labels=None, box=None) -> None:
         ax.scatter(bg[:, 0], bg[:, 1], marker="X", s=90, c="red", edgecolors="black", linewidths=0.8, zorder=3)
     if box is not None:
         x1, y1, x2, y2 = torch.as_tensor(box, dtype=torch.float32).tolist()
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="yellow", linewidth=2, linestyle="--", zorder=3))
+        ax.add_patch(
+            Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="yellow", linewidth=2, linestyle="--", zorder=3)
+        )
 
 
 def overlay_binary(image: torch.Tensor, mask: torch.Tensor, colour=PALETTE[0], alpha: float = 0.55) -> np.ndarray:
@@ -58,7 +60,9 @@ def overlay_binary(image: torch.Tensor, mask: torch.Tensor, colour=PALETTE[0], a
     return out
 
 
-def draw_candidates(image: torch.Tensor, prediction, points=None, labels=None, box=None, title: str = "", size: float = 2.6):
+def draw_candidates(
+    image: torch.Tensor, prediction, points=None, labels=None, box=None, title: str = "", size: float = 2.6
+):
     """The image with its prompts, then each mask candidate with its predicted IoU: one row of panels.
 
     Args:
@@ -102,7 +106,9 @@ class ClickToSegment:
 
     def __init__(self, predictor, image: torch.Tensor, multimask: bool = True) -> None:
         if not hasattr(predictor, "set_image") or not hasattr(predictor, "predict"):
-            raise TypeError(f"predictor needs set_image() and predict() (see cvkit.sam.predictor), got {type(predictor).__name__}")
+            raise TypeError(
+                f"predictor needs set_image() and predict() (see cvkit.sam.predictor), got {type(predictor).__name__}"
+            )
         self.predictor = predictor
         self.image = image
         self.multimask = multimask
@@ -257,7 +263,9 @@ class ClickToSegment:
             how = "Click the image"
         else:
             listener = None
-            how = "Clicking the image needs <code>pip install ipyevents</code>; until then place a point with the sliders"
+            how = (
+                "Clicking the image needs <code>pip install ipyevents</code>; until then place a point with the sliders"
+            )
         hint = widgets.HTML(f"{how} or set x, y and press <b>add</b>; two box corners make a box.")
         ui = widgets.VBox([hint, mode, widgets.HBox([x, y, add, clear]), picture, candidates])
         ui.add_class("cvkit-click-to-segment")
@@ -285,7 +293,15 @@ def _click_events():
     return Event
 
 
-def click_to_segment(predictor, image: torch.Tensor, points=None, labels=None, box=None, multimask: bool = True, static: bool | None = None):
+def click_to_segment(
+    predictor,
+    image: torch.Tensor,
+    points=None,
+    labels=None,
+    box=None,
+    multimask: bool = True,
+    static: bool | None = None,
+):
     """Open a :class:`ClickToSegment` on ``image`` with optional starting prompts and show it.
 
     Args:

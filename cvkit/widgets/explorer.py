@@ -133,11 +133,19 @@ def explore(draw: Callable[..., Any], controls: Mapping[str, Control], *, static
         if isinstance(c, Choice):
             inputs[name] = widgets.Dropdown(options=list(c.options), value=c.value, description=label, style=style)
         elif all(float(v).is_integer() for v in (c.lo, c.hi, c.step, c.value)):
-            inputs[name] = widgets.IntSlider(min=int(c.lo), max=int(c.hi), step=int(c.step), value=int(c.value), description=label,
-                                             continuous_update=False, style=style)
+            inputs[name] = widgets.IntSlider(
+                min=int(c.lo),
+                max=int(c.hi),
+                step=int(c.step),
+                value=int(c.value),
+                description=label,
+                continuous_update=False,
+                style=style,
+            )
         else:
-            inputs[name] = widgets.FloatSlider(min=c.lo, max=c.hi, step=c.step, value=c.value, description=label,
-                                               continuous_update=False, style=style)
+            inputs[name] = widgets.FloatSlider(
+                min=c.lo, max=c.hi, step=c.step, value=c.value, description=label, continuous_update=False, style=style
+            )
     image = widgets.Image(format="png")
     message = widgets.HTML("")
     ui = widgets.VBox([*inputs.values(), message, image])

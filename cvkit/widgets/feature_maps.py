@@ -10,7 +10,9 @@ from torch import nn
 from cvkit.widgets.explorer import Choice, Slider, explore
 
 
-def feature_map_explorer(model: nn.Module, image: torch.Tensor, layers: Sequence[str], *, n: int = 16, static: bool | None = None):
+def feature_map_explorer(
+    model: nn.Module, image: torch.Tensor, layers: Sequence[str], *, n: int = 16, static: bool | None = None
+):
     """A layer drop-down and a first-channel slider over the feature maps of one image.
 
     Args:
@@ -37,6 +39,14 @@ def feature_map_explorer(model: nn.Module, image: torch.Tensor, layers: Sequence
     def draw(layer: str, first: int):
         maps = outputs[layer][0]
         first = min(first, max(maps.shape[0] - n, 0))
-        return show_feature_maps(maps[first:first + n], n=n, title=f"{layer}: channels {first}-{first + min(n, maps.shape[0]) - 1} of {maps.shape[0]}")
+        return show_feature_maps(
+            maps[first : first + n],
+            n=n,
+            title=f"{layer}: channels {first}-{first + min(n, maps.shape[0]) - 1} of {maps.shape[0]}",
+        )
 
-    return explore(draw, {"layer": Choice(list(layers)), "first": Slider(0, max(widest - n, 0), n, 0, label="first channel")}, static=static)
+    return explore(
+        draw,
+        {"layer": Choice(list(layers)), "first": Slider(0, max(widest - n, 0), n, 0, label="first channel")},
+        static=static,
+    )

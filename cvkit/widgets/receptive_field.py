@@ -10,8 +10,15 @@ from torch import nn
 from cvkit.widgets.explorer import Choice, Slider, explore
 
 
-def receptive_field_explorer(model: nn.Module, image: torch.Tensor, layers: Sequence[str], *, model_input: torch.Tensor | None = None,
-                             gradient: bool = True, static: bool | None = None):
+def receptive_field_explorer(
+    model: nn.Module,
+    image: torch.Tensor,
+    layers: Sequence[str],
+    *,
+    model_input: torch.Tensor | None = None,
+    gradient: bool = True,
+    static: bool | None = None,
+):
     """Sliders for layer, unit row and unit column; draws the unit's field on the image.
 
     Args:
@@ -45,7 +52,14 @@ def receptive_field_explorer(model: nn.Module, image: torch.Tensor, layers: Sequ
         unit = (round(row * (gh - 1)), round(col * (gw - 1)))
         emp = empirical_receptive_field(model, layer, unit, image=x, mode="gradient") if gradient else None
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        draw_receptive_field(image, field, unit, empirical=emp, ax=ax, title=f"{layer} unit {unit}: RF {field.size[0]}, stride {field.stride[0]}")
+        draw_receptive_field(
+            image,
+            field,
+            unit,
+            empirical=emp,
+            ax=ax,
+            title=f"{layer} unit {unit}: RF {field.size[0]}, stride {field.stride[0]}",
+        )
         return fig
 
     controls = {

@@ -105,7 +105,9 @@ class RunReport:
         for r in self.results:
             message = r.message.replace("|", "\\|").replace("\n", " ")[:300]
             results = format_results(r.results).replace("|", "\\|")
-            lines.append(f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.device} | {r.profile} | {results} | {message} |")
+            lines.append(
+                f"| {r.name} | {r.status} | {r.seconds:.1f} | {r.device} | {r.profile} | {results} | {message} |"
+            )
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -372,10 +374,15 @@ def run_notebooks(
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_safe_run, nb, out_dir, resolved, cell_timeout, threads): i for i, nb in enumerate(notebooks)}
+            futures = {
+                pool.submit(_safe_run, nb, out_dir, resolved, cell_timeout, threads): i
+                for i, nb in enumerate(notebooks)
+            }
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
-    report = RunReport([r for r in results if r is not None], resolved, describe_device(), jobs, time.perf_counter() - tic)
+    report = RunReport(
+        [r for r in results if r is not None], resolved, describe_device(), jobs, time.perf_counter() - tic
+    )
     report.write(out_dir)
     return report
 
@@ -387,7 +394,16 @@ def _safe_run(path: Path, out_dir, profile: str, cell_timeout, threads) -> Noteb
     except NotebookError:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the report instead of stopping the batch
-        return NotebookResult(Path(path).name, "error", 0.0, profile, describe_device(), f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", "", str(path))
+        return NotebookResult(
+            Path(path).name,
+            "error",
+            0.0,
+            profile,
+            describe_device(),
+            f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+            "",
+            str(path),
+        )
 
 
 def _prepare_kernel_env(threads: int | None) -> None:
@@ -418,4 +434,3 @@ def _describe_failure(exc: Exception) -> str:
     if "Timeout" in name or "timed out" in str(exc).lower():
         return f"a cell ran past the per-cell timeout ({str(exc).strip()[:300]})"
     return f"{name}: {str(exc).strip()[:500]}"
-

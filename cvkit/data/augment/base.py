@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+
 class BatchTransform:
     """Base class: ``transform(images, generator) -> images`` on a (B, C, H, W) float batch."""
 
@@ -48,7 +49,6 @@ class Compose(BatchTransform):
         for t in self.transforms:
             images = t(images, generator)
         return images
-
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:

@@ -67,7 +67,9 @@ class RandomTranslate(BatchTransform):
         b, c, h, w = images.shape
         if self.mode == "reflect" and p >= min(h, w):
             raise ValueError(f"reflect padding {p} needs images larger than {p} pixels, got {h}x{w}")
-        padded = F.pad(images, (p, p, p, p), mode="reflect" if self.mode == "reflect" else "constant")  # (B, C, H+2p, W+2p)
+        padded = F.pad(
+            images, (p, p, p, p), mode="reflect" if self.mode == "reflect" else "constant"
+        )  # (B, C, H+2p, W+2p)
         dy = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=images.device)  # (B,)
         dx = torch.randint(0, 2 * p + 1, (b,), generator=generator, device=images.device)  # (B,)
         rows = dy[:, None] + torch.arange(h, device=images.device)  # (B, H) rows of the padded image to keep
@@ -136,8 +138,12 @@ class RandomResizedCrop(BatchTransform):
         ValueError: ``scale`` or ``ratio`` out of range.
     """
 
-    def __init__(self, size: int | tuple[int, int] | None = None, scale: tuple[float, float] = (0.08, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int] | None = None,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> None:
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         if not 0 < ratio[0] <= ratio[1]:
@@ -227,11 +233,19 @@ class RandomCutout(BatchTransform):
         xs = torch.arange(w, device=dev) + 0.5
         inside_y = (ys[None] - cy[:, None]).abs() < side / 2  # (B, H)
         inside_x = (xs[None] - cx[:, None]).abs() < side / 2  # (B, W)
-        hole = inside_y[:, :, None] & inside_x[:, None, :] & _bernoulli(b, self.p, generator, dev)[:, None, None]  # (B, H, W)
+        hole = (
+            inside_y[:, :, None] & inside_x[:, None, :] & _bernoulli(b, self.p, generator, dev)[:, None, None]
+        )  # (B, H, W)
         return images.masked_fill(hole[:, None], self.fill)
 
 
 __all__ = [
-    "RandomCutout", "RandomFlip", "RandomResizedCrop", "RandomRotate90", "RandomTranslate", "flip_and_translate",
-    "resized_crop", "rotate90",
+    "RandomCutout",
+    "RandomFlip",
+    "RandomResizedCrop",
+    "RandomRotate90",
+    "RandomTranslate",
+    "flip_and_translate",
+    "resized_crop",
+    "rotate90",
 ]

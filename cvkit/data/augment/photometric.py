@@ -107,10 +107,17 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     i = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
     # the six sectors of the hue circle, (R, G, B) for each
-    table = torch.stack([
-        torch.stack([v, t, p], 1), torch.stack([q, v, p], 1), torch.stack([p, v, t], 1),
-        torch.stack([p, q, v], 1), torch.stack([t, p, v], 1), torch.stack([v, p, q], 1),
-    ], dim=0)  # (6, B, 3, H, W)
+    table = torch.stack(
+        [
+            torch.stack([v, t, p], 1),
+            torch.stack([q, v, p], 1),
+            torch.stack([p, v, t], 1),
+            torch.stack([p, q, v], 1),
+            torch.stack([t, p, v], 1),
+            torch.stack([v, p, q], 1),
+        ],
+        dim=0,
+    )  # (6, B, 3, H, W)
     return table.gather(0, i[None, :, None].expand(1, -1, 3, -1, -1))[0]  # (B, 3, H, W)
 
 
@@ -140,7 +147,9 @@ class ColorJitter(BatchTransform):
         ValueError: a negative strength, ``hue`` above 0.5, or ``p`` outside [0, 1].
     """
 
-    def __init__(self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1, p: float = 0.8) -> None:
+    def __init__(
+        self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1, p: float = 0.8
+    ) -> None:
         for name, s in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
             if s < 0:
                 raise ValueError(f"{name} must be >= 0, got {s}")
@@ -153,7 +162,11 @@ class ColorJitter(BatchTransform):
         check_image_batch(images)
         b, dev = images.shape[0], images.device
         ops = []
-        for fn, s in ((adjust_brightness, self.brightness), (adjust_contrast, self.contrast), (adjust_saturation, self.saturation)):
+        for fn, s in (
+            (adjust_brightness, self.brightness),
+            (adjust_contrast, self.contrast),
+            (adjust_saturation, self.saturation),
+        ):
             if s > 0:
                 ops.append((fn, _uniform(b, max(0.0, 1 - s), 1 + s, generator, dev)))
         if self.hue > 0:
@@ -287,6 +300,19 @@ class Sobel(BatchTransform):
 
 
 __all__ = [
-    "LUMA_WEIGHTS", "ColorJitter", "GaussianNoise", "RandomGaussianBlur", "RandomGrayscale", "Sobel", "adjust_brightness",
-    "adjust_contrast", "adjust_hue", "adjust_saturation", "gaussian_blur", "grayscale", "hsv_to_rgb", "rgb_to_hsv", "sobel",
+    "LUMA_WEIGHTS",
+    "ColorJitter",
+    "GaussianNoise",
+    "RandomGaussianBlur",
+    "RandomGrayscale",
+    "Sobel",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+    "gaussian_blur",
+    "grayscale",
+    "hsv_to_rgb",
+    "rgb_to_hsv",
+    "sobel",
 ]

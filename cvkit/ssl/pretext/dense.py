@@ -16,7 +16,9 @@ from cvkit.data.augment import LUMA_WEIGHTS, check_image_batch, grayscale
 from cvkit.layers.heads import feature_dim_of
 
 
-def square_hole(images: torch.Tensor, fraction: float = 0.5, generator: torch.Generator | None = None, center: bool = False) -> torch.Tensor:
+def square_hole(
+    images: torch.Tensor, fraction: float = 0.5, generator: torch.Generator | None = None, center: bool = False
+) -> torch.Tensor:
     """A square hole of side ``fraction * min(H, W)`` per image: the region a context encoder must fill in.
 
     Args:
@@ -66,22 +68,34 @@ class UpsamplingDecoder(nn.Module):
         ValueError: an unknown ``output_range``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...] = (16, 8, 4),
-                 output_range: Literal["unit", "signed"] = "unit") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        widths: tuple[int, ...] = (16, 8, 4),
+        output_range: Literal["unit", "signed"] = "unit",
+    ) -> None:
         super().__init__()
         if output_range not in ("unit", "signed"):
             raise ValueError(f"output_range must be 'unit' or 'signed', got {output_range!r}")
         layers: list[nn.Module] = []
         c = in_channels
         for w in widths:
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
             c = w
         self.body = nn.Sequential(*layers)
         self.out = nn.Conv2d(c, out_channels, 1)
         self.output_range = output_range
 
     def forward(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        x = self.out(F.interpolate(self.body(features), size=size, mode="bilinear", align_corners=False))  # (B, out, H, W)
+        x = self.out(
+            F.interpolate(self.body(features), size=size, mode="bilinear", align_corners=False)
+        )  # (B, out, H, W)
         return torch.sigmoid(x) if self.output_range == "unit" else torch.tanh(x)
 
 
@@ -134,15 +148,23 @@ class DensePretext(nn.Module):
 
     num_views = 1
 
-    def __init__(self, encoder: nn.Module, out_channels: int, task: Literal["inpainting", "colorization"] = "inpainting",
-                 hole_fraction: float = 0.5, decoder_widths: tuple[int, ...] = (16, 8, 4)) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        out_channels: int,
+        task: Literal["inpainting", "colorization"] = "inpainting",
+        hole_fraction: float = 0.5,
+        decoder_widths: tuple[int, ...] = (16, 8, 4),
+    ) -> None:
         super().__init__()
         if task not in ("inpainting", "colorization"):
             raise ValueError(f"task must be 'inpainting' or 'colorization', got {task!r}")
         if task == "colorization" and out_channels != 3:
             raise ValueError(f"colorization predicts colour images: out_channels must be 3, got {out_channels}")
         if not hasattr(encoder, "forward_map"):
-            raise TypeError(f"the encoder ({type(encoder).__name__}) needs forward_map(x) -> (B, D, h, w), as ConvEncoder has")
+            raise TypeError(
+                f"the encoder ({type(encoder).__name__}) needs forward_map(x) -> (B, D, h, w), as ConvEncoder has"
+            )
         self.encoder = encoder
         widths = tuple(decoder_widths)[: _stages(encoder)]
         if task == "inpainting":
@@ -152,7 +174,9 @@ class DensePretext(nn.Module):
         self.task = task
         self.hole_fraction = hole_fraction
 
-    def make_input(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_input(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The corrupted input and the (B, 1, H, W) float weight of each pixel in the loss."""
         if self.task == "inpainting":
             hole = square_hole(images, self.hole_fraction, generator)
@@ -163,7 +187,9 @@ class DensePretext(nn.Module):
         out = self.decoder(self.encoder.forward_map(x), size)
         return out if self.task == "inpainting" else 0.62 * out  # chroma range of rgb_to_chroma
 
-    def predict(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(corrupted input, predicted image in [0, 1], (B, 1, H, W) loss weight: 1 inside the hole / everywhere)."""
         x, weight = self.make_input(images, generator)
         out = self._decode(x, tuple(images.shape[-2:]))

@@ -56,8 +56,9 @@ def _all_permutations(n: int) -> torch.Tensor:
     return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.int8)
 
 
-def jigsaw_batch(images: torch.Tensor, permutations: torch.Tensor, tile: int | None = None, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def jigsaw_batch(
+    images: torch.Tensor, permutations: torch.Tensor, tile: int | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Shuffled 3x3 puzzles and the index of the permutation that shuffled each.
 
     Args:
@@ -93,7 +94,14 @@ class JigsawPuzzle(nn.Module):
 
     num_views = 1
 
-    def __init__(self, encoder: nn.Module, num_permutations: int = 64, hidden_dim: int = 256, tile: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_permutations: int = 64,
+        hidden_dim: int = 256,
+        tile: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         dim = feature_dim_of(encoder)
         self.encoder = encoder

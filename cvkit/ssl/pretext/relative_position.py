@@ -15,11 +15,21 @@ from cvkit.ssl.pretext.tiles import grid_tiles
 
 # relative position labels: the 8 neighbours of the centre cell of a 3x3 grid, row-major
 NEIGHBOURS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2))
-NEIGHBOUR_NAMES: tuple[str, ...] = ("top-left", "top", "top-right", "left", "right", "bottom-left", "bottom", "bottom-right")
+NEIGHBOUR_NAMES: tuple[str, ...] = (
+    "top-left",
+    "top",
+    "top-right",
+    "left",
+    "right",
+    "bottom-left",
+    "bottom",
+    "bottom-right",
+)
 
 
-def relative_position_batch(images: torch.Tensor, tile: int | None = None, generator: torch.Generator | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def relative_position_batch(
+    images: torch.Tensor, tile: int | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pairs for context prediction (Doersch et al. 2015): the centre tile and a random one of its 8 neighbours.
 
     Args:

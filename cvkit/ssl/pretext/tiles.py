@@ -11,8 +11,13 @@ import torch
 from cvkit.data.augment import check_image_batch
 
 
-def grid_tiles(images: torch.Tensor, grid: int = 3, tile: int | None = None, generator: torch.Generator | None = None,
-               normalize: bool = True) -> torch.Tensor:
+def grid_tiles(
+    images: torch.Tensor,
+    grid: int = 3,
+    tile: int | None = None,
+    generator: torch.Generator | None = None,
+    normalize: bool = True,
+) -> torch.Tensor:
     """Cut each image into ``grid x grid`` cells and take a random ``tile x tile`` crop inside each cell.
 
     The random offset leaves a gap of up to ``cell - tile`` pixels between neighbouring tiles.
