@@ -19,7 +19,7 @@ import pytest
 from cvkit.course.assignments.execute import execute_submission, prepare_box
 from cvkit.course.assignments.model import Rule
 from cvkit.course.assignments.rules import resolve_rules
-from cvkit.course.assignments.sandbox import Limits, sandbox_status
+from cvkit.course.assignments.sandbox import Limits, package_root, python_roots, sandbox_command, sandbox_status
 from cvkit.course.assignments.testcells import split_test_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +157,16 @@ def test_a_grading_job_is_plain_picklable_data(tmp_path):
     again = pickle.loads(pickle.dumps(job))
     assert again.spec.tests == spec.tests and again.spec.rules == spec.rules and again.student == "ann"
     assert pickle.loads(pickle.dumps(GradeResult("ann", "graded", {"t": 1.0}, 1.0, 1.0))).scores == {"t": 1.0}
+
+
+def test_the_private_tmp_is_mounted_before_the_environment_so_a_checkout_in_tmp_stays_visible(tmp_path):
+    """bwrap mounts in argument order: a ``--tmpfs /tmp`` after the read-only binds hid a virtual environment or a
+    checkout under /tmp (a fresh CI clone there graded every submission 'ungradable: the sandbox could not start')."""
+    argv, _, _ = sandbox_command(tmp_path / "box", Limits(), hidden=[])
+    tmpfs = max(i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == "/tmp")
+    binds = [argv[i + 2] for i, a in enumerate(argv) if a == "--ro-bind"]
+    assert str(package_root()) in binds and all(
+        str(r) in binds for r in python_roots() if not str(r).startswith("/usr")
+    )
+    first_bind = min(i for i, a in enumerate(argv) if a == "--ro-bind")
+    assert tmpfs < first_bind, "the private /tmp must be mounted before anything is bound into the sandbox"

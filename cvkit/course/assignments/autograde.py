@@ -92,7 +92,9 @@ def _read_only(folder: Path) -> None:
             os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~0o222)
 
 
-def build_spec(assignment: Assignment, prepared: Path, hidden: list[Path], cell_timeout: float | None = None) -> AssignmentSpec:
+def build_spec(
+    assignment: Assignment, prepared: Path, hidden: list[Path], cell_timeout: float | None = None
+) -> AssignmentSpec:
     """Everything grading needs, as plain data (see :class:`~cvkit.course.assignments.grade.AssignmentSpec`).
 
     Raises:
@@ -103,12 +105,23 @@ def build_spec(assignment: Assignment, prepared: Path, hidden: list[Path], cell_
     source = read_json(assignment.source_notebook)
     data = prepared / "published" / "data"
     private = prepared / "source" / assignment.name / "private"
-    limits = Limits(memory_gb=assignment.memory_limit_gb, time_limit=assignment.time_limit,
-                    cell_timeout=float(cell_timeout or assignment.cell_timeout))
+    limits = Limits(
+        memory_gb=assignment.memory_limit_gb,
+        time_limit=assignment.time_limit,
+        cell_timeout=float(cell_timeout or assignment.cell_timeout),
+    )
     return AssignmentSpec(
-        assignment.name, release, tuple(test_cells(assignment, release)), resolve_rules(assignment.rules), source,
-        tuple(protected_lines(source)), str(data) if data.is_dir() else None, limits, tuple(str(p) for p in hidden),
-        str(private) if private.is_dir() else None, tuple(answer_cells(source, release)),
+        assignment.name,
+        release,
+        tuple(test_cells(assignment, release)),
+        resolve_rules(assignment.rules),
+        source,
+        tuple(protected_lines(source)),
+        str(data) if data.is_dir() else None,
+        limits,
+        tuple(str(p) for p in hidden),
+        str(private) if private.is_dir() else None,
+        tuple(answer_cells(source, release)),
     )
 
 
@@ -173,34 +186,78 @@ def autograde(
     if sandbox == "bwrap" and not works:
         raise RuntimeError(f"--sandbox bwrap: bubblewrap does not work here ({why})")
     mode = "bwrap" if (sandbox != "none" and works) else "none"
-    notices = [] if mode == "bwrap" else [NOT_ISOLATED.format(reason=why if sandbox == "auto" else "--sandbox none was given")]
+    notices = (
+        []
+        if mode == "bwrap"
+        else [NOT_ISOLATED.format(reason=why if sandbox == "auto" else "--sandbox none was given")]
+    )
 
     subs_dir = Path(submissions).resolve()
     if not subs_dir.is_dir():
-        raise FileNotFoundError(f"{subs_dir}: no such submissions folder (expected <student>/{assignment.notebook_file} or <student>_{assignment.notebook_file} files)")
+        raise FileNotFoundError(
+            f"{subs_dir}: no such submissions folder (expected <student>/{assignment.notebook_file} or <student>_{assignment.notebook_file} files)"
+        )
     out_dir = Path(out) if out is not None else assignment.root / "build" / "autograde" / assignment.name
     out_dir = out_dir.resolve()
     fingerprint = _fingerprint(assignment)
     kept = _prepare_output_folder(out_dir, subs_dir, assignment.root.resolve(), fingerprint)
     work = out_dir / ".work"
     template = Path(prepared) if prepared is not None else prepare(assignment, work / "template")
-    spec = build_spec(assignment, template, [assignment.root.resolve(), subs_dir, out_dir, template.resolve()], cell_timeout)
+    spec = build_spec(
+        assignment, template, [assignment.root.resolve(), subs_dir, out_dir, template.resolve()], cell_timeout
+    )
     drift = release_drift(template / "published", assignment.release_dir)
     if drift:
-        notices.append(f"the committed release differs from solutions/ ({drift[0]}); students may have a different version")
+        notices.append(
+            f"the committed release differs from solutions/ ({drift[0]}); students may have a different version"
+        )
     tests = [(t.grade_id, t.points) for t in spec.tests]
     found = collect_submissions(subs_dir, assignment.name, {t.grade_id for t in spec.tests})
     if not found:
         notices.append(f"no submissions found in {subs_dir}")
     threads = default_threads(jobs, scheduler)
-    all_jobs = [GradeJob(spec, s.student, s.name, str(s.notebook) if s.notebook else None, tuple(s.notes), scratch_folder(out_dir, s.student),
-                         mode, threads, _sha256(s.notebook)) for s in found]
+    all_jobs = [
+        GradeJob(
+            spec,
+            s.student,
+            s.name,
+            str(s.notebook) if s.notebook else None,
+            tuple(s.notes),
+            scratch_folder(out_dir, s.student),
+            mode,
+            threads,
+            _sha256(s.notebook),
+        )
+        for s in found
+    ]
     done = {s: r for s, r in kept.items() if any(j.student == s and j.sha256 == r.sha256 for j in all_jobs)}
     todo = [j for j in all_jobs if j.student not in done]
-    write_atomic(out_dir / RUN_FILE, json.dumps({"assignment": assignment.name, "fingerprint": fingerprint, "complete": False,
-                                                 "isolated": mode == "bwrap", "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
-    report = AutogradeReport(assignment.name, sorted(done.values(), key=lambda r: r.student), tests, str(out_dir), jobs, 0.0, notices,
-                             mode == "bwrap", sorted(done), list(spec.answers))
+    write_atomic(
+        out_dir / RUN_FILE,
+        json.dumps(
+            {
+                "assignment": assignment.name,
+                "fingerprint": fingerprint,
+                "complete": False,
+                "isolated": mode == "bwrap",
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
+    report = AutogradeReport(
+        assignment.name,
+        sorted(done.values(), key=lambda r: r.student),
+        tests,
+        str(out_dir),
+        jobs,
+        0.0,
+        notices,
+        mode == "bwrap",
+        sorted(done),
+        list(spec.answers),
+    )
     if progress:
         for line in notices:
             print(f"warning: {line}", flush=True)
@@ -209,14 +266,19 @@ def autograde(
 
     def record(result: GradeResult) -> None:
         write_result_files(out_dir, assignment.name, result)
-        report.results = sorted([*[r for r in report.results if r.student != result.student], result], key=lambda r: r.student)
+        report.results = sorted(
+            [*[r for r in report.results if r.student != result.student], result], key=lambda r: r.student
+        )
         report.seconds = time.perf_counter() - tic
         write_summary(report, out_dir, lms)
         if progress:
             todo_manual = sum(1 for v in (result.manual or {}).values() if v is None)
-            print(f"[{result.status:>10}] {result.student}: {result.total:g}/{result.max_total:g} ({result.seconds:.1f} s)"
-                  + (f", {todo_manual} free-response answer(s) awaiting a person" if todo_manual else "")
-                  + (f"  {result.message[:140]}" if result.message else ""), flush=True)
+            print(
+                f"[{result.status:>10}] {result.student}: {result.total:g}/{result.max_total:g} ({result.seconds:.1f} s)"
+                + (f", {todo_manual} free-response answer(s) awaiting a person" if todo_manual else "")
+                + (f"  {result.message[:140]}" if result.message else ""),
+                flush=True,
+            )
 
     write_summary(report, out_dir, lms)
     backend = backend or DaskBackend(scheduler, keep_work)
@@ -226,8 +288,20 @@ def autograde(
     report.seconds = time.perf_counter() - tic
     write_summary(report, out_dir, lms)
     write_gradebook(template / "gradebook.db", out_dir / "gradebook.db", assignment.name, report.results)
-    write_atomic(out_dir / RUN_FILE, json.dumps({"assignment": assignment.name, "fingerprint": fingerprint, "complete": True,
-                                                 "isolated": mode == "bwrap", "seconds": round(report.seconds, 1)}, indent=1) + "\n")
+    write_atomic(
+        out_dir / RUN_FILE,
+        json.dumps(
+            {
+                "assignment": assignment.name,
+                "fingerprint": fingerprint,
+                "complete": True,
+                "isolated": mode == "bwrap",
+                "seconds": round(report.seconds, 1),
+            },
+            indent=1,
+        )
+        + "\n",
+    )
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return report
@@ -268,8 +342,16 @@ def _prepare_output_folder(out_dir: Path, submissions: Path, root: Path, fingerp
         ValueError: ``out_dir`` holds the submissions or the course, or is a non-empty folder that is not
             an autograde output (the message suggests a fresh folder).
     """
-    if out_dir == submissions or out_dir in submissions.parents or submissions in out_dir.parents or out_dir == root or out_dir in root.parents:
-        raise ValueError(f"--out {out_dir} would replace or sit inside the submissions or the course; choose a new folder such as build/autograde/<a>")
+    if (
+        out_dir == submissions
+        or out_dir in submissions.parents
+        or submissions in out_dir.parents
+        or out_dir == root
+        or out_dir in root.parents
+    ):
+        raise ValueError(
+            f"--out {out_dir} would replace or sit inside the submissions or the course; choose a new folder such as build/autograde/<a>"
+        )
     if not out_dir.exists():
         return {}
     entries = {p.name for p in out_dir.iterdir()}
@@ -294,7 +376,9 @@ def _prepare_output_folder(out_dir: Path, submissions: Path, root: Path, fingerp
     elif entries <= {".work"}:
         shutil.rmtree(out_dir)
     else:
-        raise ValueError(f"--out {out_dir} exists and is not the output of an earlier cvkit autograde; choose an empty or new folder")
+        raise ValueError(
+            f"--out {out_dir} exists and is not the output of an earlier cvkit autograde; choose an empty or new folder"
+        )
     return {}
 
 
@@ -342,8 +426,13 @@ def _run(ctx, pending: list, running: dict, jobs: int, record) -> None:
             if result is None:
                 if proc.is_alive():
                     proc.kill()
-                result = empty_result(job, "ungradable", "the grader's worker took too long and was stopped" if overdue
-                                      else f"the grader's worker ended without a result (exit code {proc.exitcode}); see {Path(job.work) / 'worker.log'}")
+                result = empty_result(
+                    job,
+                    "ungradable",
+                    "the grader's worker took too long and was stopped"
+                    if overdue
+                    else f"the grader's worker ended without a result (exit code {proc.exitcode}); see {Path(job.work) / 'worker.log'}",
+                )
                 result.seconds = time.monotonic() - started
             proc.join(10)
             receive.close()

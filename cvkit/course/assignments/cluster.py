@@ -39,7 +39,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cvkit.course.assignments.grade import AssignmentSpec, GradeJob, GradeResult, describe_error, empty_result, grade_submission, warm_up
+from cvkit.course.assignments.grade import (
+    AssignmentSpec,
+    GradeJob,
+    GradeResult,
+    describe_error,
+    empty_result,
+    grade_submission,
+    warm_up,
+)
 from cvkit.course.assignments.sandbox import sandbox_status
 
 RETRIES = 1  # a task that raised (not the submission: grading never raises for that) is tried once more
@@ -52,7 +60,10 @@ def grader_version() -> str:
 
     digest = hashlib.sha256(cvkit.__version__.encode())
     here = Path(__file__).resolve().parent
-    for path in sorted(here.glob("*.py")) + [here.parents[1] / "grading.py", *sorted((here.parents[1] / "grading").glob("*.py"))]:
+    for path in sorted(here.glob("*.py")) + [
+        here.parents[1] / "grading.py",
+        *sorted((here.parents[1] / "grading").glob("*.py")),
+    ]:
         if path.is_file():
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -79,7 +90,11 @@ def grade_on_worker(job: GradeJob, spec: AssignmentSpec, version: str, keep_work
     tic = time.perf_counter()
     host = socket.gethostname()
     if version != grader_version():
-        return empty_result(job, "ungradable", f"the grading worker on {host} runs another version of cvkit's grader; install the same cvkit on every worker")
+        return empty_result(
+            job,
+            "ungradable",
+            f"the grading worker on {host} runs another version of cvkit's grader; install the same cvkit on every worker",
+        )
     if job.mode == "bwrap":
         works, why = sandbox_status()
         if not works:
@@ -92,7 +107,11 @@ def grade_on_worker(job: GradeJob, spec: AssignmentSpec, version: str, keep_work
     work.mkdir(parents=True, exist_ok=True)
     job = dataclasses.replace(job, work=str(work))
     try:
-        with open(work / "worker.log", "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        with (
+            open(work / "worker.log", "a", buffering=1) as log,
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+        ):
             try:
                 return grade_submission(job)
             except Exception as exc:  # noqa: BLE001 - whatever happens, the student gets a row
@@ -131,10 +150,19 @@ class DaskBackend:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
-            raise ImportError("cvkit autograde runs its workers on Dask: pip install 'cvkit-course[course]' (or 'dask[distributed]')") from exc
+            raise ImportError(
+                "cvkit autograde runs its workers on Dask: pip install 'cvkit-course[course]' (or 'dask[distributed]')"
+            ) from exc
         if self.scheduler is None:
-            cluster = stack.enter_context(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                                                       silence_logs=logging.ERROR))
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
             return stack.enter_context(Client(cluster))
         if self.scheduler.endswith(".json"):
             return stack.enter_context(Client(scheduler_file=self.scheduler, timeout=30))
@@ -153,8 +181,16 @@ class DaskBackend:
             batch = uuid.uuid4().hex[:8]
             futures = {}
             for job in jobs_list:
-                future = client.submit(grade_on_worker, dataclasses.replace(job, spec=None), spec, version, self.keep_work,
-                                       key=f"cvkit-grade-{batch}-{job.student}", pure=False, retries=RETRIES)
+                future = client.submit(
+                    grade_on_worker,
+                    dataclasses.replace(job, spec=None),
+                    spec,
+                    version,
+                    self.keep_work,
+                    key=f"cvkit-grade-{batch}-{job.student}",
+                    pure=False,
+                    retries=RETRIES,
+                )
                 futures[future] = job
             try:
                 for future in as_completed(futures):
@@ -162,7 +198,11 @@ class DaskBackend:
                     try:
                         result = future.result()
                     except KilledWorker as exc:
-                        result = empty_result(job, "ungradable", f"every Dask worker that graded it was lost ({exc}); grade it alone with -j 1")
+                        result = empty_result(
+                            job,
+                            "ungradable",
+                            f"every Dask worker that graded it was lost ({exc}); grade it alone with -j 1",
+                        )
                     except Exception as exc:  # noqa: BLE001 - the grader's failure, never the batch's
                         result = empty_result(job, "ungradable", describe_error(exc))
                     record(result)

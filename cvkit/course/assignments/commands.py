@@ -70,50 +70,117 @@ public repository the notebooks' badges point at, and keep the instructor reposi
 def register(sub) -> None:
     """Add ``release``, ``validate``, ``autograde``, ``grades merge`` and ``publish`` to the ``cvkit`` subparsers."""
     fmt = argparse.RawDescriptionHelpFormatter
-    rel = sub.add_parser("release", help="generate assignments/<a>/ from solutions/<a>/ (nbgrader)", description=_RELEASE_HELP, formatter_class=fmt)
-    rel.add_argument("assignments", nargs="*", metavar="A", help="assignment names, e.g. a1_convolution (default: every folder in solutions/)")
+    rel = sub.add_parser(
+        "release",
+        help="generate assignments/<a>/ from solutions/<a>/ (nbgrader)",
+        description=_RELEASE_HELP,
+        formatter_class=fmt,
+    )
+    rel.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="A",
+        help="assignment names, e.g. a1_convolution (default: every folder in solutions/)",
+    )
     rel.add_argument("--check", action="store_true", help="write nothing; exit 1 on drift or leaks (CI)")
     rel.set_defaults(handler=_release)
 
-    val = sub.add_parser("validate", help="reference solution -> full marks, untouched release -> 0; exit 1 otherwise", description=_VALIDATE_HELP, formatter_class=fmt)
+    val = sub.add_parser(
+        "validate",
+        help="reference solution -> full marks, untouched release -> 0; exit 1 otherwise",
+        description=_VALIDATE_HELP,
+        formatter_class=fmt,
+    )
     val.add_argument("assignments", nargs="*", metavar="A", help="assignment names (default: all)")
     val.add_argument("-j", "--jobs", type=int, default=2, help="processes (default 2: the two submissions at once)")
     val.add_argument("--out", default=None, help="keep the grading outputs here (default: a temporary folder)")
     _sandbox_option(val)
     val.set_defaults(handler=_validate)
 
-    ag = sub.add_parser("autograde", help="grade a folder of submissions into grades.csv and feedback", description=_AUTOGRADE_HELP, formatter_class=fmt)
+    ag = sub.add_parser(
+        "autograde",
+        help="grade a folder of submissions into grades.csv and feedback",
+        description=_AUTOGRADE_HELP,
+        formatter_class=fmt,
+    )
     ag.add_argument("assignment", metavar="A", help="assignment name, e.g. a1_convolution")
     ag.add_argument("submissions", metavar="SUBMISSIONS", help="folder of <student>/<a>.ipynb or <student>_<a>.ipynb")
-    ag.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once (default 1; use the number of CPU cores)")
-    ag.add_argument("--out", default=None, help="output folder (default build/autograde/<a>); a finished run there is moved to <out>.previous-<time>, an interrupted one resumed")
-    ag.add_argument("--timeout", type=float, default=None, help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)")
-    ag.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write canvas.csv or moodle.csv for an LMS grade import (repeatable)")
-    ag.add_argument("--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging")
-    ag.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                    help="grade on a running Dask cluster (tcp://host:8786, or a scheduler file *.json) instead of -j N local worker processes; "
-                         "every worker needs the same cvkit, bubblewrap, and the course and submissions at the same paths")
+    ag.add_argument(
+        "-j", "--jobs", type=int, default=1, help="submissions graded at once (default 1; use the number of CPU cores)"
+    )
+    ag.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default build/autograde/<a>); a finished run there is moved to <out>.previous-<time>, an interrupted one resumed",
+    )
+    ag.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds a single cell may run (default: the assignment's cell_timeout, else 120)",
+    )
+    ag.add_argument(
+        "--format",
+        action="append",
+        choices=["canvas", "moodle"],
+        default=[],
+        help="also write canvas.csv or moodle.csv for an LMS grade import (repeatable)",
+    )
+    ag.add_argument(
+        "--keep-work", action="store_true", help="keep the per-student scratch folders in OUT/.work for debugging"
+    )
+    ag.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on a running Dask cluster (tcp://host:8786, or a scheduler file *.json) instead of -j N local worker processes; "
+        "every worker needs the same cvkit, bubblewrap, and the course and submissions at the same paths",
+    )
     _sandbox_option(ag)
     ag.set_defaults(handler=_autograde)
 
     grades = sub.add_parser("grades", help="free-response points entered by a person -> final totals (grades merge)")
     grades_sub = grades.add_subparsers(dest="grades_command", metavar="SUBCOMMAND", required=True)
-    merge = grades_sub.add_parser("merge", help="add the points of a filled manual.csv to the autograded rows; write final.csv",
-                                  description=_GRADES_MERGE_HELP, formatter_class=fmt)
+    merge = grades_sub.add_parser(
+        "merge",
+        help="add the points of a filled manual.csv to the autograded rows; write final.csv",
+        description=_GRADES_MERGE_HELP,
+        formatter_class=fmt,
+    )
     merge.add_argument("assignment", metavar="A", help="assignment name, e.g. a1_convolution")
-    merge.add_argument("--manual", required=True, metavar="CSV", help="the filled manual.csv (columns student, question, points[, comment])")
+    merge.add_argument(
+        "--manual",
+        required=True,
+        metavar="CSV",
+        help="the filled manual.csv (columns student, question, points[, comment])",
+    )
     merge.add_argument("--out", default=None, help="the cvkit autograde output folder (default build/autograde/<a>)")
-    merge.add_argument("--format", action="append", choices=["canvas", "moodle"], default=[], help="also write final-canvas.csv or final-moodle.csv (repeatable)")
+    merge.add_argument(
+        "--format",
+        action="append",
+        choices=["canvas", "moodle"],
+        default=[],
+        help="also write final-canvas.csv or final-moodle.csv (repeatable)",
+    )
     merge.set_defaults(handler=_grades_merge)
 
-    pub = sub.add_parser("publish", help="write the student-facing course (no solutions) into DIR", description=_PUBLISH_HELP, formatter_class=fmt)
+    pub = sub.add_parser(
+        "publish",
+        help="write the student-facing course (no solutions) into DIR",
+        description=_PUBLISH_HELP,
+        formatter_class=fmt,
+    )
     pub.add_argument("dir", metavar="DIR", help="an empty or new folder, or an earlier publish output (replaced)")
     pub.set_defaults(handler=_publish)
 
 
 def _sandbox_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
-                   help="auto (default): a bubblewrap sandbox per submission when it works here, else none with a warning; bwrap: required; none: no isolation")
+    p.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="auto (default): a bubblewrap sandbox per submission when it works here, else none with a warning; bwrap: required; none: no isolation",
+    )
 
 
 def _release(args) -> int:
@@ -159,22 +226,36 @@ def _autograde(args) -> int:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     tic = time.perf_counter()
     assignment = load_assignment(args.assignment, course_root())
-    report = autograde(assignment, args.submissions, args.out, jobs=args.jobs, cell_timeout=args.timeout, keep_work=args.keep_work,
-                       lms=tuple(dict.fromkeys(args.format)), sandbox=args.sandbox, scheduler=args.scheduler)
+    report = autograde(
+        assignment,
+        args.submissions,
+        args.out,
+        jobs=args.jobs,
+        cell_timeout=args.timeout,
+        keep_work=args.keep_work,
+        lms=tuple(dict.fromkeys(args.format)),
+        sandbox=args.sandbox,
+        scheduler=args.scheduler,
+    )
     counts: dict[str, int] = {}
     for r in report.results:
         counts[r.status] = counts.get(r.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no submissions"
     where = f"on {args.scheduler}" if args.scheduler else f"with -j {args.jobs}"
-    print(f"\n{len(report.results)} submission(s) of {assignment.name} graded {where} in {time.perf_counter() - tic:.1f} s ({summary})")
+    print(
+        f"\n{len(report.results)} submission(s) of {assignment.name} graded {where} in {time.perf_counter() - tic:.1f} s ({summary})"
+    )
     for w in report.warnings:
         print(f"warning: {w}")
     out = Path(report.out_dir)
     print(f"grades: {out / 'grades.csv'}   feedback: {out / 'feedback'}   report: {out / 'report.md'}")
     if report.answers:
-        print(f"free-response answers awaiting a person: {len(report.awaiting)} (grades.csv leaves them blank; the totals are autograded points).\n"
-              f"Grade them with {out / 'manual.md'}, enter points in {out / 'manual.csv'}, then run: "
-              f"cvkit grades merge {assignment.name} --manual {out / 'manual.csv'}" + (f" --out {out}" if args.out else ""))
+        print(
+            f"free-response answers awaiting a person: {len(report.awaiting)} (grades.csv leaves them blank; the totals are autograded points).\n"
+            f"Grade them with {out / 'manual.md'}, enter points in {out / 'manual.csv'}, then run: "
+            f"cvkit grades merge {assignment.name} --manual {out / 'manual.csv'}"
+            + (f" --out {out}" if args.out else "")
+        )
     return 0 if report.results else 1
 
 
@@ -187,10 +268,18 @@ def _grades_merge(args) -> int:
     report = merge_manual(out, args.manual, name, lms=tuple(dict.fromkeys(args.format)))
     print(f"{name}: {report.entered} free-response grade(s) entered for {len(report.rows)} student(s)")
     for row in report.rows:
-        print(f"  {row.student}: {row.total:g}/{row.max_total:g} ({row.auto:g} autograded + {row.manual_total:g} free response)"
-              + (f", {sum(v is None for v in row.manual.values())} answer(s) still awaiting" if any(v is None for v in row.manual.values()) else ""))
+        print(
+            f"  {row.student}: {row.total:g}/{row.max_total:g} ({row.auto:g} autograded + {row.manual_total:g} free response)"
+            + (
+                f", {sum(v is None for v in row.manual.values())} answer(s) still awaiting"
+                if any(v is None for v in row.manual.values())
+                else ""
+            )
+        )
     if report.awaiting:
-        print(f"{len(report.awaiting)} answer(s) still await a person: their points are blank in final.csv and not in the totals")
+        print(
+            f"{len(report.awaiting)} answer(s) still await a person: their points are blank in final.csv and not in the totals"
+        )
     print("final grades: " + "   ".join(report.files))
     return 0
 

@@ -114,8 +114,14 @@ class _Sandbox:
         self.limits = limits
         self.log = open(log_path, "wb")  # noqa: SIM115 - the sandbox's stderr until close()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, cwd=cwd,
-            start_new_session=True, close_fds=True,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
             preexec_fn=(lambda: set_limits(limits)) if os.name == "posix" else None,  # noqa: PLW1509 - set_limits only calls setrlimit/prctl
         )
         self.messages: queue.Queue = queue.Queue()
@@ -249,7 +255,11 @@ def read_answers(box: Path, name: str):
         parts = []
         for suffix, limit in ((".json", MAX_JSON), (".safetensors", MAX_TENSORS)):
             try:
-                fd = os.open(name + suffix, flags, dir_fd=folder) if os.open in os.supports_dir_fd else os.open(box / "answers" / (name + suffix), flags)
+                fd = (
+                    os.open(name + suffix, flags, dir_fd=folder)
+                    if os.open in os.supports_dir_fd
+                    else os.open(box / "answers" / (name + suffix), flags)
+                )
             except OSError as exc:
                 raise ValueError(f"the answers were not written ({exc.strerror})") from None
             try:
@@ -305,7 +315,12 @@ def execute_submission(
     tic = time.monotonic()
     argv, env, cwd = sandbox_command(box, limits, hidden) if mode == "bwrap" else plain_command(box, limits)
     execution = Execution(isolated=mode == "bwrap")
-    fmt = {"memory": limits.memory_gb, "time_limit": limits.time_limit, "cell_timeout": limits.cell_timeout, "processes": limits.max_processes}
+    fmt = {
+        "memory": limits.memory_gb,
+        "time_limit": limits.time_limit,
+        "cell_timeout": limits.cell_timeout,
+        "processes": limits.max_processes,
+    }
     try:
         sandbox = _Sandbox(argv, env, cwd, limits, log_path)
     except OSError as exc:
@@ -325,8 +340,15 @@ def execute_submission(
             execution.records[index] = record
             if grade_id:
                 test = tests[grade_id]
-                msg = {"op": "test", "index": index, "grade_id": grade_id, "source": test["source"], "rules": test["rules"],
-                       "timeout": limits.cell_timeout, "out": f"answers/{index}"}
+                msg = {
+                    "op": "test",
+                    "index": index,
+                    "grade_id": grade_id,
+                    "source": test["source"],
+                    "rules": test["rules"],
+                    "timeout": limits.cell_timeout,
+                    "out": f"answers/{index}",
+                }
             else:
                 msg = {"op": "cell", "index": index, "source": source, "timeout": limits.cell_timeout}
             grace = min(GRACE, max(2.0, limits.cell_timeout / 2))
@@ -360,16 +382,28 @@ def execute_submission(
 def _fill(record: CellRecord, reply: dict, box: Path) -> None:
     """Copy a runner's reply into the record, validating every field; read a test's answers now."""
     record.ran = True
-    record.outputs = [o for o in reply.get("outputs", []) if isinstance(o, dict)][:50] if isinstance(reply.get("outputs"), list) else []
+    record.outputs = (
+        [o for o in reply.get("outputs", []) if isinstance(o, dict)][:50]
+        if isinstance(reply.get("outputs"), list)
+        else []
+    )
     error = reply.get("error")
     if isinstance(error, dict):
         record.error = {k: str(error.get(k, ""))[:2000] for k in ("ename", "evalue", "where")}
-    record.events = [e for e in reply.get("events", []) if e in ("exit", "timeout", "output", "error")] if isinstance(reply.get("events"), list) else []
+    record.events = (
+        [e for e in reply.get("events", []) if e in ("exit", "timeout", "output", "error")]
+        if isinstance(reply.get("events"), list)
+        else []
+    )
     if not record.grade_id:
         return
     violations = reply.get("violations", [])
     if isinstance(violations, list):
-        record.violations = [(int(v[0]), str(v[1])[:200]) for v in violations[:20] if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)]
+        record.violations = [
+            (int(v[0]), str(v[1])[:200])
+            for v in violations[:20]
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)
+        ]
     record.tampered = str(reply.get("tampered") or "")[:300]
     if record.error is None:
         try:

@@ -75,8 +75,19 @@ def cap_outputs(outputs: list, budget: dict) -> list[dict]:
             if shown:
                 kept.append({"output_type": "display_data", "data": shown, "metadata": {}})
         elif kind == "error":
-            frames = [_ANSI.sub("", str(f))[:2000] for f in out.get("traceback", [])][-TRACEBACK_FRAMES:] if isinstance(out.get("traceback"), list) else []
-            kept.append({"output_type": "error", "ename": str(out.get("ename", "Error"))[:200], "evalue": str(out.get("evalue", ""))[:2000], "traceback": frames})
+            frames = (
+                [_ANSI.sub("", str(f))[:2000] for f in out.get("traceback", [])][-TRACEBACK_FRAMES:]
+                if isinstance(out.get("traceback"), list)
+                else []
+            )
+            kept.append(
+                {
+                    "output_type": "error",
+                    "ename": str(out.get("ename", "Error"))[:200],
+                    "evalue": str(out.get("evalue", ""))[:2000],
+                    "traceback": frames,
+                }
+            )
     return kept
 
 
@@ -92,23 +103,39 @@ def _verdict_output(verdict, hidden: bool) -> dict:
 def _summary(verdicts: dict, spec, title: str, execution: Execution, manual: dict | None = None) -> dict:
     total = sum(v.earned for v in verdicts.values())
     answers = getattr(spec, "answers", ())
-    head = f"**{total:g} / {spec.max_total:g} points**" if not answers else (
-        f"**{total:g} / {spec.max_total:g} autograded points**, plus {spec.manual_max:g} points of free-response answers graded by your instructor")
+    head = (
+        f"**{total:g} / {spec.max_total:g} points**"
+        if not answers
+        else (
+            f"**{total:g} / {spec.max_total:g} autograded points**, plus {spec.manual_max:g} points of free-response answers graded by your instructor"
+        )
+    )
     lines = [f"# {title}", "", head, "", "| test | points | result |", "|---|---:|---|"]
     for test in spec.tests:
         v = verdicts[test.grade_id]
-        result = "passed" if v.passed else html_lib.escape(v.message.splitlines()[0] if v.message else "failed")[:300].replace("|", "\\|")
+        result = (
+            "passed"
+            if v.passed
+            else html_lib.escape(v.message.splitlines()[0] if v.message else "failed")[:300].replace("|", "\\|")
+        )
         lines.append(f"| {test.grade_id}{' (hidden)' if test.hidden else ''} | {v.earned:g}/{v.points:g} | {result} |")
     for answer in answers:
         value = (manual or {}).get(answer.grade_id)
         state = "awaiting grading by your instructor" if value is None else "unanswered" if value == 0 else "graded"
-        lines.append(f"| {answer.grade_id} (free response) | {'-' if value is None else f'{value:g}'}/{answer.points:g} | {state} |")
+        lines.append(
+            f"| {answer.grade_id} (free response) | {'-' if value is None else f'{value:g}'}/{answer.points:g} | {state} |"
+        )
     if execution.stopped:
-        lines += ["", f"Your notebook was stopped: {html_lib.escape(execution.message)}. The tests after that point were not run."]
+        lines += [
+            "",
+            f"Your notebook was stopped: {html_lib.escape(execution.message)}. The tests after that point were not run.",
+        ]
     return {"cell_type": "markdown", "metadata": {}, "source": "\n".join(lines)}
 
 
-def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec, title: str, manual: dict | None = None) -> dict:
+def feedback_notebook(
+    notebook: dict, execution: Execution, verdicts: dict, spec, title: str, manual: dict | None = None
+) -> dict:
     """The notebook the student's feedback page shows (see the module docstring); ``manual``: the free-response answers' state."""
     tests = {t.grade_id: t for t in spec.tests}
     budget = {"images": IMAGES_TOTAL}
@@ -116,8 +143,11 @@ def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec
     for index, cell in enumerate(notebook.get("cells", [])):
         gid = nbgrader_meta(cell).get("grade_id", "")
         if cell.get("cell_type") != "code":
-            cells.append({"cell_type": "markdown", "metadata": {}, "source": cell_source(cell)} if cell.get("cell_type") == "markdown"
-                         else {"cell_type": "raw", "metadata": {}, "source": cell_source(cell)})
+            cells.append(
+                {"cell_type": "markdown", "metadata": {}, "source": cell_source(cell)}
+                if cell.get("cell_type") == "markdown"
+                else {"cell_type": "raw", "metadata": {}, "source": cell_source(cell)}
+            )
             continue
         record: CellRecord | None = execution.records.get(index)
         out = {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": cell_source(cell)}
@@ -131,14 +161,23 @@ def feedback_notebook(notebook: dict, execution: Execution, verdicts: dict, spec
             out["outputs"] = cap_outputs(record.outputs, budget)
         if record is None or not record.ran:
             if execution.stopped_at == index:
-                out["outputs"].append({"output_type": "stream", "name": "stdout", "text": f"stopped here: {execution.message}\n"})
+                out["outputs"].append(
+                    {"output_type": "stream", "name": "stdout", "text": f"stopped here: {execution.message}\n"}
+                )
             elif cell_source(cell).strip() and gid not in tests:
                 out["outputs"].append({"output_type": "stream", "name": "stdout", "text": "(not run)\n"})
         cells.append(out)
     for i, cell in enumerate(cells):
         cell["id"] = f"feedback-{i}"
-    return {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                                          "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def instructor_notebook(notebook: dict, execution: Execution, verdicts: dict, spec) -> dict:
@@ -157,11 +196,17 @@ def instructor_notebook(notebook: dict, execution: Execution, verdicts: dict, sp
             cell["source"] = source_cells.get(gid, cell_source(cell))
             cell["outputs"].append(_verdict_output(verdicts[gid], False))
             if record is not None and record.violations:
-                cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": f"forbidden calls: {record.violations}\n"})
+                cell["outputs"].append(
+                    {"output_type": "stream", "name": "stdout", "text": f"forbidden calls: {record.violations}\n"}
+                )
         if record is None or not record.ran:
             cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": "(not run)\n"})
-    nb.setdefault("metadata", {})["cvkit_autograde"] = {"stopped": execution.stopped, "message": execution.message,
-                                                        "audits": execution.audits, "isolated": execution.isolated}
+    nb.setdefault("metadata", {})["cvkit_autograde"] = {
+        "stopped": execution.stopped,
+        "message": execution.message,
+        "audits": execution.audits,
+        "isolated": execution.isolated,
+    }
     return nb
 
 
@@ -186,7 +231,14 @@ def render_html(notebook: dict) -> str:
 
 def load_templates() -> None:
     """Load nbconvert's templates once (a batch calls this before starting its worker processes)."""
-    render_html({"cells": [{"cell_type": "markdown", "id": "warm-up", "metadata": {}, "source": "warm-up"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    render_html(
+        {
+            "cells": [{"cell_type": "markdown", "id": "warm-up", "metadata": {}, "source": "warm-up"}],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def page_text(page: str) -> str:
@@ -205,12 +257,16 @@ def find_leaks(page: str, protected: tuple[str, ...], submitted: dict) -> list[s
     Returns:
         The leaked lines (empty when the page is safe to return).
     """
-    own = {line.strip() for c in submitted.get("cells", []) if isinstance(c, dict) for line in cell_source(c).splitlines()}
+    own = {
+        line.strip() for c in submitted.get("cells", []) if isinstance(c, dict) for line in cell_source(c).splitlines()
+    }
     shown = {line.strip() for line in page_text(page).splitlines()}
     return [line for line in protected if distinctive(line) and line in shown and line not in own]
 
 
-_GENERIC = re.compile(r"^(?:(?:return|raise|yield|pass|break|continue|else|try|finally|except\b.*|elif\b.*|with\b.*|for\b.*|if\b.*)[:\s\w().,]*|[\])}]+[,:)]*)$")
+_GENERIC = re.compile(
+    r"^(?:(?:return|raise|yield|pass|break|continue|else|try|finally|except\b.*|elif\b.*|with\b.*|for\b.*|if\b.*)[:\s\w().,]*|[\])}]+[,:)]*)$"
+)
 
 
 def distinctive(line: str) -> bool:

@@ -191,9 +191,19 @@ class TestVerdict:
 
 def empty_result(job: GradeJob, status: Status, message: str) -> GradeResult:
     """A row with 0 in every test (and every free-response answer), for a submission that could not be graded."""
-    return GradeResult(job.student, status, {t.grade_id: 0.0 for t in job.spec.tests}, 0.0, job.spec.max_total,
-                       "; ".join([*job.notes, message]), submitted=job.notebook or "", name=job.name, sha256=job.sha256,
-                       manual={a.grade_id: 0.0 for a in job.spec.answers}, manual_max=job.spec.manual_max)
+    return GradeResult(
+        job.student,
+        status,
+        {t.grade_id: 0.0 for t in job.spec.tests},
+        0.0,
+        job.spec.max_total,
+        "; ".join([*job.notes, message]),
+        submitted=job.notebook or "",
+        name=job.name,
+        sha256=job.sha256,
+        manual={a.grade_id: 0.0 for a in job.spec.answers},
+        manual_max=job.spec.manual_max,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +225,9 @@ def load_submission(job: GradeJob) -> tuple[dict, list[str], dict]:
         raise UngradableError("no notebook submitted")
     path = Path(job.notebook)
     if path.stat().st_size > 100 * 2**20:
-        raise UngradableError(f"the notebook is {path.stat().st_size / 2**20:.0f} MiB: larger than any honest submission (100 MiB)")
+        raise UngradableError(
+            f"the notebook is {path.stat().st_size / 2**20:.0f} MiB: larger than any honest submission (100 MiB)"
+        )
     original = parse_notebook(path.read_text(encoding="utf-8", errors="replace"))
     repaired, repairs = repair_submission(original, job.spec.release)
     return repaired, repairs, original
@@ -242,8 +254,16 @@ def run_submission(notebook: dict, job: GradeJob) -> Execution:
         cells.append((index, gid if gid in tests else "", cell_source(cell)))
     limits = Limits(**{**asdict(spec.limits), "threads": job.threads})
     sandbox_tests = {t.grade_id: {"source": t.sandbox_source, "rules": list(t.rules)} for t in spec.tests}
-    return execute_submission(cells, sandbox_tests, [r.to_json() for r in spec.rules], box, limits, job.mode,
-                              [Path(p) for p in spec.hidden_paths] + [Path(job.work).parent], Path(job.work) / "runner.log")
+    return execute_submission(
+        cells,
+        sandbox_tests,
+        [r.to_json() for r in spec.rules],
+        box,
+        limits,
+        job.mode,
+        [Path(p) for p in spec.hidden_paths] + [Path(job.work).parent],
+        Path(job.work) / "runner.log",
+    )
 
 
 def _student_copy(notebook: dict, spec: AssignmentSpec) -> dict:
@@ -311,13 +331,18 @@ def score_tests(notebook: dict, execution: Execution, spec: AssignmentSpec) -> d
         verdict = TestVerdict(test.grade_id, test.points, 0.0)
         verdicts[test.grade_id] = verdict
         if record is None or not record.ran:
-            verdict.message = "NotRun: " + (f"the notebook was stopped before this test ({execution.message})" if execution.stopped
-                                             else "the test cell is missing from the notebook")
+            verdict.message = "NotRun: " + (
+                f"the notebook was stopped before this test ({execution.message})"
+                if execution.stopped
+                else "the test cell is missing from the notebook"
+            )
             continue
         if record.violations:
             calls = sorted({what for _, what in record.violations})
             texts = [spec.rules[i].text for i in sorted({i for i, _ in record.violations}) if i < len(spec.rules)]
-            verdict.message = f"RuleViolation: your code called {', '.join(calls[:4])}, which this test forbids" + (f" ({'; '.join(t for t in texts if t)})" if any(texts) else "")
+            verdict.message = f"RuleViolation: your code called {', '.join(calls[:4])}, which this test forbids" + (
+                f" ({'; '.join(t for t in texts if t)})" if any(texts) else ""
+            )
             continue
         if record.tampered:
             verdict.message = "TracingDisabled: " + record.tampered + " (the test cannot be trusted)"
@@ -331,7 +356,9 @@ def score_tests(notebook: dict, execution: Execution, spec: AssignmentSpec) -> d
                 verdict.message = f"CellTimeout: the test ran past the per-cell limit of {spec.limits.cell_timeout:g} s"
             continue
         if not record.has_answers:
-            verdict.message = f"AnswerError: the answers could not be read ({record.answer_error or 'none were written'})"
+            verdict.message = (
+                f"AnswerError: the answers could not be read ({record.answer_error or 'none were written'})"
+            )
             continue
         try:
             check_answers(test, record.answers)
@@ -345,8 +372,15 @@ def score_tests(notebook: dict, execution: Execution, spec: AssignmentSpec) -> d
     return verdicts
 
 
-def build_feedback(notebook: dict, original: dict, execution: Execution, verdicts: dict[str, TestVerdict], job: GradeJob, title: str,
-                   manual: dict[str, float | None] | None = None) -> tuple[str, str, list[str]]:
+def build_feedback(
+    notebook: dict,
+    original: dict,
+    execution: Execution,
+    verdicts: dict[str, TestVerdict],
+    job: GradeJob,
+    title: str,
+    manual: dict[str, float | None] | None = None,
+) -> tuple[str, str, list[str]]:
     """Step 5: the student's feedback page and the instructor's notebook; the leaks found in the page.
 
     ``manual`` (free-response answers: 0 unanswered, ``None`` awaiting a person) adds their rows to the summary.
@@ -367,7 +401,9 @@ def build_feedback(notebook: dict, original: dict, execution: Execution, verdict
     return html, json.dumps(teacher, indent=1), leaks
 
 
-def decide_status(repairs: list[str], flags: list[str], execution: Execution, verdicts: dict[str, TestVerdict], leaks: list[str]) -> tuple[Status, list[str]]:
+def decide_status(
+    repairs: list[str], flags: list[str], execution: Execution, verdicts: dict[str, TestVerdict], leaks: list[str]
+) -> tuple[Status, list[str]]:
     """Step 6: the row's status (the most severe that applies) and the notes explaining it.
 
     Args:
@@ -398,12 +434,22 @@ def decide_status(repairs: list[str], flags: list[str], execution: Execution, ve
     if execution.stopped:
         where = f" in cell {execution.stopped_at}" if execution.stopped_at is not None else ""
         notes.append(f"stopped{where}: {execution.message}")
-        raise_to("timeout" if execution.stopped in ("unresponsive", "time_limit") else "ungradable" if execution.stopped == "startup" else "crashed")
+        raise_to(
+            "timeout"
+            if execution.stopped in ("unresponsive", "time_limit")
+            else "ungradable"
+            if execution.stopped == "startup"
+            else "crashed"
+        )
     reviews = list(flags)
     reviews += [f"flagged for review: test {v.grade_id!r}: {v.review}" for v in verdicts.values() if v.review]
-    reviews += [f"flagged for review: during test {a['test']!r} the code triggered {a['event']}" for a in execution.audits[:5]]
+    reviews += [
+        f"flagged for review: during test {a['test']!r} the code triggered {a['event']}" for a in execution.audits[:5]
+    ]
     if leaks:
-        reviews.append(f"feedback withheld: it showed {len(leaks)} line(s) of the solutions or hidden tests (e.g. {leaks[0][:80]!r})")
+        reviews.append(
+            f"feedback withheld: it showed {len(leaks)} line(s) of the solutions or hidden tests (e.g. {leaks[0][:80]!r})"
+        )
     if reviews:
         notes += reviews
         if status != "ungradable":
@@ -443,18 +489,39 @@ def grade_submission(job: GradeJob) -> GradeResult:
     status, notes = decide_status(repairs + renamed, flags, execution, verdicts, leaks)
     failures = {gid: v.message for gid, v in verdicts.items() if not v.passed}
     message = [*job.notes, *repairs, *[n for n in notes if n not in renamed]]
-    missing = [a.grade_id for a in spec.answers if a.grade_id not in {nbgrader_meta(c).get("grade_id") for c in notebook["cells"]}]
+    missing = [
+        a.grade_id
+        for a in spec.answers
+        if a.grade_id not in {nbgrader_meta(c).get("grade_id") for c in notebook["cells"]}
+    ]
     if missing:
-        message.append(f"free-response answer cell(s) missing, awaiting a person (the answer may be elsewhere in the notebook): {', '.join(missing)}")
+        message.append(
+            f"free-response answer cell(s) missing, awaiting a person (the answer may be elsewhere in the notebook): {', '.join(missing)}"
+        )
     if failures:
         message.append("failed: " + "; ".join(f"{gid} ({why[:120]})" for gid, why in failures.items()))
     if not execution.isolated:
         message.append("not isolated (no sandbox)")
     scores = {gid: v.earned for gid, v in verdicts.items()}
     return GradeResult(
-        job.student, status, scores, sum(scores.values()), spec.max_total, "; ".join(message), failures,
-        time.perf_counter() - tic, job.notebook or "", "", job.name, execution.isolated, job.sha256,
-        feedback_html="" if leaks else html, instructor_notebook=teacher, manual=manual, answers=answer_texts, manual_max=spec.manual_max,
+        job.student,
+        status,
+        scores,
+        sum(scores.values()),
+        spec.max_total,
+        "; ".join(message),
+        failures,
+        time.perf_counter() - tic,
+        job.notebook or "",
+        "",
+        job.name,
+        execution.isolated,
+        job.sha256,
+        feedback_html="" if leaks else html,
+        instructor_notebook=teacher,
+        manual=manual,
+        answers=answer_texts,
+        manual_max=spec.manual_max,
     )
 
 

@@ -61,20 +61,36 @@ def answer_cells(source: dict, release: dict) -> list[AnswerCell]:
         source: the source notebook (``solutions/<a>/<a>.ipynb``) as a dict.
         release: the released notebook as a dict.
     """
-    rubrics = {nbgrader_meta(c).get("grade_id"): "\n".join(m.group(1).strip() for m in _SOLUTION.finditer(cell_source(c)))
-               for c in source.get("cells", []) if is_answer_cell(c)}
+    rubrics = {
+        nbgrader_meta(c).get("grade_id"): "\n".join(m.group(1).strip() for m in _SOLUTION.finditer(cell_source(c)))
+        for c in source.get("cells", [])
+        if is_answer_cell(c)
+    }
     found = []
     cells = release.get("cells", [])
     for i, cell in enumerate(cells):
         if not is_answer_cell(cell):
             continue
         meta = nbgrader_meta(cell)
-        question = next((cell_source(c) for c in reversed(cells[:i]) if c.get("cell_type") == "markdown" and not is_answer_cell(c)), "")
-        found.append(AnswerCell(meta["grade_id"], float(meta.get("points", 0)), question.strip(), rubrics.get(meta["grade_id"], ""), cell_source(cell).strip()))
+        question = next(
+            (cell_source(c) for c in reversed(cells[:i]) if c.get("cell_type") == "markdown" and not is_answer_cell(c)),
+            "",
+        )
+        found.append(
+            AnswerCell(
+                meta["grade_id"],
+                float(meta.get("points", 0)),
+                question.strip(),
+                rubrics.get(meta["grade_id"], ""),
+                cell_source(cell).strip(),
+            )
+        )
     return found
 
 
-def read_free_responses(notebook: dict, answers: tuple[AnswerCell, ...] | list[AnswerCell]) -> tuple[dict[str, float | None], dict[str, str]]:
+def read_free_responses(
+    notebook: dict, answers: tuple[AnswerCell, ...] | list[AnswerCell]
+) -> tuple[dict[str, float | None], dict[str, str]]:
     """Each free-response answer of a (repaired) submission and what the grader decides about it.
 
     Returns:
@@ -90,7 +106,9 @@ def read_free_responses(notebook: dict, answers: tuple[AnswerCell, ...] | list[A
         cell = by_id.get(answer.grade_id)
         if cell is None:
             points[answer.grade_id] = None
-            texts[answer.grade_id] = "(the answer cell is missing from the notebook: look for the answer in the instructor's copy)"
+            texts[answer.grade_id] = (
+                "(the answer cell is missing from the notebook: look for the answer in the instructor's copy)"
+            )
             continue
         text = cell_source(cell).strip()
         if text in UNANSWERED_STUBS or text == answer.stub:
@@ -98,7 +116,9 @@ def read_free_responses(notebook: dict, answers: tuple[AnswerCell, ...] | list[A
             texts[answer.grade_id] = ""
         else:
             points[answer.grade_id] = None
-            texts[answer.grade_id] = text[:ANSWER_LIMIT] + ("\n... (answer cut here)" if len(text) > ANSWER_LIMIT else "")
+            texts[answer.grade_id] = text[:ANSWER_LIMIT] + (
+                "\n... (answer cut here)" if len(text) > ANSWER_LIMIT else ""
+            )
     return points, texts
 
 
@@ -120,13 +140,23 @@ def manual_status(manual: dict[str, float | None], answers: tuple[AnswerCell, ..
     return "graded"
 
 
-MANUAL_COLUMNS = ("student", "name", "question", "max", "points", "comment", "answer")  # manual.csv, written by autograde
+MANUAL_COLUMNS = (
+    "student",
+    "name",
+    "question",
+    "max",
+    "points",
+    "comment",
+    "answer",
+)  # manual.csv, written by autograde
 
 
 # ---------------------------------------------------------------------------------------------
 # reading the instructor's points back
 # ---------------------------------------------------------------------------------------------
-def read_manual_csv(path: str | Path, students: set[str], answers: list[AnswerCell]) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], str]]:
+def read_manual_csv(
+    path: str | Path, students: set[str], answers: list[AnswerCell]
+) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], str]]:
     """The points and comments an instructor entered, every row checked.
 
     A row with an empty ``points`` cell is skipped (that answer stays awaiting). Columns besides
@@ -147,8 +177,10 @@ def read_manual_csv(path: str | Path, students: set[str], answers: list[AnswerCe
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     missing = [c for c in ("student", "question", "points") if c not in fields]
     if missing:
-        raise ValueError(f"{path}: no column {', '.join(missing)}; the file needs student, question and points "
-                         f"(cvkit autograde wrote manual.csv with {', '.join(MANUAL_COLUMNS)})")
+        raise ValueError(
+            f"{path}: no column {', '.join(missing)}; the file needs student, question and points "
+            f"(cvkit autograde wrote manual.csv with {', '.join(MANUAL_COLUMNS)})"
+        )
     points: dict[tuple[str, str], float] = {}
     comments: dict[tuple[str, str], str] = {}
     problems = []

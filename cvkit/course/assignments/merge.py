@@ -69,8 +69,13 @@ class FinalReport:
         return [(r.student, gid) for r in self.rows for gid, v in r.manual.items() if v is None]
 
 
-def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answers: list[AnswerCell] | None = None,
-                 lms: tuple[str, ...] = ()) -> FinalReport:
+def merge_manual(
+    out_dir: str | Path,
+    manual: str | Path,
+    assignment: str,
+    answers: list[AnswerCell] | None = None,
+    lms: tuple[str, ...] = (),
+) -> FinalReport:
     """Add the points of ``manual`` (a filled ``manual.csv``) to the autograded rows of ``out_dir``; write ``final.csv``.
 
     Args:
@@ -97,7 +102,9 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
         raise ValueError(f"unknown LMS format {bad[0]!r}; choose one of {', '.join(LMS_FORMATS)}")
     results = sorted(read_results(out).values(), key=lambda r: r.student)
     if not results:
-        raise FileNotFoundError(f"{out}: no graded rows (results/*.json); run cvkit autograde {assignment} SUBMISSIONS --out {out} first")
+        raise FileNotFoundError(
+            f"{out}: no graded rows (results/*.json); run cvkit autograde {assignment} SUBMISSIONS --out {out} first"
+        )
     if not Path(manual).is_file():
         raise FileNotFoundError(f"{manual}: no such file (cvkit autograde wrote {out / 'manual.csv'} for you to fill)")
     if answers is None:
@@ -113,22 +120,70 @@ def merge_manual(out_dir: str | Path, manual: str | Path, assignment: str, answe
         for a in answers:
             auto_decided = (r.manual or {}).get(a.grade_id, 0.0 if r.status == "ungradable" else None)
             given[a.grade_id] = points.get((r.student, a.grade_id), auto_decided)
-        rows.append(FinalRow(r.student, r.name, r.status, r.total, r.max_total, given, sum(a.points for a in answers),
-                             {a.grade_id: comments[(r.student, a.grade_id)] for a in answers if (r.student, a.grade_id) in comments}, r.message))
+        rows.append(
+            FinalRow(
+                r.student,
+                r.name,
+                r.status,
+                r.total,
+                r.max_total,
+                given,
+                sum(a.points for a in answers),
+                {a.grade_id: comments[(r.student, a.grade_id)] for a in answers if (r.student, a.grade_id) in comments},
+                r.message,
+            )
+        )
     ids = [a.grade_id for a in answers]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student", "name", "status", "total", "max", "auto", "auto_max", "manual_points", "manual_max", "manual",
-                     *ids, "comments", "message"])
+    writer.writerow(
+        [
+            "student",
+            "name",
+            "status",
+            "total",
+            "max",
+            "auto",
+            "auto_max",
+            "manual_points",
+            "manual_max",
+            "manual",
+            *ids,
+            "comments",
+            "message",
+        ]
+    )
     for row in rows:
-        writer.writerow([safe_cell(row.student), safe_cell(row.name), row.status, f"{row.total:g}", f"{row.max_total:g}", f"{row.auto:g}",
-                         f"{row.auto_max:g}", f"{row.manual_total:g}", f"{row.manual_max:g}", manual_status(row.manual, answers),
-                         *("" if row.manual[g] is None else f"{row.manual[g]:g}" for g in ids),
-                         safe_cell("; ".join(f"{g}: {c}" for g, c in row.comments.items())), safe_cell(row.message)])
+        writer.writerow(
+            [
+                safe_cell(row.student),
+                safe_cell(row.name),
+                row.status,
+                f"{row.total:g}",
+                f"{row.max_total:g}",
+                f"{row.auto:g}",
+                f"{row.auto_max:g}",
+                f"{row.manual_total:g}",
+                f"{row.manual_max:g}",
+                manual_status(row.manual, answers),
+                *("" if row.manual[g] is None else f"{row.manual[g]:g}" for g in ids),
+                safe_cell("; ".join(f"{g}: {c}" for g, c in row.comments.items())),
+                safe_cell(row.message),
+            ]
+        )
     files = [out / "final.csv"]
     keys = sorted(set(points) | set(comments))
-    write_atomic(out / ENTERED_FILE, json.dumps([{"student": st, "question": q, "points": points.get((st, q)), "comment": comments.get((st, q), "")}
-                                                 for st, q in keys], indent=1) + "\n")
+    write_atomic(
+        out / ENTERED_FILE,
+        json.dumps(
+            [
+                {"student": st, "question": q, "points": points.get((st, q)), "comment": comments.get((st, q), "")}
+                for st, q in keys
+            ],
+            indent=1,
+        )
+        + "\n",
+    )
     write_atomic(files[0], buffer.getvalue())
     for fmt in lms:
         final = [replace(r, total=row.total, max_total=row.max_total) for r, row in zip(results, rows)]

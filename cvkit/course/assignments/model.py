@@ -25,7 +25,11 @@ PRIVATE_DIR = "private"  # present at autograding only, never released
 DEFAULT_CELL_TIMEOUT = 120.0  # seconds one cell may run at grading before it is interrupted
 DEFAULT_TIME_LIMIT = 600.0  # seconds a whole submission may run before its kernel is killed
 DEFAULT_MEMORY_LIMIT_GB = 4.0  # resident memory of the kernel before it is killed
-_SETTINGS = {"cell_timeout": DEFAULT_CELL_TIMEOUT, "time_limit": DEFAULT_TIME_LIMIT, "memory_limit_gb": DEFAULT_MEMORY_LIMIT_GB}
+_SETTINGS = {
+    "cell_timeout": DEFAULT_CELL_TIMEOUT,
+    "time_limit": DEFAULT_TIME_LIMIT,
+    "memory_limit_gb": DEFAULT_MEMORY_LIMIT_GB,
+}
 
 _NAME = re.compile(r"^a\d+_[a-z0-9_]+$")
 
@@ -140,7 +144,9 @@ class Assignment:
 def _files_under(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.name != ".DS_Store")
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.name != ".DS_Store"
+    )
 
 
 def read_json(path: str | os.PathLike) -> dict:
@@ -174,7 +180,11 @@ def is_solution_cell(cell: dict) -> bool:
 
 def graded_cells(notebook: dict) -> list[GradedCell]:
     """The autograded test cells of a notebook (``grade_id`` and ``points``), in order."""
-    return [GradedCell(nbgrader_meta(c)["grade_id"], float(nbgrader_meta(c).get("points", 0))) for c in notebook.get("cells", []) if is_test_cell(c)]
+    return [
+        GradedCell(nbgrader_meta(c)["grade_id"], float(nbgrader_meta(c).get("points", 0)))
+        for c in notebook.get("cells", [])
+        if is_test_cell(c)
+    ]
 
 
 def cell_source(cell: dict) -> str:
@@ -201,16 +211,22 @@ def load_assignment(name: str, root: str | os.PathLike | None = None) -> Assignm
     settings = dict(_SETTINGS)
     raw = read_json(notebook).get("metadata", {}).get("cvkit", {})
     if not isinstance(raw, dict):
-        raise AssignmentError(f"{notebook}: metadata.cvkit must be an object such as {{\"cell_timeout\": 60}}, got {raw!r}")
+        raise AssignmentError(
+            f'{notebook}: metadata.cvkit must be an object such as {{"cell_timeout": 60}}, got {raw!r}'
+        )
     rules: tuple[Rule, ...] = ()
     for key, value in raw.items():
         if key == "forbid":
             rules = parse_rules(value, notebook)
             continue
         if key not in settings:
-            raise AssignmentError(f"{notebook}: unknown metadata.cvkit key {key!r}; choose from {sorted([*settings, 'forbid'])}")
+            raise AssignmentError(
+                f"{notebook}: unknown metadata.cvkit key {key!r}; choose from {sorted([*settings, 'forbid'])}"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise AssignmentError(f"{notebook}: metadata.cvkit.{key} must be a positive number of seconds/GiB, got {value!r}")
+            raise AssignmentError(
+                f"{notebook}: metadata.cvkit.{key} must be a positive number of seconds/GiB, got {value!r}"
+            )
         settings[key] = float(value)
     return Assignment(name, base, settings["cell_timeout"], settings["time_limit"], settings["memory_limit_gb"], rules)
 
@@ -252,4 +268,8 @@ def find_assignments(root: str | os.PathLike | None = None, names: Iterable[str]
     folder = base / SOLUTIONS
     if not folder.is_dir():
         return []
-    return [load_assignment(p.name, base) for p in sorted(folder.iterdir()) if p.is_dir() and (p / f"{p.name}.ipynb").is_file()]
+    return [
+        load_assignment(p.name, base)
+        for p in sorted(folder.iterdir())
+        if p.is_dir() and (p / f"{p.name}.ipynb").is_file()
+    ]

@@ -90,7 +90,9 @@ def nbgrader_config(course: Path, **extra):
     return c
 
 
-def run_converter(converter_class, course: Path, assignment_id: str, student_id: str = ".", log_file: Path | None = None, **extra) -> None:
+def run_converter(
+    converter_class, course: Path, assignment_id: str, student_id: str = ".", log_file: Path | None = None, **extra
+) -> None:
     """Run one nbgrader converter (GenerateAssignment, Autograde, GenerateFeedback) in-process.
 
     Its log goes to ``log_file`` (appended) instead of the terminal.
@@ -121,7 +123,9 @@ def run_converter(converter_class, course: Path, assignment_id: str, student_id:
         tail = ""
         if log_file and Path(log_file).exists():
             tail = "\n".join(Path(log_file).read_text(errors="replace").splitlines()[-15:])
-        raise NbgraderError(f"nbgrader {converter_class.__name__} failed for {assignment_id}: {type(exc).__name__}: {exc}\n{tail}") from exc
+        raise NbgraderError(
+            f"nbgrader {converter_class.__name__} failed for {assignment_id}: {type(exc).__name__}: {exc}\n{tail}"
+        ) from exc
     finally:
         handler.close()
         logger.handlers, logger.level, logger.propagate = saved

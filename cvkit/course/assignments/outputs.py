@@ -99,7 +99,12 @@ class AutogradeReport:
     @property
     def awaiting(self) -> list[tuple[str, str]]:
         """``(student, question)`` of every free-response answer awaiting a person."""
-        return [(r.student, a.grade_id) for a in self.answers for r in self.results if (r.manual or {}).get(a.grade_id, 0.0) is None]
+        return [
+            (r.student, a.grade_id)
+            for a in self.answers
+            for r in self.results
+            if (r.manual or {}).get(a.grade_id, 0.0) is None
+        ]
 
     def to_markdown(self) -> str:
         """``report.md``: one row per student, then the status legend."""
@@ -109,16 +114,29 @@ class AutogradeReport:
             "",
             *[f"> warning: {w}" for w in self.warnings],
             *([f"> resumed an interrupted run: {len(self.resumed)} earlier row(s) kept"] if self.resumed else []),
-            *([f"> free-response answers awaiting a person: {len(self.awaiting)} (fill manual.csv, then `cvkit grades merge "
-               f"{self.assignment} --manual manual.csv`); the totals below are the autograded points"] if self.answers else []),
+            *(
+                [
+                    f"> free-response answers awaiting a person: {len(self.awaiting)} (fill manual.csv, then `cvkit grades merge "
+                    f"{self.assignment} --manual manual.csv`); the totals below are the autograded points"
+                ]
+                if self.answers
+                else []
+            ),
             "",
-            "| student | status | total | " + " | ".join(cols) + (" | manual" if self.answers else "") + " | seconds | message |",
+            "| student | status | total | "
+            + " | ".join(cols)
+            + (" | manual" if self.answers else "")
+            + " | seconds | message |",
             "|---|---|---:|" + "---:|" * len(cols) + ("---|" if self.answers else "") + "---:|---|",
         ]
         for r in self.results:
             msg = _md(r.message)
-            cells = " | ".join(_fmt(r.scores.get(c, 0.0)) for c in cols) + (f" | {manual_status(r.manual or {}, self.answers)}" if self.answers else "")
-            lines.append(f"| {_md(r.student)} | {r.status} | {_fmt(r.total)}/{_fmt(r.max_total)} | {cells} | {r.seconds:.1f} | {msg} |")
+            cells = " | ".join(_fmt(r.scores.get(c, 0.0)) for c in cols) + (
+                f" | {manual_status(r.manual or {}, self.answers)}" if self.answers else ""
+            )
+            lines.append(
+                f"| {_md(r.student)} | {r.status} | {_fmt(r.total)}/{_fmt(r.max_total)} | {cells} | {r.seconds:.1f} | {msg} |"
+            )
         lines += ["", "Statuses: " + "; ".join(f"**{k}**: {v}" for k, v in STATUSES.items()), ""]
         return "\n".join(lines)
 
@@ -127,7 +145,9 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
-def grades_csv(results: list[GradeResult], test_cells: list[tuple[str, float]], answers: list[AnswerCell] | tuple = ()) -> str:
+def grades_csv(
+    results: list[GradeResult], test_cells: list[tuple[str, float]], answers: list[AnswerCell] | tuple = ()
+) -> str:
     """``grades.csv``: student, name, status, total, max, one column per test, seconds, message, file.
 
     ``total`` and ``max`` are the autograded points. With free-response questions, one column per answer
@@ -143,12 +163,28 @@ def grades_csv(results: list[GradeResult], test_cells: list[tuple[str, float]], 
         manual = r.manual or {}
         free = [("" if manual.get(a.grade_id, 0.0) is None else _fmt(manual.get(a.grade_id, 0.0))) for a in answers]
         free += [manual_status(manual, answers), _fmt(sum(a.points for a in answers))] if answers else []
-        writer.writerow([safe_cell(r.student), safe_cell(r.name), r.status, _fmt(r.total), _fmt(r.max_total),
-                         *(_fmt(r.scores.get(c, 0.0)) for c in cols), *free, f"{r.seconds:.1f}", safe_cell(r.message), safe_cell(r.submitted)])
+        writer.writerow(
+            [
+                safe_cell(r.student),
+                safe_cell(r.name),
+                r.status,
+                _fmt(r.total),
+                _fmt(r.max_total),
+                *(_fmt(r.scores.get(c, 0.0)) for c in cols),
+                *free,
+                f"{r.seconds:.1f}",
+                safe_cell(r.message),
+                safe_cell(r.submitted),
+            ]
+        )
     return buffer.getvalue()
 
 
-def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell], entered: dict[tuple[str, str], tuple[str, str, str]] | None = None) -> str:
+def manual_csv(
+    results: list,
+    answers: tuple[AnswerCell, ...] | list[AnswerCell],
+    entered: dict[tuple[str, str], tuple[str, str, str]] | None = None,
+) -> str:
     """``manual.csv``: one row per question and student (grouped by question), ``points`` blank where a person decides.
 
     Unanswered questions are pre-filled with 0 and the comment ``unanswered`` (an instructor may change them).
@@ -168,8 +204,17 @@ def manual_csv(results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]
                 points, comment = kept[0], kept[1]
             if r.status == "ungradable":
                 points, comment = "0", "ungradable submission"
-            writer.writerow([safe_cell(r.student), safe_cell(r.name), answer.grade_id, f"{answer.points:g}", points, comment,
-                             safe_cell((r.answers or {}).get(answer.grade_id, ""))])
+            writer.writerow(
+                [
+                    safe_cell(r.student),
+                    safe_cell(r.name),
+                    answer.grade_id,
+                    f"{answer.points:g}",
+                    points,
+                    comment,
+                    safe_cell((r.answers or {}).get(answer.grade_id, "")),
+                ]
+            )
     return buffer.getvalue()
 
 
@@ -189,22 +234,51 @@ def read_manual_sheet(path: Path) -> dict[tuple[str, str], tuple[str, str, str]]
             return {}
         if (row.get("points") or "").strip() or (row.get("comment") or "").strip():
             student = row["student"][1:] if row["student"].startswith("'") else row["student"]
-            kept[(student, row["question"])] = ((row.get("points") or "").strip(), (row.get("comment") or "").strip(), row.get("answer") or "")
+            kept[(student, row["question"])] = (
+                (row.get("points") or "").strip(),
+                (row.get("comment") or "").strip(),
+                row.get("answer") or "",
+            )
     return kept
 
 
 def grading_sheet(assignment: str, results: list, answers: tuple[AnswerCell, ...] | list[AnswerCell]) -> str:
     """``manual.md``: for each question, the question, the model answer and rubric, then every student's answer."""
-    lines = [f"# {assignment}: free-response answers to grade", "",
-             "Enter points in `manual.csv` (column `points`, optionally `comment`), then run",
-             f"`cvkit grades merge {assignment} --manual manual.csv` for the final totals (`final.csv`).", ""]
+    lines = [
+        f"# {assignment}: free-response answers to grade",
+        "",
+        "Enter points in `manual.csv` (column `points`, optionally `comment`), then run",
+        f"`cvkit grades merge {assignment} --manual manual.csv` for the final totals (`final.csv`).",
+        "",
+    ]
     for answer in answers:
-        lines += [f"## {answer.grade_id} ({answer.points:g} points)", "", "**Question**", "", _quote(answer.question), "",
-                  "**Model answer and rubric** (instructor only)", "", _quote(answer.rubric or "(none in the source)"), ""]
+        lines += [
+            f"## {answer.grade_id} ({answer.points:g} points)",
+            "",
+            "**Question**",
+            "",
+            _quote(answer.question),
+            "",
+            "**Model answer and rubric** (instructor only)",
+            "",
+            _quote(answer.rubric or "(none in the source)"),
+            "",
+        ]
         for r in results:
             value = (r.manual or {}).get(answer.grade_id, 0.0)
-            state = "awaiting your points" if value is None else f"{value:g} points (unanswered)" if value == 0 else f"{value:g} points"
-            lines += [f"### {r.student} ({state})", "", _quote((r.answers or {}).get(answer.grade_id) or "(no answer)"), ""]
+            state = (
+                "awaiting your points"
+                if value is None
+                else f"{value:g} points (unanswered)"
+                if value == 0
+                else f"{value:g} points"
+            )
+            lines += [
+                f"### {r.student} ({state})",
+                "",
+                _quote((r.answers or {}).get(answer.grade_id) or "(no answer)"),
+                "",
+            ]
     return "\n".join(lines)
 
 
@@ -277,9 +351,14 @@ def write_summary(report: AutogradeReport, out_dir: Path, lms: tuple[str, ...] =
     if report.answers:
         import dataclasses
 
-        write_atomic(out_dir / "manual.csv", manual_csv(report.results, report.answers, read_manual_sheet(out_dir / "manual.csv")))
+        write_atomic(
+            out_dir / "manual.csv",
+            manual_csv(report.results, report.answers, read_manual_sheet(out_dir / "manual.csv")),
+        )
         write_atomic(out_dir / "manual.md", grading_sheet(report.assignment, report.results, report.answers))
-        write_atomic(out_dir / "answers.json", json.dumps([dataclasses.asdict(a) for a in report.answers], indent=1) + "\n")
+        write_atomic(
+            out_dir / "answers.json", json.dumps([dataclasses.asdict(a) for a in report.answers], indent=1) + "\n"
+        )
     for fmt in lms:
         write_atomic(out_dir / f"{fmt}.csv", lms_csv(report.results, report.assignment, report.max_total, fmt))  # type: ignore[arg-type]
 

@@ -26,9 +26,30 @@ from pathlib import Path
 from cvkit.course.assignments.model import cell_source, find_assignments, read_json
 from cvkit.course.assignments.release import MARKERS, protected_lines
 
-INCLUDE = ("README.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "pyproject.toml", "environment.yml", "CONTRIBUTING.md",
-           ".gitignore", "cvkit", "notebooks", "assignments", "ci", "data")
-EXCLUDE_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".DS_Store", ".git"}
+INCLUDE = (
+    "README.md",
+    "LICENSE",
+    "LICENSE.md",
+    "LICENSE.txt",
+    "pyproject.toml",
+    "environment.yml",
+    "CONTRIBUTING.md",
+    ".gitignore",
+    "cvkit",
+    "notebooks",
+    "assignments",
+    "ci",
+    "data",
+)
+EXCLUDE_NAMES = {
+    "__pycache__",
+    ".ipynb_checkpoints",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".DS_Store",
+    ".git",
+}
 EXCLUDE_SUFFIXES = (".db", ".pyc", ".sqlite", ".sqlite3")
 SCANNED_SUFFIXES = (".ipynb", ".md", ".txt", ".rst", ".json", ".csv", ".yml", ".yaml", ".toml", ".html")
 MARKER_FILE = ".cvkit-publish"
@@ -56,9 +77,11 @@ class PublishReport:
 
     def summary(self) -> str:
         """Two lines for the command's output."""
-        return (f"published {self.files} file(s) into {self.out_dir} ({self.scanned} scanned: no solution or hidden-test line found)\n"
-                f"not published: {', '.join(self.skipped) or '-'}; keep the instructor repository private and push {self.out_dir} "
-                "to the public one the badges point at")
+        return (
+            f"published {self.files} file(s) into {self.out_dir} ({self.scanned} scanned: no solution or hidden-test line found)\n"
+            f"not published: {', '.join(self.skipped) or '-'}; keep the instructor repository private and push {self.out_dir} "
+            "to the public one the badges point at"
+        )
 
 
 def _copy(src: Path, dest: Path, written: list[Path]) -> None:
@@ -170,7 +193,9 @@ def publish(root: str | os.PathLike, out: str | os.PathLike) -> PublishReport:
         leaks = scan_for_leaks(staging, protected)
         if leaks:
             raise LeakError("not published: " + "; ".join(leaks[:5]))
-        (staging / MARKER_FILE).write_text("written by cvkit publish: the student-facing course; regenerate it, do not edit\n")
+        (staging / MARKER_FILE).write_text(
+            "written by cvkit publish: the student-facing course; regenerate it, do not edit\n"
+        )
         report.files = len(written)
         report.scanned = sum(1 for w in written if w.suffix in SCANNED_SUFFIXES)
         if out_dir.exists():

@@ -19,7 +19,14 @@ from pathlib import Path
 from cvkit.course.assignments import Assignment, cell_source, read_json
 from cvkit.course.assignments.nbgrader_course import copy_release, generate
 
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN MARK SCHEME", "END MARK SCHEME")
+MARKERS = (
+    "BEGIN SOLUTION",
+    "END SOLUTION",
+    "BEGIN HIDDEN TESTS",
+    "END HIDDEN TESTS",
+    "BEGIN MARK SCHEME",
+    "END MARK SCHEME",
+)
 _REGION = re.compile(r"^\s*#*\s*BEGIN (SOLUTION|HIDDEN TESTS)\s*$(.*?)^\s*#*\s*END \1\s*$", re.MULTILINE | re.DOTALL)
 _STUBS = {"# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE"}
 
@@ -83,9 +90,13 @@ def release_drift(fresh: Path, committed: Path) -> list[str]:
     if not committed.is_dir():
         return [f"{committed} does not exist: run cvkit release {committed.name} and commit it"]
     ours = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
-    theirs = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts}
+    theirs = {
+        p.relative_to(committed) for p in committed.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+    }
     problems = [f"{p}: missing from the committed release" for p in sorted(ours - theirs)]
-    problems += [f"{p}: in the committed release but not generated from solutions/ (remove it)" for p in sorted(theirs - ours)]
+    problems += [
+        f"{p}: in the committed release but not generated from solutions/ (remove it)" for p in sorted(theirs - ours)
+    ]
     for rel in sorted(ours & theirs):
         a, b = fresh / rel, committed / rel
         if rel.suffix == ".ipynb":
@@ -102,7 +113,11 @@ def _notebook_difference(fresh: dict, committed: dict) -> str:
     if len(fc) != len(cc):
         return f"{len(cc)} cells committed, {len(fc)} generated"
     for i, (a, b) in enumerate(zip(fc, cc)):
-        if cell_source(a) != cell_source(b) or a.get("metadata") != b.get("metadata") or a.get("cell_type") != b.get("cell_type"):
+        if (
+            cell_source(a) != cell_source(b)
+            or a.get("metadata") != b.get("metadata")
+            or a.get("cell_type") != b.get("cell_type")
+        ):
             gid = (a.get("metadata", {}).get("nbgrader") or {}).get("grade_id", "")
             return f"cell {i}" + (f" {gid!r}" if gid else "")
         if a.get("outputs") != b.get("outputs"):
@@ -134,7 +149,9 @@ def protected_lines(source_notebook: dict, regions: tuple[str, ...] = ("SOLUTION
         for m in reversed(matches):
             rest = rest[: m.start(2)] + rest[m.end(2) :]
         outside.update(line.strip() for line in rest.splitlines())
-    return sorted(line for line in inside - outside if len(line) > 3 and line not in _STUBS and not line.startswith("#"))
+    return sorted(
+        line for line in inside - outside if len(line) > 3 and line not in _STUBS and not line.startswith("#")
+    )
 
 
 def release_leaks(assignment: Assignment, folder: Path) -> list[str]:
@@ -155,7 +172,10 @@ def release_leaks(assignment: Assignment, folder: Path) -> list[str]:
             continue  # binary data: markers and code cannot hide there readably
         if path.suffix == ".ipynb":
             nb = json.loads(text)
-            chunks = [(f"cell {i}", cell_source(c) + "\n" + json.dumps(c.get("outputs", []))) for i, c in enumerate(nb.get("cells", []))]
+            chunks = [
+                (f"cell {i}", cell_source(c) + "\n" + json.dumps(c.get("outputs", [])))
+                for i, c in enumerate(nb.get("cells", []))
+            ]
         else:
             chunks = [("", text)]
         for where, chunk in chunks:

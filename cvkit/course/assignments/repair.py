@@ -132,7 +132,11 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         if not nbgrader_meta(ref).get("locked"):
             continue
         src = cell_source(ref).strip()
-        candidates = [i for i, c in enumerate(cells) if i not in by_source and c["cell_type"] == ref["cell_type"] and cell_source(c).strip() == src]
+        candidates = [
+            i
+            for i, c in enumerate(cells)
+            if i not in by_source and c["cell_type"] == ref["cell_type"] and cell_source(c).strip() == src
+        ]
         if not candidates:
             continue
         pick = next((i for i in reversed(candidates) if nbgrader_meta(cells[i]).get("grade_id") == gid), candidates[-1])
@@ -163,12 +167,25 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         if len(places) > 1:
             for i in places[:-1]:
                 cells[i]["metadata"].pop("nbgrader", None)
-            notes.append(f"cell {gid!r} appeared {len(places)} times (duplicated): graded the last copy, the others ran as ordinary cells")
+            notes.append(
+                f"cell {gid!r} appeared {len(places)} times (duplicated): graded the last copy, the others ran as ordinary cells"
+            )
             where[gid] = places[-1:]
-    duplicated = [gid for gid in claimed if sum(1 for c in cells if c["cell_type"] == tracked[gid]["cell_type"]
-                                                and cell_source(c).strip() == cell_source(tracked[gid]).strip()) > 1]
+    duplicated = [
+        gid
+        for gid in claimed
+        if sum(
+            1
+            for c in cells
+            if c["cell_type"] == tracked[gid]["cell_type"]
+            and cell_source(c).strip() == cell_source(tracked[gid]).strip()
+        )
+        > 1
+    ]
     for gid in duplicated:
-        notes.append(f"cell {gid!r} appeared more than once (duplicated): graded the last copy, the others ran as ordinary cells")
+        notes.append(
+            f"cell {gid!r} appeared more than once (duplicated): graded the last copy, the others ran as ordinary cells"
+        )
     if relabelled:
         notes.append(f"grade ids corrected on cell(s) recognised by their source: {', '.join(relabelled)}")
     present = {gid: places[0] for gid, places in where.items()}
@@ -184,11 +201,17 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         match = None
         if meta.get("locked") or meta.get("grade"):
             src = cell_source(ref).strip()
-            match = next((i for i in free if cells[i]["cell_type"] == ref["cell_type"] and cell_source(cells[i]).strip() == src), None)
+            match = next(
+                (i for i in free if cells[i]["cell_type"] == ref["cell_type"] and cell_source(cells[i]).strip() == src),
+                None,
+            )
         if match is None and meta.get("solution") and ref["cell_type"] == "code":
             names = _defines(cell_source(ref))
             if names:
-                match = next((i for i in free if cells[i]["cell_type"] == "code" and names <= _defines(cell_source(cells[i]))), None)
+                match = next(
+                    (i for i in free if cells[i]["cell_type"] == "code" and names <= _defines(cell_source(cells[i]))),
+                    None,
+                )
         if match is not None:
             free.remove(match)
             present[gid] = match
@@ -212,7 +235,9 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
             cell["source"] = cell_source(ref)
         else:
             _as_type(cell, ref["cell_type"])
-    notes += _by_kind(edited, tracked, "edited test cell(s) restored from the source", "edited read-only cell(s) restored")
+    notes += _by_kind(
+        edited, tracked, "edited test cell(s) restored from the source", "edited read-only cell(s) restored"
+    )
 
     # 5b. deleted test / read-only cells go back before the next release cell still present
     missing = [gid for gid in ids_in_order if gid not in present and nbgrader_meta(tracked[gid]).get("locked")]
@@ -234,7 +259,11 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         new_cells.append(copy.deepcopy(tracked[gid]))
     notes += _by_kind(missing, tracked, "deleted test cell(s) restored", "deleted read-only cell(s) restored")
     # a missing free-response answer (grade and solution) is not a repair: it awaits a person (cvkit.course.assignments.manual)
-    lost = [g for g in ids_in_order if g not in present and nbgrader_meta(tracked[g]).get("solution") and not nbgrader_meta(tracked[g]).get("grade")]
+    lost = [
+        g
+        for g in ids_in_order
+        if g not in present and nbgrader_meta(tracked[g]).get("solution") and not nbgrader_meta(tracked[g]).get("grade")
+    ]
     if lost:
         notes.append(f"solution cell(s) not found: {', '.join(lost)} (the notebook's other cells still ran)")
 
@@ -251,6 +280,16 @@ def repair_submission(submission: dict, release: dict) -> tuple[dict, list[str]]
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
     metadata = submission.get("metadata") if isinstance(submission.get("metadata"), dict) else {}
-    metadata = {**metadata, "kernelspec": release.get("metadata", {}).get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})}
-    notebook = {"cells": new_cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": max(5, int(release.get("nbformat_minor", 5)))}
+    metadata = {
+        **metadata,
+        "kernelspec": release.get("metadata", {}).get(
+            "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+        ),
+    }
+    notebook = {
+        "cells": new_cells,
+        "metadata": metadata,
+        "nbformat": 4,
+        "nbformat_minor": max(5, int(release.get("nbformat_minor", 5))),
+    }
     return notebook, notes

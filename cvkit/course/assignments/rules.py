@@ -50,7 +50,12 @@ class ResolvedRule:
 
     def to_json(self) -> dict:
         """A JSON-able form (what the sandbox receives)."""
-        return {"index": self.index, "ops": list(self.ops), "codes": [[list(k), d] for k, d in self.codes], "builtins": list(self.builtins)}
+        return {
+            "index": self.index,
+            "ops": list(self.ops),
+            "codes": [[list(k), d] for k, d in self.codes],
+            "builtins": list(self.builtins),
+        }
 
 
 def resolve_rules(rules: tuple[Rule, ...]) -> tuple[ResolvedRule, ...]:
@@ -77,17 +82,24 @@ def resolve_rule(index: int, rule: Rule) -> ResolvedRule:
         if isinstance(obj, types.ModuleType):
             for key, label in _module_codes(obj):
                 codes.setdefault(key, label)
-        elif isinstance(obj, types.BuiltinFunctionType) or type(obj).__name__ in ("builtin_function_or_method", "method_descriptor"):
+        elif isinstance(obj, types.BuiltinFunctionType) or type(obj).__name__ in (
+            "builtin_function_or_method",
+            "method_descriptor",
+        ):
             builtins.append(call)
             if (getattr(obj, "__module__", "") or "").startswith("torch"):
                 ops.append(f"aten::{obj.__name__}")
         else:
             found = _object_codes(obj, call)
             if not found:
-                raise AssignmentError(f"forbidden call {call!r}: it is neither a module, a Python function or class, nor a builtin")
+                raise AssignmentError(
+                    f"forbidden call {call!r}: it is neither a module, a Python function or class, nor a builtin"
+                )
             for key in found:
                 codes.setdefault(key, call)
-    return ResolvedRule(index, rule.text, tuple(dict.fromkeys(ops)), tuple(codes.items()), tuple(builtins), tuple(names))
+    return ResolvedRule(
+        index, rule.text, tuple(dict.fromkeys(ops)), tuple(codes.items()), tuple(builtins), tuple(names)
+    )
 
 
 def _import_object(dotted: str):
@@ -103,7 +115,9 @@ def _import_object(dotted: str):
         except AttributeError:
             break
         return obj
-    raise AssignmentError(f"forbidden call {dotted!r} cannot be resolved (no such module or attribute): fix metadata.cvkit.forbid")
+    raise AssignmentError(
+        f"forbidden call {dotted!r} cannot be resolved (no such module or attribute): fix metadata.cvkit.forbid"
+    )
 
 
 def _code_key(code: types.CodeType) -> CodeKey:
@@ -122,7 +136,9 @@ def _function_codes(fn) -> list[CodeKey]:
     if code is None or code.co_filename.startswith("<"):
         return []
     if code.co_name != getattr(fn, "__name__", code.co_name) and fn.__closure__:
-        targets = [c.cell_contents for c in fn.__closure__ if isinstance(getattr(c, "cell_contents", None), types.FunctionType)]
+        targets = [
+            c.cell_contents for c in fn.__closure__ if isinstance(getattr(c, "cell_contents", None), types.FunctionType)
+        ]
         if targets:  # e.g. torch's boolean_dispatch: F.max_pool2d and F.max_pool1d share one `fn`
             return [k for t in targets for k in _function_codes(t)]
     return [_code_key(code)]
@@ -161,15 +177,23 @@ def _module_codes(module: types.ModuleType) -> list[tuple[CodeKey, str]]:
     top = prefix.split(".")[0]
 
     def defined(mod: types.ModuleType) -> list[tuple[str, object]]:
-        return [(n, v) for n, v in vars(mod).items() if (inspect.isclass(v) or isinstance(v, types.FunctionType))
-                and (getattr(v, "__module__", "") or "") in (mod.__name__,)]
+        return [
+            (n, v)
+            for n, v in vars(mod).items()
+            if (inspect.isclass(v) or isinstance(v, types.FunctionType))
+            and (getattr(v, "__module__", "") or "") in (mod.__name__,)
+        ]
 
     out = []
     for mod in modules:
         own = defined(mod)
         if not own:  # a shim: what it re-exports from its own package
-            own = [(n, v) for n, v in vars(mod).items() if (inspect.isclass(v) or isinstance(v, types.FunctionType))
-                   and (getattr(v, "__module__", "") or "").startswith(top + ".")]
+            own = [
+                (n, v)
+                for n, v in vars(mod).items()
+                if (inspect.isclass(v) or isinstance(v, types.FunctionType))
+                and (getattr(v, "__module__", "") or "").startswith(top + ".")
+            ]
         for name, value in own:
             owner = getattr(value, "__module__", "") or prefix
             out += [(k, f"{owner}.{name}") for k in _object_codes(value, name)]

@@ -133,7 +133,14 @@ class CellOutputs:
             self.items.append(item)
 
     def error(self, ename: str, evalue: str, frames: list[str]) -> None:
-        self.items.append({"output_type": "error", "ename": ename[:200], "evalue": evalue[:ERROR_LIMIT], "traceback": [f[:ERROR_LIMIT] for f in frames[-30:]]})
+        self.items.append(
+            {
+                "output_type": "error",
+                "ename": ename[:200],
+                "evalue": evalue[:ERROR_LIMIT],
+                "traceback": [f[:ERROR_LIMIT] for f in frames[-30:]],
+            }
+        )
 
 
 class _Stream:
@@ -225,7 +232,9 @@ class Runner:
 
         warnings.filterwarnings("ignore", message="To exit: use")  # IPython's advice after SystemExit
         signal.signal(signal.SIGALRM, self._alarm)
-        if hasattr(signal, "SIGXFSZ"):  # a file past the size limit fails with OSError in that cell instead of killing the run
+        if hasattr(
+            signal, "SIGXFSZ"
+        ):  # a file past the size limit fails with OSError in that cell instead of killing the run
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         if hasattr(sys, "addaudithook"):
             sys.addaudithook(self._audit)
@@ -252,8 +261,21 @@ class Runner:
             frames.append(entry.splitlines()[0] if head.startswith("File ") and entry.splitlines() else entry)
         self.current.error(getattr(etype, "__name__", "Error"), str(evalue), frames)
 
-    _WATCHED = ("sys.setprofile", "sys.settrace", "os.fork", "os.forkpty", "subprocess.Popen", "os.posix_spawn",
-                "os.exec", "os.system", "os.spawn", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "ctypes.addressof")
+    _WATCHED = (
+        "sys.setprofile",
+        "sys.settrace",
+        "os.fork",
+        "os.forkpty",
+        "subprocess.Popen",
+        "os.posix_spawn",
+        "os.exec",
+        "os.system",
+        "os.spawn",
+        "pty.spawn",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.addressof",
+    )
 
     def _audit(self, event: str, args) -> None:
         if self.in_answers and event in self._WATCHED:
@@ -346,7 +368,11 @@ class Runner:
             self.in_answers = False
             if self.tracer.active:
                 violations, tampered = self.tracer.stop()
-            error = {"ename": type(exc).__name__, "evalue": str(exc)[:ERROR_LIMIT], "where": self._where(exc.__traceback__)}
+            error = {
+                "ename": type(exc).__name__,
+                "evalue": str(exc)[:ERROR_LIMIT],
+                "where": self._where(exc.__traceback__),
+            }
             if isinstance(exc, SystemExit):
                 events.append("exit")
             elif isinstance(exc, KeyboardInterrupt) and self.timed_out:
@@ -360,8 +386,15 @@ class Runner:
                 pass
         if outputs.truncated:
             events.append("output")
-        return {"op": "done", "index": msg["index"], "outputs": outputs.items, "error": error, "events": events,
-                "violations": violations, "tampered": tampered}
+        return {
+            "op": "done",
+            "index": msg["index"],
+            "outputs": outputs.items,
+            "error": error,
+            "events": events,
+            "violations": violations,
+            "tampered": tampered,
+        }
 
 
 class Tracer:
@@ -446,7 +479,10 @@ class Tracer:
                     if op in names:
                         self.hits[(index, op)] = None
             except Exception as exc:  # noqa: BLE001 - a profiler switched off by student code
-                tampered = tampered or f"the op tracing (PyTorch profiler) was switched off during the test ({type(exc).__name__})"
+                tampered = (
+                    tampered
+                    or f"the op tracing (PyTorch profiler) was switched off during the test ({type(exc).__name__})"
+                )
         self.active = False
         self.hook = self.profiler = None
         return [[index, what] for index, what in self.hits], tampered

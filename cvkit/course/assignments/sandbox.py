@@ -35,7 +35,9 @@ import cvkit
 
 HOME = "/home/student"  # where the submission's private folder appears inside the sandbox
 SandboxMode = Literal["bwrap", "none"]
-NOT_ISOLATED = "submissions were NOT isolated (bubblewrap not available: {reason}); grade untrusted work on Linux with bubblewrap"
+NOT_ISOLATED = (
+    "submissions were NOT isolated (bubblewrap not available: {reason}); grade untrusted work on Linux with bubblewrap"
+)
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,28 @@ def sandbox_status() -> tuple[bool, str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return False, "the bwrap command is missing (Debian/Ubuntu: apt-get install bubblewrap)"
-    probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    probe = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "true",
+    ]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bwrap could not start ({exc})"
     if result.returncode != 0:
-        return False, f"bwrap cannot create namespaces here ({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode})"
+        return (
+            False,
+            f"bwrap cannot create namespaces here ({result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode})",
+        )
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     return True, version or "bwrap"
 
@@ -89,7 +106,12 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def python_roots() -> list[Path]:
     """Folders the interpreter and its packages live in (bound read-only into the sandbox)."""
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.exec_prefix).resolve(), Path(os.path.realpath(sys.executable)).parent}
+    roots = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        Path(sys.exec_prefix).resolve(),
+        Path(os.path.realpath(sys.executable)).parent,
+    }
     for entry in sys.path:
         p = Path(entry).resolve() if entry else None
         if p and p.is_dir() and "site-packages" in p.parts:
@@ -161,13 +183,24 @@ def sandbox_command(box: Path, limits: Limits, hidden: list[Path]) -> tuple[list
     """
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL"]
+    # the private /tmp first: bwrap mounts in order, so the folders bound below stay visible when they lie under
+    # /tmp (a checkout or a virtual environment in /tmp); mounted last, the tmpfs would hide them
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         p = Path(top)
         if p.is_symlink():
             args += ["--symlink", os.readlink(p), top]
         elif p.is_dir():
             args += ["--ro-bind", top, top]
-    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives", "/etc/fonts", "/etc/ssl/certs"):
+    for etc in (
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/localtime",
+        "/etc/alternatives",
+        "/etc/fonts",
+        "/etc/ssl/certs",
+    ):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
     bound = [Path(top) for top in ("/usr",)]
@@ -181,7 +214,6 @@ def sandbox_command(box: Path, limits: Limits, hidden: list[Path]) -> tuple[list
             args += ["--tmpfs", str(secret)]  # an empty folder over it
     pkg = package_root()
     args += ["--ro-bind", str(pkg), str(pkg)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size_mb * 2**20), "--tmpfs", "/tmp"]
     args += ["--bind", str(box), HOME, "--chdir", HOME]
     for key, value in sandbox_env(limits, HOME).items():
         args += ["--setenv", key, value]

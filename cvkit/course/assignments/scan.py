@@ -76,8 +76,21 @@ _SUSPICIOUS_NAMES = {
     "__builtins__": "reaches into Python's builtins",
 }
 _SUSPICIOUS_ATTRS = {
-    "__globals__", "__subclasses__", "__code__", "__closure__", "f_back", "f_globals", "f_locals", "tb_frame", "gi_frame",
-    "input_transformers_post", "input_transformers_cleanup", "ast_transformers", "displayhook", "display_pub", "__torch_function__",
+    "__globals__",
+    "__subclasses__",
+    "__code__",
+    "__closure__",
+    "f_back",
+    "f_globals",
+    "f_locals",
+    "tb_frame",
+    "gi_frame",
+    "input_transformers_post",
+    "input_transformers_cleanup",
+    "ast_transformers",
+    "displayhook",
+    "display_pub",
+    "__torch_function__",
     "__torch_dispatch__",
 }
 _GUARDED_ROOTS = ("torch", "torchvision", "numpy", "scipy", "cvkit", "math", "builtins", "sys", "os", "IPython")
@@ -154,16 +167,28 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            if isinstance(target, ast.Name) and self.aliases.get(target.id, "").split(".")[0] in _GUARDED_ROOTS and target.id in self.aliases:
-                self.found.setdefault(f"rebinds {target.id}", f"replaces the module {self.aliases[target.id]} by something else")
+            if (
+                isinstance(target, ast.Name)
+                and self.aliases.get(target.id, "").split(".")[0] in _GUARDED_ROOTS
+                and target.id in self.aliases
+            ):
+                self.found.setdefault(
+                    f"rebinds {target.id}", f"replaces the module {self.aliases[target.id]} by something else"
+                )
                 self.aliases.pop(target.id, None)
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
-        if isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "delattr") and len(node.args) >= 2:
+        if (
+            isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "delattr")
+            and len(node.args) >= 2
+        ):
             target = self.dotted(node.args[0])
             if target and not isinstance(node.args[1], ast.Constant):
-                self.found.setdefault(f"{node.func.id}({target}, <computed name>)", "reaches a module attribute by a computed name")
+                self.found.setdefault(
+                    f"{node.func.id}({target}, <computed name>)", "reaches a module attribute by a computed name"
+                )
             elif target and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
                 self.check(f"{target}.{node.args[1].value}")
                 if node.func.id != "getattr" and target.split(".")[0] in _GUARDED_ROOTS:
@@ -222,7 +247,9 @@ def part_rules(notebook: dict, tests: dict[str, tuple[int, ...]]) -> list[set[in
     return out
 
 
-def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...], tests: dict[str, tuple[int, ...]] | None = None) -> list[str]:
+def scan_notebook(
+    notebook: dict, release: dict, rules: tuple[ResolvedRule, ...], tests: dict[str, tuple[int, ...]] | None = None
+) -> list[str]:
     """Review flags for every code cell the student wrote (see the module docstring).
 
     Cells are read in order so that imports in earlier cells (the released imports cell too) give
@@ -241,7 +268,9 @@ def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...]
         at most :data:`MAX_FLAGS`.
     """
     released = {cell_source(c).strip() for c in release.get("cells", [])}
-    scoped = part_rules(notebook, tests) if tests is not None else [set(range(len(rules)))] * len(notebook.get("cells", []))
+    scoped = (
+        part_rules(notebook, tests) if tests is not None else [set(range(len(rules)))] * len(notebook.get("cells", []))
+    )
     aliases: dict[str, str] = {}
     flags = []
     for index, cell in enumerate(notebook.get("cells", [])):
@@ -249,8 +278,12 @@ def scan_notebook(notebook: dict, release: dict, rules: tuple[ResolvedRule, ...]
         source = cell_source(cell)
         if cell.get("cell_type") != "code":
             continue
-        forbidden = {name: f"forbidden: {r.text}" if r.text else "forbidden by the assignment's rules"
-                     for r in rules if r.index in scoped[index] for name in r.names}
+        forbidden = {
+            name: f"forbidden: {r.text}" if r.text else "forbidden by the assignment's rules"
+            for r in rules
+            if r.index in scoped[index]
+            for name in r.names
+        }
         found = scan_source(source, forbidden, aliases)
         if meta.get("locked") or source.strip() in released:
             continue

@@ -43,7 +43,11 @@ def assignments_stage(root: Path, out_dir: Path, profile: str, jobs: int) -> tup
             shutil.rmtree(work / "course", ignore_errors=True)
             entry["problems"] += report.problems
             for key, r in (("reference", report.reference), ("untouched", report.untouched)):
-                entry[key] = {"points": r.total, "max": r.max_total, "status": r.status, "seconds": round(r.seconds, 1)} if r else None
+                entry[key] = (
+                    {"points": r.total, "max": r.max_total, "status": r.status, "seconds": round(r.seconds, 1)}
+                    if r
+                    else None
+                )
                 if r is not None and r.manual:  # free-response points: graded by a person, never here
                     entry[key]["manual_max"] = r.manual_max
                     entry[key]["manual_awaiting"] = sum(1 for v in r.manual.values() if v is None)
@@ -60,8 +64,12 @@ def assignments_stage(root: Path, out_dir: Path, profile: str, jobs: int) -> tup
             f"| {a.name} | {'ok' if entry['ok'] else 'FAILED'} | {ref.get('points', 0):g}/{ref.get('max', 0):g} ({ref.get('status', '-')}{by_hand}) "
             f"| {raw.get('points', 0):g}/{raw.get('max', 0):g} ({raw.get('status', '-')}) | {entry['seconds']:.1f} | {problems} |"
         )
-        print(f"[{'passed' if entry['ok'] else 'failed':>6}] assignment {a.name}: reference {ref.get('points', 0):g}/{ref.get('max', 0):g}, "
-              f"untouched {raw.get('points', 0):g} ({entry['seconds']:.1f} s)" + (f"  {problems[:160]}" if problems else ""), flush=True)
+        print(
+            f"[{'passed' if entry['ok'] else 'failed':>6}] assignment {a.name}: reference {ref.get('points', 0):g}/{ref.get('max', 0):g}, "
+            f"untouched {raw.get('points', 0):g} ({entry['seconds']:.1f} s)"
+            + (f"  {problems[:160]}" if problems else ""),
+            flush=True,
+        )
     data["ok"] = ok
     lines = [
         f"# Assignments: {'all valid' if ok else 'FAILURES'}",

@@ -73,13 +73,19 @@ def short_hash(text: str) -> str:
 
 
 def _notebooks_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not p.name.startswith(".")
+    )
 
 
 def _grade_ids(path: Path) -> set[str]:
     try:
         nb = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-        return {c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", []) if isinstance(c.get("metadata", {}).get("nbgrader"), dict) and "grade_id" in c["metadata"]["nbgrader"]}
+        return {
+            c["metadata"]["nbgrader"]["grade_id"]
+            for c in nb.get("cells", [])
+            if isinstance(c.get("metadata", {}).get("nbgrader"), dict) and "grade_id" in c["metadata"]["nbgrader"]
+        }
     except (ValueError, KeyError, TypeError, AttributeError, OSError):
         return set()
 
@@ -89,7 +95,9 @@ def _pick(candidates: list[Path], expected_ids: set[str]) -> Path:
     return max(candidates, key=lambda p: (len(_grade_ids(p) & expected_ids), p.stat().st_size))
 
 
-def collect_submissions(folder: str | os.PathLike, assignment: str, expected_ids: set[str] | None = None) -> list[Submission]:
+def collect_submissions(
+    folder: str | os.PathLike, assignment: str, expected_ids: set[str] | None = None
+) -> list[Submission]:
     """Every student's notebook for ``assignment`` under ``folder``, sorted by student id.
 
     Args:
@@ -105,7 +113,9 @@ def collect_submissions(folder: str | os.PathLike, assignment: str, expected_ids
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such submissions folder (expected <student>/{assignment}.ipynb or <student>_{assignment}.ipynb files)")
+        raise FileNotFoundError(
+            f"{root}: no such submissions folder (expected <student>/{assignment}.ipynb or <student>_{assignment}.ipynb files)"
+        )
     expected = f"{assignment}.ipynb"
     ids = expected_ids or set()
     entries: list[Submission] = []
@@ -140,7 +150,9 @@ def collect_submissions(folder: str | os.PathLike, assignment: str, expected_ids
             match = re.match(rf"^(?P<student>.+?)[ _-]+{re.escape(assignment)}(?:[ _-]*\(?\d+\)?)?$", entry.stem)
             stem = match.group("student") if match else entry.stem
             if not match:
-                notes.append(f"file {entry.name} does not end in _{assignment}.ipynb; student id taken from the file name")
+                notes.append(
+                    f"file {entry.name} does not end in _{assignment}.ipynb; student id taken from the file name"
+                )
             add(Submission(stem, entry, notes), entry)
     return _unique(entries)
 
@@ -164,7 +176,14 @@ def _unique(entries: list[Submission]) -> list[Submission]:
                     sub.student = f"{base}-{short_hash(sub.entry + str(n))}"
                     n += 1
                 others = [o.entry for o in subs if o is not sub]
-                sub.notes.append(f"id {sub.student!r} made unique" + (f" ({len(others)} other entr{'y maps' if len(others) == 1 else 'ies map'} to {key!r}: {', '.join(others[:3])})" if key else " (the name has no usable characters)"))
+                sub.notes.append(
+                    f"id {sub.student!r} made unique"
+                    + (
+                        f" ({len(others)} other entr{'y maps' if len(others) == 1 else 'ies map'} to {key!r}: {', '.join(others[:3])})"
+                        if key
+                        else " (the name has no usable characters)"
+                    )
+                )
             taken.add(sub.student)
             out.append(sub)
     return sorted(out, key=lambda s: s.student)

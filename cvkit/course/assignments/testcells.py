@@ -49,7 +49,9 @@ from cvkit.course.assignments.model import (
 )
 
 _MARKER = re.compile(r"^\s*#+\s*(BEGIN|END) HIDDEN TESTS\s*$")
-_HIDDEN_REGION = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$(.*?)^\s*#+\s*END HIDDEN TESTS\s*$", re.MULTILINE | re.DOTALL)
+_HIDDEN_REGION = re.compile(
+    r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$(.*?)^\s*#+\s*END HIDDEN TESTS\s*$", re.MULTILINE | re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,14 @@ def split_test_cell(source: str, where: str = "test cell") -> tuple[str, str]:
     call = last.value if isinstance(last, ast.Expr) else None
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "run_test"):
         raise TestCellError(f"{where}: must end with run_test(inputs, answers, checks)")
-    args = [a.id if isinstance(a, ast.Name) else (None if isinstance(a, ast.Constant) and a.value is None else "?") for a in call.args]
+    args = [
+        a.id if isinstance(a, ast.Name) else (None if isinstance(a, ast.Constant) and a.value is None else "?")
+        for a in call.args
+    ]
     if call.keywords or args not in (["inputs", "answers", "checks"], [None, "answers", "checks"]):
-        raise TestCellError(f"{where}: end with run_test(inputs, answers, checks) (or run_test(None, answers, checks) without inputs)")
+        raise TestCellError(
+            f"{where}: end with run_test(inputs, answers, checks) (or run_test(None, answers, checks) without inputs)"
+        )
     if args[0] == "inputs" and "inputs" not in defs:
         raise TestCellError(f"{where}: run_test names inputs, but the cell defines no inputs()")
     checks = defs["checks"]
@@ -130,7 +137,9 @@ def split_test_cell(source: str, where: str = "test cell") -> tuple[str, str]:
         if node is checks or node is last:
             continue
         if any(isinstance(n, ast.Name) and n.id == "checks" for n in ast.walk(node)):
-            raise TestCellError(f"{where}: only the final run_test may use checks (line {node.lineno}): the sandbox never sees it")
+            raise TestCellError(
+                f"{where}: only the final run_test may use checks (line {node.lineno}): the sandbox never sees it"
+            )
     lines = text.split("\n")
 
     def blank(node: ast.stmt, keep: list[str]) -> None:
@@ -169,10 +178,14 @@ def test_cells(assignment: Assignment, release: dict | None = None) -> list[Test
         text = cell_source(cell)
         where = f"{assignment.name} test cell {gid!r}"
         if "BEGIN HIDDEN TESTS" in text and not is_hidden(text):
-            raise TestCellError(f"{where}: a hidden test cell holds only hidden code (and comments); put visible checks in a cell of their own")
+            raise TestCellError(
+                f"{where}: a hidden test cell holds only hidden code (and comments); put visible checks in a cell of their own"
+            )
         sandbox, grader = split_test_cell(text, where)
         rules = tuple(i for i, r in enumerate(assignment.rules) if r.applies_to(gid))
-        cells.append(TestCell(gid, float(meta.get("points", 0)), is_hidden(text), released.get(gid, ""), sandbox, grader, rules))
+        cells.append(
+            TestCell(gid, float(meta.get("points", 0)), is_hidden(text), released.get(gid, ""), sandbox, grader, rules)
+        )
     return cells
 
 

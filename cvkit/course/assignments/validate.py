@@ -55,9 +55,15 @@ class ValidateReport:
         for label, r in (("reference solution", self.reference), ("untouched release", self.untouched)):
             if r is not None:
                 todo = [v for v in (r.manual or {}).values() if v is None]
-                manual = (f"; free response: {r.manual_max:g} points, " + (f"{len(todo)} answer(s) awaiting a person" if todo else "all unanswered (0)")
-                          if r.manual else "")
-                lines.append(f"  {label}: {r.total:g}/{r.max_total:g} autograded points{manual}, status {r.status}, {r.seconds:.1f} s")
+                manual = (
+                    f"; free response: {r.manual_max:g} points, "
+                    + (f"{len(todo)} answer(s) awaiting a person" if todo else "all unanswered (0)")
+                    if r.manual
+                    else ""
+                )
+                lines.append(
+                    f"  {label}: {r.total:g}/{r.max_total:g} autograded points{manual}, status {r.status}, {r.seconds:.1f} s"
+                )
         lines += [f"  problem: {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -69,7 +75,9 @@ def solution_text(source_cell: dict) -> str:
 
 def reference_submission(source: dict, release: dict) -> dict:
     """The release notebook with each solution cell's stub replaced by the source's solution."""
-    solutions = {nbgrader_meta(c)["grade_id"]: solution_text(c) for c in source["cells"] if nbgrader_meta(c).get("solution")}
+    solutions = {
+        nbgrader_meta(c)["grade_id"]: solution_text(c) for c in source["cells"] if nbgrader_meta(c).get("solution")
+    }
     nb = json.loads(json.dumps(release))
     for cell in nb["cells"]:
         gid = nbgrader_meta(cell).get("grade_id")
@@ -81,7 +89,10 @@ def reference_submission(source: dict, release: dict) -> dict:
 def write_validation_submissions(assignment: Assignment, folder: Path, release_nb: Path) -> None:
     """Write ``folder/reference-solution/<a>.ipynb`` and ``folder/untouched-release/<a>.ipynb``."""
     release = read_json(release_nb)
-    for student, nb in ((REFERENCE, reference_submission(read_json(assignment.source_notebook), release)), (UNTOUCHED, release)):
+    for student, nb in (
+        (REFERENCE, reference_submission(read_json(assignment.source_notebook), release)),
+        (UNTOUCHED, release),
+    ):
         (folder / student).mkdir(parents=True, exist_ok=True)
         (folder / student / assignment.notebook_file).write_text(json.dumps(nb, indent=1))
 
@@ -97,17 +108,27 @@ def judge(report: AutogradeReport) -> list[str]:
         problems.append("the assignment has no test cells (grade: true, solution: false)")
     if ref.status != "graded":
         problems.append(f"the reference solution was {ref.status}: {ref.message}")
-    short = [f"{gid} ({ref.scores.get(gid, 0):g}/{pts:g}: {ref.failures.get(gid, 'no error shown')})" for gid, pts in report.test_cells if ref.scores.get(gid, 0) < pts]
+    short = [
+        f"{gid} ({ref.scores.get(gid, 0):g}/{pts:g}: {ref.failures.get(gid, 'no error shown')})"
+        for gid, pts in report.test_cells
+        if ref.scores.get(gid, 0) < pts
+    ]
     if short:
         problems.append("the reference solution loses points in: " + "; ".join(short))
     if raw.status != "graded":
         problems.append(f"the untouched release was {raw.status}: {raw.message}")
     passing = [gid for gid, _ in report.test_cells if raw.scores.get(gid, 0) > 0]
     if passing:
-        problems.append("test cells that pass on the untouched release (they test nothing the student writes): " + ", ".join(passing))
+        problems.append(
+            "test cells that pass on the untouched release (they test nothing the student writes): "
+            + ", ".join(passing)
+        )
     unread = [a.grade_id for a in report.answers if (ref.manual or {}).get(a.grade_id, 0.0) is not None]
     if unread:
-        problems.append("free-response answers of the reference solution not read as answered (is the model answer between the solution markers?): " + ", ".join(unread))
+        problems.append(
+            "free-response answers of the reference solution not read as answered (is the model answer between the solution markers?): "
+            + ", ".join(unread)
+        )
     answered = [a.grade_id for a in report.answers if (raw.manual or {}).get(a.grade_id) != 0.0]
     if answered:
         problems.append("free-response answers of the untouched release not read as unanswered: " + ", ".join(answered))
@@ -142,8 +163,25 @@ def validate(
     with tempfile.TemporaryDirectory(prefix=f"cvkit-validate-{assignment.name}-") as tmp:
         scratch = Path(tmp)
         prepared = Path(prepared) if prepared is not None else prepare(assignment, scratch / "course")
-        write_validation_submissions(assignment, scratch / "submissions", prepared / "published" / assignment.notebook_file)
+        write_validation_submissions(
+            assignment, scratch / "submissions", prepared / "published" / assignment.notebook_file
+        )
         out_dir = Path(out) if out is not None else scratch / "autograde"
-        report = autograde(assignment, scratch / "submissions", out_dir, jobs=max(1, min(jobs, 2)), progress=progress, prepared=prepared, sandbox=sandbox)
+        report = autograde(
+            assignment,
+            scratch / "submissions",
+            out_dir,
+            jobs=max(1, min(jobs, 2)),
+            progress=progress,
+            prepared=prepared,
+            sandbox=sandbox,
+        )
         by_student = {r.student: r for r in report.results}
-        return ValidateReport(assignment.name, judge(report), by_student.get(REFERENCE), by_student.get(UNTOUCHED), time.perf_counter() - tic, str(out_dir) if out is not None else "")
+        return ValidateReport(
+            assignment.name,
+            judge(report),
+            by_student.get(REFERENCE),
+            by_student.get(UNTOUCHED),
+            time.perf_counter() - tic,
+            str(out_dir) if out is not None else "",
+        )
