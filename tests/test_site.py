@@ -214,13 +214,16 @@ def _source_lines(path: Path) -> set[str]:
 def secret_lines() -> dict[str, set[str]]:
     """Per assignment: lines of its hidden tests and solutions (solutions/) that nothing public shows.
 
-    Public: every released assignment and every lecture notebook's source (a hidden test may import
-    what a release imports, a solution may repeat a lecture's worked code). Blank lines, comments and
+    Public: every released assignment, every lecture notebook's source and cvkit's own source (a hidden test
+    may import what a release imports, a solution may repeat a lecture's worked code or the reference
+    implementation a lecture prints with ``inspect.getsource``; students get the package). Blank lines, comments and
     lines of three characters or fewer (``)``, ``]``) say nothing and are left out.
     """
     public: set[str] = set()
     for path in [*sorted((ROOT / "assignments").glob("*/*.ipynb")), *LECTURES]:
         public |= _source_lines(path)
+    for path in (ROOT / "cvkit").rglob("*.py"):
+        public |= {line.strip() for line in path.read_text().splitlines()}
     found = {}
     for source in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         nb = json.loads(source.read_text())

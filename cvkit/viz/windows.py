@@ -54,7 +54,7 @@ def _draw_groups(
     if numbers is not None:
         for y in range(h):
             for x in range(w):
-                ax.text(x + 0.5, y + 0.5, str(numbers[y, x]), ha="center", va="center", fontsize=6, color="black")
+                ax.text(x + 0.5, y + 0.5, str(numbers[y, x]), ha="center", va="center", fontsize=8, color="black")
     ax.set_xlim(0, w)
     ax.set_ylim(h, 0)
     ax.set_xticks([])

@@ -2,7 +2,7 @@
 
 An assignment asks a free-response question in one of nbgrader's *manually graded answer* cells: a
 Markdown cell with ``grade: true, solution: true`` and ``points``. In the source its text is the model
-answer and the rubric for the grader, between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the release
+answer and the rubric for the grader, between nbgrader's solution markers (BEGIN/END SOLUTION); the release
 shows ``YOUR ANSWER HERE``. The question itself is the Markdown cell before it.
 
 1. **Grading** (:func:`read_free_responses`, called by :func:`cvkit.course.assignments.grade.grade_submission`):

@@ -28,7 +28,7 @@ When grading, :func:`split_test_cell` cuts it in two:
   builds the same data again and ``checks(got, **data)`` compares. Expected values live only in
   ``checks``, so they never exist where the student's code runs.
 
-A hidden test cell is one whose code sits between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``
+A hidden test cell is one whose code sits between nbgrader's hidden-test markers (BEGIN/END HIDDEN TESTS)
 (only a comment outside): the student sees its name, its points and the grader's message, nothing else.
 """
 
@@ -86,7 +86,7 @@ class TestCellError(AssignmentError):
 
 
 def without_markers(source: str) -> str:
-    """A test cell's source with its ``### BEGIN/END HIDDEN TESTS`` lines blanked (line numbers kept)."""
+    """A test cell's source with its hidden-test marker lines blanked (line numbers kept)."""
     return "\n".join("" if _MARKER.match(line) else line for line in source.split("\n"))
 
 
