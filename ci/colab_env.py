@@ -255,26 +255,39 @@ def run_setup_cell(
 
     ``target`` replaces the course's git URL; by default a clean copy of this checkout (:func:`clean_copy`).
 
-    With ``dry_run_report``, pip resolves but installs nothing and writes its ``--report`` there: pip reads
-    ``--dry-run`` and ``--report`` from ``PIP_DRY_RUN`` and ``PIP_REPORT``, so the cell runs unchanged. Point
-    ``target`` at a wheel then (:func:`build_wheel`): the variables would also reach the pip that prepares
-    an isolated build environment for a source folder, which then installs nothing and fails.
+    With ``dry_run_report``, pip resolves but installs nothing and writes its ``--report`` there: the cell's
+    one pip command gets ``--dry-run --report FILE`` and nothing else of the cell changes. Point ``target`` at
+    a wheel then (:func:`build_wheel`).
+
+    Raises:
+        RuntimeError: cvkit is still importable in the venv after ``pip uninstall`` (the cell would do nothing),
+            or the cell no longer has the pip command this function knows how to give ``--dry-run``.
     """
     py = str(venv_python(venv))
-    subprocess.run(
-        [py, "-m", "pip", "uninstall", "-q", "-y", "cvkit-course", "cvkit"], capture_output=True, check=False
-    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    if dry_run_report is not None:
-        env.update(PIP_DRY_RUN="1", PIP_REPORT=str(dry_run_report))
+    gone = subprocess.run(
+        [py, "-m", "pip", "uninstall", "-y", "cvkit-course", "cvkit"], capture_output=True, text=True, check=False
+    )
+    probe = "import importlib.util as u; s = u.find_spec('cvkit'); print(s and (s.origin or list(s.submodule_search_locations)))"
+    with tempfile.TemporaryDirectory() as empty:
+        left = subprocess.run([py, "-c", probe], capture_output=True, text=True, env=env, cwd=empty, check=False)
+    if left.stdout.strip() != "None":
+        raise RuntimeError(
+            f"cvkit is still importable in {venv} after pip uninstall ({left.stdout.strip()}{left.stderr.strip()}); "
+            f"pip said: {gone.stdout.strip()} {gone.stderr.strip()[-2000:]}"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         # an empty working folder: `import cvkit` must find the installed package, never a source tree
         work = Path(tmp) / "work"
         work.mkdir()
         target = target or clean_copy(Path(tmp) / "clone")
-        return subprocess.run(
-            [py, "-c", setup_cell_source(target)], capture_output=True, text=True, env=env, cwd=work, check=False
-        )
+        code = setup_cell_source(target)
+        if dry_run_report is not None:
+            install = '"install", "-q",'
+            if code.count(install) != 1:
+                raise RuntimeError(f"the setup cell has no single pip {install} to give --dry-run:\n{code}")
+            code = code.replace(install, f'{install} "--dry-run", "--report", {str(dry_run_report)!r},')
+        return subprocess.run([py, "-c", code], capture_output=True, text=True, env=env, cwd=work, check=False)
 
 
 def changes(report: dict) -> list[str]:

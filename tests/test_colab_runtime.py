@@ -37,6 +37,7 @@ def test_setup_cell_changes_no_pinned_package(colab_venv, tmp_path):  # noqa: F8
     wheel = colab_env.build_wheel(colab_venv, tmp_path)
     proc = colab_env.run_setup_cell(colab_venv, dry_run_report=report_file, target=wheel)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report_file.is_file(), f"pip wrote no --report; the cell printed:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     report = json.loads(report_file.read_text())
     installs = {i["metadata"]["name"] for i in report["install"]}
     assert "cvkit-course" in installs

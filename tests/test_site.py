@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 
 from cvkit.course.lectures.notebooks import run_notebook
-from cvkit.course.paths import lecture_notebooks
+from cvkit.course.paths import course_notebooks, lecture_notebooks
 from tests.browser import chromium_page
 
 ROOT = Path(__file__).resolve().parents[1]
-LECTURES = lecture_notebooks(ROOT)
+LECTURES = course_notebooks(ROOT)  # the lectures, then the project templates: each gets a page
 FALLBACK = ("00_what_a_computer_sees.ipynb", "02_convolution.ipynb")  # 15 s + 30 s on 2 cores, 13 figures
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 LAPTOP = {"width": 1366, "height": 768}
@@ -349,7 +349,7 @@ def test_home_page_is_the_readme_course_map(site):
     text = html.unescape("".join(_parse((Path(report.out) / "index.html").read_text()).parts))
     readme = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| (\d\d) \| ([^|]+) \|", readme, re.M)
-    assert len(rows) >= len({p.name[:2] for p in LECTURES})
+    assert len(rows) >= len({p.name[:2] for p in lecture_notebooks(ROOT)})
     for number, lecture in rows:
         assert lecture.strip() in text, lecture
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
-from cvkit.course.paths import course_root, lecture_notebooks
+from cvkit.course.paths import course_notebooks, course_root
 
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 # What MyST-NB shows of an output, best first (its HTML priority): an image only when no richer form comes first.
@@ -314,8 +314,14 @@ def _write_if_changed(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def stage_lecture(source: Path, executed_dir: Path | None, src: Path, alt: dict[str, str]) -> PageInfo:
-    """Write one lecture's page (the executed copy when there is one) into the Sphinx source ``src``."""
+def stage_lecture(
+    source: Path, executed_dir: Path | None, src: Path, alt: dict[str, str], relpath: str | None = None
+) -> PageInfo:
+    """Write one lecture's page (the executed copy when there is one) into the Sphinx source ``src``.
+
+    ``relpath`` is the notebook's path in the repository (what its Colab and Kaggle badges open), by default
+    ``notebooks/<name>``; a project template (``notebooks/projects/``) gets its page beside the lectures.
+    """
     nb_source = json.loads(source.read_text())
     executed = executed_dir / source.name if executed_dir is not None else None
     if executed is not None and executed.is_file():
@@ -324,7 +330,7 @@ def stage_lecture(source: Path, executed_dir: Path | None, src: Path, alt: dict[
         state = "executed" if _code_sources(nb) == _code_sources(nb_source) else "stale"
     else:
         nb, run, state = copy.deepcopy(nb_source), {}, "not run"
-    relpath = f"notebooks/{source.name}"
+    relpath = relpath or f"notebooks/{source.name}"
     info = PageInfo(source.name, f"notebooks/{source.stem}", _title(nb_source, source.stem), state, run)
     images = image_outputs(nb)
     info.figures = len(images)
@@ -335,7 +341,7 @@ def stage_lecture(source: Path, executed_dir: Path | None, src: Path, alt: dict[
             info.figures_with_title += 1
     nb = with_header(nb, _header_html(badge_links(nb_source, relpath), _run_note(run, state)))
     nb.setdefault("metadata", {}).pop("widgets", None)  # widget state would make MyST-NB load JavaScript from a CDN
-    _write_if_changed(src / relpath, json.dumps(nb, indent=1, ensure_ascii=False))
+    _write_if_changed(src / f"notebooks/{source.name}", json.dumps(nb, indent=1, ensure_ascii=False))
     return info
 
 
@@ -419,7 +425,7 @@ def _lectures_index(pages: list[PageInfo]) -> str:
     rows = [
         "# Lectures",
         "",
-        "Every lecture notebook, in course order, as it ran for this site.",
+        "Every lecture notebook in course order, then the project templates, as they ran for this site.",
         "",
         "| lecture | outputs | profile | device | seconds | figures |",
         "|---|---|---|---|---:|---:|",
@@ -728,7 +734,7 @@ def build_site(
     work_dir = Path(work).resolve() if work is not None else out_dir.with_name(out_dir.name + "-work")
     src = work_dir / "src"
     executed_dir = Path(executed).resolve() if executed is not None else None
-    sources = lecture_notebooks(base)
+    sources = course_notebooks(base)  # the lectures, then the project templates
     if not sources:
         raise SiteError(f"no lecture notebooks in {base / 'notebooks'}")
     if require_executed and (executed_dir is None or not any((executed_dir / s.name).is_file() for s in sources)):
@@ -738,7 +744,7 @@ def build_site(
             "or `cvkit run --out DIR` first and pass that folder"
         )
     alt: dict[str, str] = {}
-    lectures = [stage_lecture(s, executed_dir, src, alt) for s in sources]
+    lectures = [stage_lecture(s, executed_dir, src, alt, s.relative_to(base).as_posix()) for s in sources]
     assignments = [stage_assignment(r, src, base) for r in assignment_releases(base)]
     repository = next((m["repo"] for s in sources for m in [_COLAB.search(s.read_text())] if m), None)
     modules = public_modules()
