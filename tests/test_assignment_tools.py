@@ -520,3 +520,37 @@ def test_autograde_never_replaces_a_folder_it_did_not_write(tmp_path):
     assert _prepare_output_folder(out, subs, tmp_path / "course", "f2") == {} and not out.exists(), (
         "another grader version: moved aside"
     )
+
+
+def test_resolving_a_package_rule_is_silent_and_finds_every_submodule(tmp_path, monkeypatch, capfd):
+    """A rule naming a whole package (a6 forbids ``transformers``) imports its submodules: what they print,
+    log or warn at import (transformers prints 285 lines) is not the course's output; their code is still found."""
+    import logging
+    import sys
+
+    from cvkit.course.assignments.model import Rule
+    from cvkit.course.assignments.rules import resolve_rules
+
+    pkg = tmp_path / "noisypkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("")
+    (pkg / "models" / "clip.py").write_text(
+        "import logging, sys, warnings\n"
+        "print('[ERROR] undocumented argument')\n"
+        "print('to stderr', file=sys.stderr)\n"
+        "logging.getLogger('noisypkg').error('logged at import')\n"
+        "warnings.warn('warned at import')\n"
+        "def clip_loss(logits):\n    return logits\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(logging.root.manager, "disable", logging.NOTSET)
+    try:
+        (rule,) = resolve_rules((Rule(("noisypkg",), ("*",), "no noisypkg"),))
+    finally:
+        for name in [n for n in sys.modules if n.startswith("noisypkg")]:
+            del sys.modules[name]
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", ""), "nothing printed, logged or warned while resolving"
+    assert [label for _, label in rule.codes] == ["noisypkg.models.clip.clip_loss"]
+    assert logging.root.manager.disable == logging.NOTSET, "logging is switched back on"

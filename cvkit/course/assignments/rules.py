@@ -17,10 +17,14 @@ Names are resolved in the grader's process before any student code runs; code ob
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
+import logging
 import pkgutil
 import types
+import warnings
 from dataclasses import dataclass, field
 
 from cvkit.course.assignments.model import AssignmentError, Rule
@@ -159,6 +163,22 @@ def _object_codes(obj, label: str) -> list[CodeKey]:
     return []
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Importing every submodule of a large package (a rule naming ``transformers``) makes it print, log and
+    warn about itself (transformers 5 prints a line per undocumented argument: 285 on one run); none of it
+    concerns the course, so it is dropped while the package is walked."""
+    sink = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def _module_codes(module: types.ModuleType) -> list[tuple[CodeKey, str]]:
     """Every function and method defined in ``module`` (and its submodules, for a package).
 
@@ -168,11 +188,12 @@ def _module_codes(module: types.ModuleType) -> list[tuple[CodeKey, str]]:
     """
     modules = [module]
     if hasattr(module, "__path__"):
-        for info in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
-            try:
-                modules.append(importlib.import_module(info.name))
-            except Exception:  # noqa: BLE001, S112 - a submodule that cannot be imported cannot be called either
-                continue
+        with _quiet():
+            for info in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
+                try:
+                    modules.append(importlib.import_module(info.name))
+                except Exception:  # noqa: BLE001, S112 - a submodule that cannot be imported cannot be called either
+                    continue
     prefix = module.__name__
     top = prefix.split(".")[0]
 
