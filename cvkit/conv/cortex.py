@@ -89,7 +89,8 @@ def gabor_bank(
         zero_mean: subtract each kernel's mean, so a uniform image gives 0 (a cell responds to contrast).
 
     Returns:
-        (K * len(phases), 1, size, size) float32, ordered orientation-major: kernel ``k * len(phases) + p``.
+        (K * len(phases), 1, size, size) float32, ordered orientation-major (kernel ``k * len(phases) + p`` is
+        orientation ``k``, phase ``p``).
     """
     angles = (
         [k * math.pi / orientations for k in range(orientations)]

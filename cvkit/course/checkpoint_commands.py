@@ -1,4 +1,4 @@
-"""``cvkit checkpoints``: list, retrain and compare the course checkpoints (:mod:`cvkit.lessons.checkpoints`).
+"""``cvkit checkpoints``: list, retrain and compare the course checkpoints (:mod:`cvkit.lessons.checkpoints`)::
 
     cvkit checkpoints list                          name, lesson, size, how and when trained, metrics
     cvkit checkpoints retrain NAME [NAME ...]       train with the lesson's own code; write NAME.pt and NAME.json

@@ -195,7 +195,7 @@ def try_dataset(load: Callable[..., T], *args: Any, instead: str = "", **kwargs:
     Args:
         load: a loader that raises :class:`DatasetNotFoundError` when the data is missing (``load_cifar10``,
             ``load_oxford_pets``, ``load_voc_detection``, ...).
-        *args, **kwargs: passed to ``load``.
+        ``*args``, ``**kwargs``: passed to ``load``.
         instead: what the caller does without it, appended to the message.
 
     Returns:

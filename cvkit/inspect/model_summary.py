@@ -45,9 +45,10 @@ def conv_macs(
     """MACs of one convolution call (any number of spatial dimensions, the whole batch).
 
     Args:
-        input_shape: (N, C_in, *spatial_in).
-        weight_shape: (C_out, C_in / groups, *kernel) for a convolution, (C_in, C_out / groups, *kernel) transposed.
-        output_shape: (N, C_out, *spatial_out).
+        input_shape: ``(N, C_in, *spatial_in)``.
+        weight_shape: ``(C_out, C_in / groups, *kernel)`` for a convolution, ``(C_in, C_out / groups, *kernel)``
+            transposed.
+        output_shape: ``(N, C_out, *spatial_out)``.
         transposed: a transposed convolution.
 
     Returns:

@@ -54,7 +54,7 @@ class MaxViT(nn.Module):
     """A MaxViT classifier.
 
     Args:
-        config: a :class:`MaxViTConfig`. **overrides: fields to replace.
+        config: a :class:`MaxViTConfig`. ``**overrides``: fields to replace.
 
     Shapes:
         images (B, C, H, W) -> logits (B, K).

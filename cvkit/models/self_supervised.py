@@ -91,7 +91,7 @@ def byol(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) 
     reference="Caron et al. 2021",
 )
 def dino(widths: Sequence[int] = (32, 64, 128), in_channels: int = 1, **kwargs) -> DINO:
-    """DINO on a ConvEncoder: forward(*views) -> cross-entropy to the centred, sharpened teacher."""
+    """DINO on a ConvEncoder: ``forward(*views)`` -> cross-entropy to the centred, sharpened teacher."""
     return DINO(ConvEncoder(in_channels, widths), **kwargs)
 
 
