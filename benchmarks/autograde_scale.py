@@ -162,6 +162,13 @@ def main() -> int:
                     all((r.status, r.total) == expected[r.student] for r in report.results)
                     and len(report.results) == args.n
                 )
+                wrong = [r for r in report.results if (r.status, r.total) != expected[r.student]]
+                if len(report.results) != args.n:
+                    print(f"  {args.n - len(report.results)} submission(s) have no row")
+                for r in wrong[:10]:  # a row that differs is a grading fault, not noise: say which and why
+                    print(
+                        f"  {r.student}: expected {expected[r.student]}, got ({r.status}, {r.total}): {r.message[:300]}"
+                    )
                 cost = wall * workers / args.n
                 costs.append((label, cost))
                 print(f"| {label} | {args.n} | {wall:.1f} | {60 * args.n / wall:.1f} | {cost:.2f} | {ok} |", flush=True)
