@@ -77,6 +77,11 @@ else:
     print(f"cvkit {{cvkit.__version__}} is installed: nothing to do")"""
 
 
+# A training loop whose progress bar is switched off (issue 13: no training cell hides its progress). One level
+# of nested parentheses inside the call is enough for the course's calls (fit(model, DeviceLoader(...), ...)).
+HIDDEN_PROGRESS = re.compile(r"\bfit\((?:[^()]|\([^()]*\))*\bprogress\s*=\s*False")
+
+
 def course_config(root: Path = ROOT) -> dict[str, str]:
     """``[tool.cvkit]`` of pyproject.toml: ``repository`` (https URL of the GitHub repository) and ``branch``.
 
@@ -206,6 +211,12 @@ def problems(path: Path, lecture: bool | None = None) -> list[str]:
         found.append('the parameters cell must set PROFILE = "auto"')
     if not any("use_profile(PROFILE" in s for s in code):
         found.append("no call to cvkit.runtime.use_profile(PROFILE, ...)")
+    for i, c in enumerate(cells):
+        if c.get("cell_type") == "code" and HIDDEN_PROGRESS.search(_source(c)):
+            found.append(
+                f"cell {i} calls fit(..., progress=False): a full-profile run trains for minutes with no sign of "
+                "life (remove the argument; verbose=False keeps the per-epoch lines out)"
+            )
     return found
 
 

@@ -37,3 +37,19 @@ def test_notebook_runs_in_fast_profile(path, executed_notebooks):
     result = run_notebook(path, executed_notebooks.folder, profile="fast", cell_timeout=600)
     executed_notebooks.results[path.name] = result
     assert result.ok, f"{path.name} {result.status} after {result.seconds:.0f} s: {result.message}"
+
+
+def test_contract_flags_a_training_cell_that_hides_its_progress():
+    """09 trained its Oxford-IIIT Pets U-Net with fit(..., progress=False): minutes of silence in the full profile."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "ci"))
+    import notebooks as nbtools
+
+    nb = json.loads((ROOT / "notebooks" / "09_segmentation.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "pet_unet = create_model" in "".join(c["source"])]
+    code = "".join(cell["source"])
+    assert "device=P.device, verbose=False)" in code and not nbtools.HIDDEN_PROGRESS.search(code)
+    hidden = code.replace("device=P.device, verbose=False)", "device=P.device, progress=False, verbose=False)")
+    assert nbtools.HIDDEN_PROGRESS.search(hidden), "a fit call with a nested DeviceLoader(...) and progress=False"
+    assert not nbtools.HIDDEN_PROGRESS.search("fit(model, loader, epochs=2)\nshow(progress=False)")
