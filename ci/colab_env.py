@@ -206,13 +206,13 @@ def drift(venv: Path) -> dict[str, tuple[str, str | None]]:
     return {n: (v, have.get(n)) for n, v in pinned().items() if have.get(n) != v}
 
 
-def setup_cell_source(target: Path = ROOT) -> str:
+def setup_cell_source(target: Path = ROOT, pip_options: tuple[str, ...] = ()) -> str:
     """The notebooks' setup cell, with the course's git URL replaced by ``target`` (this checkout or a wheel
-    built from it) as a ``file://`` URL."""
+    built from it) as a ``file://`` URL, and ``pip_options`` added to its pip command."""
     sys.path.insert(0, str(ROOT / "ci"))
     import notebooks as nbtools  # ci/notebooks.py: the one template every notebook's setup cell comes from
 
-    return nbtools.setup_cell(source=f"{nbtools.DISTRIBUTION} @ {target.resolve().as_uri()}")
+    return nbtools.setup_cell(source=f"{nbtools.DISTRIBUTION} @ {target.resolve().as_uri()}", pip_options=pip_options)
 
 
 def clean_copy(dest: Path) -> Path:
@@ -260,8 +260,7 @@ def run_setup_cell(
     a wheel then (:func:`build_wheel`).
 
     Raises:
-        RuntimeError: cvkit is still importable in the venv after ``pip uninstall`` (the cell would do nothing),
-            or the cell no longer has the pip command this function knows how to give ``--dry-run``.
+        RuntimeError: cvkit is still importable in the venv after ``pip uninstall`` (the cell would do nothing).
     """
     py = str(venv_python(venv))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -281,12 +280,8 @@ def run_setup_cell(
         work = Path(tmp) / "work"
         work.mkdir()
         target = target or clean_copy(Path(tmp) / "clone")
-        code = setup_cell_source(target)
-        if dry_run_report is not None:
-            install = '"install", "-q",'
-            if code.count(install) != 1:
-                raise RuntimeError(f"the setup cell has no single pip {install} to give --dry-run:\n{code}")
-            code = code.replace(install, f'{install} "--dry-run", "--report", {str(dry_run_report)!r},')
+        options = ("--dry-run", "--report", str(dry_run_report)) if dry_run_report is not None else ()
+        code = setup_cell_source(target, options)
         return subprocess.run([py, "-c", code], capture_output=True, text=True, env=env, cwd=work, check=False)
 
 

@@ -52,7 +52,8 @@ KAGGLE_BADGE = "[![Open In Kaggle](https://kaggle.com/static/images/open-in-kagg
 # The setup cell of every notebook. It runs in the student's kernel before cvkit exists, so it is plain Python.
 # Everything already installed is passed to pip as a constraint: pip may add what is missing (cvkit itself,
 # torchmetrics) but can change nothing the runtime has, so Colab's torch and its Jupyter stack (ipykernel,
-# IPython, ipywidgets 7) stay as they are. {source} is the pip requirement of the course package.
+# IPython, ipywidgets 7) stay as they are. {source} is the pip requirement of the course package; {pip_options}
+# is empty in every notebook (tests put pip options there).
 SETUP_CELL = """\
 # Setup (Colab, Kaggle): installs the course package cvkit and only what this runtime lacks; it never
 # upgrades what the runtime has (torch, Jupyter, ipywidgets). Where cvkit is installed it does nothing.
@@ -69,7 +70,7 @@ if importlib.util.find_spec("cvkit") is None:
     pins = os.path.join(tempfile.gettempdir(), "runtime-pins.txt")  # pip must keep every installed version
     with open(pins, "w") as f:
         f.writelines(f"{{name}}==={{version}}\\n" for name, version in have.items() if name)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pins, "{source}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",{pip_options} "-c", pins, "{source}"], check=True)
     added = sorted(f"{{d.metadata['Name']}} {{d.version}}" for d in md.distributions() if d.metadata["Name"] not in have)
     print("installed:", ", ".join(added) or "nothing", "- every package the runtime had is unchanged")
 else:
@@ -113,9 +114,11 @@ def pip_source(cfg: dict[str, str] | None = None) -> str:
     return f"{DISTRIBUTION} @ git+{cfg['repository']}@{cfg['branch']}"
 
 
-def setup_cell(source: str | None = None) -> str:
-    """The setup cell's code; ``source`` replaces the pip requirement (tests point it at a checkout)."""
-    return SETUP_CELL.format(source=source or pip_source())
+def setup_cell(source: str | None = None, pip_options: tuple[str, ...] = ()) -> str:
+    """The setup cell's code; ``source`` replaces the pip requirement (tests point it at a checkout) and
+    ``pip_options`` go before it on pip's command line (tests add ``--dry-run --report FILE``)."""
+    options = "".join(f" {json.dumps(o)}," for o in pip_options)
+    return SETUP_CELL.format(source=source or pip_source(), pip_options=options)
 
 
 def lecture_notebooks() -> list[Path]:

@@ -314,13 +314,11 @@ def _write_if_changed(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def stage_lecture(
-    source: Path, executed_dir: Path | None, src: Path, alt: dict[str, str], relpath: str | None = None
-) -> PageInfo:
+def stage_lecture(source: Path, relpath: str, executed_dir: Path | None, src: Path, alt: dict[str, str]) -> PageInfo:
     """Write one lecture's page (the executed copy when there is one) into the Sphinx source ``src``.
 
-    ``relpath`` is the notebook's path in the repository (what its Colab and Kaggle badges open), by default
-    ``notebooks/<name>``; a project template (``notebooks/projects/``) gets its page beside the lectures.
+    ``relpath`` is the notebook's path in the repository (what its Colab and Kaggle badges open), e.g.
+    ``notebooks/02_convolution.ipynb``; a project template (``notebooks/projects/``) gets its page beside the lectures.
     """
     nb_source = json.loads(source.read_text())
     executed = executed_dir / source.name if executed_dir is not None else None
@@ -330,7 +328,6 @@ def stage_lecture(
         state = "executed" if _code_sources(nb) == _code_sources(nb_source) else "stale"
     else:
         nb, run, state = copy.deepcopy(nb_source), {}, "not run"
-    relpath = relpath or f"notebooks/{source.name}"
     info = PageInfo(source.name, f"notebooks/{source.stem}", _title(nb_source, source.stem), state, run)
     images = image_outputs(nb)
     info.figures = len(images)
@@ -744,7 +741,7 @@ def build_site(
             "or `cvkit run --out DIR` first and pass that folder"
         )
     alt: dict[str, str] = {}
-    lectures = [stage_lecture(s, executed_dir, src, alt, s.relative_to(base).as_posix()) for s in sources]
+    lectures = [stage_lecture(s, s.relative_to(base).as_posix(), executed_dir, src, alt) for s in sources]
     assignments = [stage_assignment(r, src, base) for r in assignment_releases(base)]
     repository = next((m["repo"] for s in sources for m in [_COLAB.search(s.read_text())] if m), None)
     modules = public_modules()
