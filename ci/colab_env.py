@@ -110,10 +110,23 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def venv_env() -> dict[str, str]:
+    """This process's environment without ``PYTHONPATH`` and ``VIRTUAL_ENV``, for the venv's own processes.
+
+    A checkout on ``$PYTHONPATH`` (the course runner puts one there in-process) would put its ``cvkit`` and its
+    egg-info ahead of the venv's site-packages, for imports and for pip alike.
+    """
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
 def stamp(python: str) -> dict:
     """What the venv was built from; a different stamp means rebuild."""
     version = subprocess.run(
-        [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True
+        [python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=venv_env(),
     ).stdout.strip()
     digest = hashlib.sha256(FREEZE.read_bytes() + "\n".join(PINNED).encode() + BUILD_STEPS.encode()).hexdigest()[:16]
     return {"python": version, "freeze": digest}
@@ -144,10 +157,12 @@ def build(venv: Path = DEFAULT_VENV, python: str | None = None, quiet: bool = Tr
         constraints.write_text("".join(f"{n}=={v}\n" for n, v in transitive_constraints(want["python"]).items()))
         q = ["-q"] if quiet else []
         py = str(venv_python(venv))
-        subprocess.run([py, "-m", "pip", "install", *q, f"pip=={pins['pip']}"], check=True)
+        subprocess.run([py, "-m", "pip", "install", *q, f"pip=={pins['pip']}"], check=True, env=venv_env(), cwd=tmp)
         subprocess.run(
             [py, "-m", "pip", "install", *q, "-c", str(constraints), *(f"{n}=={v}" for n, v in pins.items())],
             check=True,
+            env=venv_env(),
+            cwd=tmp,
         )
         # Colab's kernel, under its own name so that no other python3 kernelspec on the machine is picked up.
         subprocess.run(
@@ -164,6 +179,7 @@ def build(venv: Path = DEFAULT_VENV, python: str | None = None, quiet: bool = Tr
             ],
             check=True,
             capture_output=True,
+            env=venv_env(),
         )
         # The classic Notebook front end (the browser tests' stand-in for Colab's) loads ipyevents' JavaScript from
         # share/jupyter/nbextensions, which its wheel does not fill; Colab loads it through its own widget manager.
@@ -171,6 +187,7 @@ def build(venv: Path = DEFAULT_VENV, python: str | None = None, quiet: bool = Tr
             [py, "-m", "notebook.nbextensions", "install", "--py", "--sys-prefix", "ipyevents"],
             check=True,
             capture_output=True,
+            env=venv_env(),
         )
     changed = drift(venv)
     if changed:
@@ -196,7 +213,14 @@ def transitive_constraints(python_version: str) -> dict[str, str]:
 def installed(venv: Path) -> dict[str, str]:
     """``{normalized name: version}`` of every distribution in the venv."""
     code = "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}))"
-    out = subprocess.run([str(venv_python(venv)), "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(venv_python(venv)), "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=venv_env(),
+        cwd=tempfile.gettempdir(),
+    ).stdout
     return {normalize(k): v.split("+", 1)[0] for k, v in json.loads(out).items()}
 
 
@@ -243,6 +267,7 @@ def build_wheel(venv: Path, out: Path) -> Path:
         [str(venv_python(venv)), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
+        env=venv_env(),
         cwd=tempfile.gettempdir(),
     )
     return next(out.glob("cvkit_course-*.whl"))
@@ -263,12 +288,19 @@ def run_setup_cell(
         RuntimeError: cvkit is still importable in the venv after ``pip uninstall`` (the cell would do nothing).
     """
     py = str(venv_python(venv))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    gone = subprocess.run(
-        [py, "-m", "pip", "uninstall", "-y", "cvkit-course", "cvkit"], capture_output=True, text=True, check=False
-    )
+    env = venv_env()
     probe = "import importlib.util as u; s = u.find_spec('cvkit'); print(s and (s.origin or list(s.submodule_search_locations)))"
     with tempfile.TemporaryDirectory() as empty:
+        # pip uninstall takes the first cvkit-course on sys.path: with a checkout on $PYTHONPATH or as the
+        # working folder, that is the checkout's egg-info, which pip refuses to touch, and the venv's copy stays.
+        gone = subprocess.run(
+            [py, "-m", "pip", "uninstall", "-y", "cvkit-course", "cvkit"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=empty,
+            check=False,
+        )
         left = subprocess.run([py, "-c", probe], capture_output=True, text=True, env=env, cwd=empty, check=False)
     if left.stdout.strip() != "None":
         raise RuntimeError(

@@ -32,7 +32,10 @@ def test_freeze_file_pins_what_the_kit_depends_on():
     assert pins["notebook"] == "6.5.7" and pins["ipython"] == "7.34.0"
 
 
-def test_setup_cell_changes_no_pinned_package(colab_venv, tmp_path):  # noqa: F811
+def test_setup_cell_changes_no_pinned_package(colab_venv, tmp_path, monkeypatch):  # noqa: F811
+    # CI's run reaches here with this checkout on $PYTHONPATH (the course runner sets it in-process) and the
+    # checkout's egg-info beside it (the editable install): pip must still uninstall and report the venv's cvkit
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     report_file = tmp_path / "report.json"
     wheel = colab_env.build_wheel(colab_venv, tmp_path)
     proc = colab_env.run_setup_cell(colab_venv, dry_run_report=report_file, target=wheel)
@@ -56,6 +59,7 @@ def test_setup_cell_changes_no_pinned_package(colab_venv, tmp_path):  # noqa: F8
         capture_output=True,
         text=True,
         check=True,
+        env=colab_env.venv_env(),
         cwd=tempfile.gettempdir(),
     ).stdout.split()
     assert "site-packages" in out[0] and out[1:] == ["7.7.1", "7.34.0"]
