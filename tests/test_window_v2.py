@@ -99,3 +99,15 @@ def test_window_attention_logits_on_v1_and_v2_models():
     tokens = v2_model.stages[0][0](tokens)
     logits, _ = block.attn.logits(block.windows(tokens))
     assert abs(logits.abs().max().item() - v2[1]["max_logit"]) < 1e-5
+
+
+def test_block_starts_as_the_identity():
+    """Post-norms start at zero (the reference code's ``_init_respostnorm``): a new block returns its input exactly,
+    whatever the input; one optimizer step on the norms makes it a real block."""
+    torch.manual_seed(0)
+    block = SwinV2Block(16, 2, (8, 8), 4, 2, mlp_ratio=2.0)
+    x = 5 * torch.randn(3, 64, 16)
+    assert torch.equal(block(x), x)
+    loss = block(x).square().mean()
+    loss.backward()
+    assert block.norm1.bias.grad.abs().sum() > 0 and block.norm2.weight.grad.abs().sum() > 0

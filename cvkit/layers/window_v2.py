@@ -236,9 +236,24 @@ class SwinV2Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = FeedForward(dim, int(dim * mlp_ratio), "gelu", 0.0)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.reset_post_norms()
         self.drop_path = StochasticDepth(drop_path, mode="row")
         mask = shifted_window_mask((h, w), window_size, shift_size) if shift_size > 0 else None
         self.register_buffer("attn_mask", mask, persistent=False)
+
+    @torch.no_grad()
+    def reset_post_norms(self) -> None:
+        """Zero the post-norms' weights and biases, so the block starts as the identity (the reference code's
+        ``_init_respostnorm``).
+
+        With LayerNorm's default (weight 1, bias 0) every branch adds a unit-scale signal from the first step, even
+        while its weights are still noise: in a small model trained briefly the branches' biases then dominate
+        their outputs, LN turns them into the same vector for every token, and training stalls at chance (lecture
+        07's shapes counting, 6 epochs: loss 1.099 = ln 3 throughout). From zero each branch grows in as it learns.
+        """
+        for norm in (self.norm1, self.norm2):
+            nn.init.zeros_(norm.weight)
+            nn.init.zeros_(norm.bias)
 
     def windows(self, x: torch.Tensor) -> torch.Tensor:
         """The (shifted) windows this block's attention sees: (B * nW, M*M, D)."""
