@@ -54,6 +54,7 @@ TINY = {
         train_sizes=(200, 400), epochs=1, batch_size=64, test_images=200, train_deit=True, photos=4
     ),
     "07_hierarchical_transformers": dict(train_images=300, epochs=1, batch_size=64, test_images=200),
+    "07_hierarchical_transformers_2_swin_v2_maxvit": dict(train_images=300, test_images=200, epochs=1, batch_size=64),
     "08_object_detection": dict(loc_images=300, loc_epochs=1, region_images=100, region_epochs=1, eval_images=20),
     "08_object_detection_2_faster_rcnn": dict(
         train_images=64, epochs=1, batch_size=8, lr=3e-3, val_images=20, voc_images=4
