@@ -85,6 +85,7 @@ TINY = {
     "10_2_clip_vision_language": dict(
         train_images=600, test_images=200, image_size=64, widths=(32, 64, 128), epochs=1, batch_size=256, lr=2e-3
     ),
+    "10_3_vqa": dict(train_images=300, test_images=100, epochs=1, batch_size=64),
     "11_1_ssl_pretext_tasks": dict(
         pretrain_images=1024,
         probe_train=1000,
