@@ -136,6 +136,16 @@ TINY = {
     "12_diffusion": dict(
         train_images=500, epochs=1, batch_size=128, base_channels=48, lr=1e-3, ddpm_steps=1000, ddim_steps=50, grid=10
     ),
+    "12_diffusion_2_latent": dict(
+        train_images=600,
+        ae_epochs=1,
+        latent_epochs=2,
+        pixel_images=200,
+        pixel_epochs=1,
+        base_channels=16,
+        ddim_steps=5,
+        samples=50,
+    ),
     "13_segment_anything": dict(
         image_size=64,
         train_images=300,
