@@ -335,9 +335,7 @@ def run_notebooks(venv: Path, paths: list[Path], out: Path, timeout: int = 600) 
     Returns one ``{"name", "ok", "seconds", "error"}`` per notebook (in order).
     """
     out.mkdir(parents=True, exist_ok=True)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CVKIT_HEADLESS", "MPLBACKEND", "JUPYTER_PATH")
-    }
+    env = {k: v for k, v in venv_env().items() if k not in ("CVKIT_HEADLESS", "MPLBACKEND", "JUPYTER_PATH")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     results = []

@@ -301,7 +301,7 @@ def test_explorers_in_jupyterlab4_ipywidgets8(request):
 
 
 def test_explorers_in_classic_notebook_ipywidgets7(colab_venv, request):  # noqa: F811
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = colab_env.venv_env()
     env["PATH"] = f"{colab_venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     versions = subprocess.run(
         [

@@ -103,7 +103,7 @@ def test_window_attention_logits_on_v1_and_v2_models():
 
 def test_block_starts_as_the_identity():
     """Post-norms start at zero (the reference code's ``_init_respostnorm``): a new block returns its input exactly,
-    whatever the input; one optimizer step on the norms makes it a real block."""
+    whatever the input, and the post-norms get gradients, so training moves them off zero."""
     torch.manual_seed(0)
     block = SwinV2Block(16, 2, (8, 8), 4, 2, mlp_ratio=2.0)
     x = 5 * torch.randn(3, 64, 16)
