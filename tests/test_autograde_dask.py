@@ -189,3 +189,34 @@ def test_a_worker_killed_mid_grade_loses_no_grade(workdir):
     report = outcome["report"]
     assert _rows(report) == reference, f"killed while grading {killed}"
     assert workers[0].poll() is not None
+
+
+def test_a_worker_keeps_the_grader_version_it_loaded_when_the_files_change(tmp_path):
+    """The version a process grades under is read once, at its first call: grading files edited mid-batch (a
+    ``git pull``, an editable install) made every later task of a running batch ``ungradable`` ("another
+    version"), although each worker still ran the code it had loaded. A process started after the edit sees
+    the new version, and ``_source_digest`` sees the change on disk (the batch's closing note)."""
+    import shutil
+    import textwrap
+
+    shutil.copytree(ROOT / "cvkit", tmp_path / "cvkit", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    edit = textwrap.dedent(
+        """
+        from pathlib import Path
+        from cvkit.course.assignments import cluster
+        before = cluster.grader_version()
+        path = Path(cluster.__file__)
+        path.write_text(path.read_text() + "\\n# edited mid-batch\\n")
+        print(cluster.__file__, before, cluster.grader_version(), cluster._source_digest())
+        """
+    )
+    run = lambda code: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
+    where, before, after, on_disk = run(edit)
+    (fresh,) = run("from cvkit.course.assignments import cluster; print(cluster.grader_version())")
+    assert Path(where).is_relative_to(tmp_path), f"imported {where}, not the copy"
+    assert after == before, "a process keeps the version of the code it loaded"
+    assert on_disk != before, "the edit changed the sources on disk"
+    assert fresh == on_disk, "a process started after the edit grades under the new version"

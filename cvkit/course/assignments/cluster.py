@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -53,9 +54,8 @@ from cvkit.course.assignments.sandbox import sandbox_status
 RETRIES = 1  # a task that raised (not the submission: grading never raises for that) is tried once more
 
 
-def grader_version() -> str:
-    """A hash of the grading code (cvkit's version and the ``cvkit.course.assignments`` and ``cvkit.grading``
-    sources): the calling process and every worker must agree, or the worker grades nothing."""
+def _source_digest() -> str:
+    """A hash of the grading sources as they are on disk now (see :func:`grader_version`)."""
     import cvkit
 
     digest = hashlib.sha256(cvkit.__version__.encode())
@@ -67,6 +67,20 @@ def grader_version() -> str:
         if path.is_file():
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def grader_version() -> str:
+    """The grading code this process runs: a hash of cvkit's version and the ``cvkit.course.assignments`` and
+    ``cvkit.grading`` sources, read once, at the first call in this process (the calling process at the
+    batch's start, a worker at its first task). The calling process and every worker must agree, or the
+    worker grades nothing.
+
+    Read once, not at every task: a worker that already runs the batch's code must not refuse the rest of
+    the batch because the files on disk changed under it (a ``git pull`` or an editable install edited
+    mid-batch made every later row ``ungradable`` before). :meth:`DaskBackend.__call__` says so when the
+    sources changed during a batch."""
+    return _source_digest()
 
 
 _warmed: set[str] = set()
@@ -93,7 +107,8 @@ def grade_on_worker(job: GradeJob, spec: AssignmentSpec, version: str, keep_work
         return empty_result(
             job,
             "ungradable",
-            f"the grading worker on {host} runs another version of cvkit's grader; install the same cvkit on every worker",
+            f"the grading worker on {host} runs another version of cvkit's grader ({grader_version()}, the caller "
+            f"{version}); install the same cvkit on every worker, and restart the calling process if cvkit changed since it started",
         )
     if job.mode == "bwrap":
         works, why = sandbox_status()
@@ -210,6 +225,12 @@ class DaskBackend:
                     record(result)
             finally:  # interrupted: nothing is left running on the cluster
                 client.cancel(list(futures))
+        if _source_digest() != version:
+            print(
+                "note: cvkit's grading code changed on disk during this batch (an edit, a git pull or a reinstall). "
+                "Workers kept grading with the code they had loaded, but each submission's sandbox started the "
+                "runner from disk: grade again into a new --out folder to be sure every row used one version."
+            )
 
 
 def default_threads(jobs: int, scheduler: str | None) -> int:
