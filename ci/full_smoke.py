@@ -21,12 +21,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cvkit.course.lectures.notebooks import run_notebook  # noqa: E402
 
 # the FULL dict of every notebook, shrunk: same keys, so use_profile accepts it
 TINY = {
-    "00_what_a_computer_sees": dict(photo_size=512, tour_images=8),
-    "01_learning_as_optimization": dict(train_images=2000, epochs=1, descent_steps=200, digits_steps=1000),
-    "02_convolution": dict(photo_size=512, timing_repeats=10),
+    "00_what_a_computer_sees": dict(photo_size=512, tour_images=8, flow_pairs=200, flow_epochs=1, hs_iterations=500),
+    "01_learning_as_optimization": dict(
+        train_images=2000, epochs=1, descent_steps=200, digits_steps=1000, power_iterations=30
+    ),
+    "02_convolution": dict(photo_size=512, timing_repeats=10, neocognitron_images=500, neocognitron_epochs=1),
+    "03_cnn_building_blocks_2_weight_normalization": dict(train_images=1000, test_images=500, epochs=1),
     "03_cnn_building_blocks": dict(epochs=1, train_images=1000, test_images=500),
     "04_cnn_architectures": dict(
         image_size=28,
@@ -53,9 +59,11 @@ TINY = {
     "06_attention_vit": dict(
         train_sizes=(200, 400), epochs=1, batch_size=64, test_images=200, train_deit=True, photos=4
     ),
-    "07_hierarchical_transformers": dict(train_images=300, epochs=1, batch_size=64, test_images=200),
+    "07_hierarchical_transformers": dict(train_images=300, epochs=1, batch_size=64, lr=1e-3, test_images=200),
     "07_hierarchical_transformers_2_swin_v2_maxvit": dict(train_images=300, test_images=200, epochs=1, batch_size=64),
-    "08_object_detection": dict(loc_images=300, loc_epochs=1, region_images=100, region_epochs=1, eval_images=20),
+    "08_object_detection": dict(
+        loc_images=300, loc_epochs=1, region_images=100, region_epochs=1, eval_images=20, fast_rcnn_epochs=1
+    ),
     "08_object_detection_2_faster_rcnn": dict(
         train_images=64, epochs=1, batch_size=8, lr=3e-3, val_images=20, voc_images=4
     ),
@@ -120,6 +128,19 @@ TINY = {
         visual_tokens=256,
         embedding="tsne",
     ),
+    "11_4_ssl_cpc_dae_tracking": dict(
+        pretrain_images=512,
+        probe_train=1000,
+        probe_test=500,
+        widths=(32, 64, 128),
+        epochs=1,
+        batch_size=256,
+        lr=2e-3,
+        shapes_images=200,
+        shapes_epochs=1,
+        videos=4,
+        frames=12,
+    ),
     "12_autoencoders_gans": dict(
         train_images=1000,
         batch_size=128,
@@ -133,8 +154,26 @@ TINY = {
         restore_width=64,
         restore_depth=8,
     ),
+    "12_autoencoders_gans_2_cyclegan_style": dict(
+        train_images=1000,
+        gan_epochs=1,
+        gan_width=64,
+        cycle_steps=50,
+        style_patches=1000,
+        style_epochs=1,
+        style_steps=20,
+        style_size=256,
+    ),
     "12_diffusion": dict(
-        train_images=500, epochs=1, batch_size=128, base_channels=48, lr=1e-3, ddpm_steps=1000, ddim_steps=50, grid=10
+        train_images=500,
+        epochs=1,
+        batch_size=128,
+        base_channels=48,
+        lr=1e-3,
+        ddpm_steps=1000,
+        ddim_steps=50,
+        grid=10,
+        cfg_samples=10,
     ),
     "12_diffusion_2_latent": dict(
         train_images=600,
@@ -156,6 +195,7 @@ TINY = {
         encoder_width=32,
         encoder_blocks=3,
         lr=2e-3,
+        videos=4,
     ),
 }
 
@@ -173,9 +213,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", default=None, help="folder to use as $CVKIT_DATA")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a cell may run")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from cvkit.course.notebooks import run_notebook
-
     if args.data:
         os.environ["CVKIT_DATA"] = str(Path(args.data).resolve())
     rows = []
