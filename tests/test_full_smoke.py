@@ -1,6 +1,6 @@
 """``ci/full_smoke.py`` (the full profiles' code paths at tiny sizes) stays runnable: it imports, and it has a tiny
-``FULL`` for every lecture notebook with exactly the keys of the notebook's own ``FULL`` (``use_profile`` takes
-the dict whole, so a missing key is an ``AttributeError`` deep in the notebook)."""
+``FULL`` for every lecture notebook (and for nothing else) with exactly the keys of the notebook's own ``FULL``
+(``use_profile`` takes the dict whole, so a missing key is an ``AttributeError`` deep in the notebook)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def full_keys(path: Path) -> set[str]:
     raise AssertionError(f"{path.name} has no FULL = dict(...)")
 
 
-def test_the_script_imports_its_runner():
+def test_the_script_imports_its_runner_and_names_only_lectures_that_exist():
     assert callable(full_smoke.run_notebook)
+    assert set(full_smoke.TINY) == {p.stem for p in LECTURES}, "a TINY entry without its notebook, or the reverse"
 
 
 @pytest.mark.parametrize("path", LECTURES, ids=[p.stem for p in LECTURES])
