@@ -24,6 +24,9 @@ from cvkit.course.assignments.testcells import split_test_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 
+DAEMON_SECONDS = "317"  # the daemon is `sleep 317`: matched by its whole command line, not any `sleep` on the machine
+# (a shell loop's `sleep 10` elsewhere on the machine once failed this test)
+
 PROBES = [
     (
         "fs",
@@ -48,7 +51,7 @@ PROBES = [
     ),
     (
         "daemon",
-        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    with open('/tmp/daemon', 'w') as f: f.write('x')\n    os.execvp('sleep', ['sleep', '300'])\nprint('forked')",
+        f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    with open('/tmp/daemon', 'w') as f: f.write('x')\n    os.execvp('sleep', ['sleep', '{DAEMON_SECONDS}'])\nprint('forked')",
     ),
     ("exit", "exit()\nprint('not printed')"),
 ]
@@ -97,12 +100,16 @@ def _run(tmp_path: Path, mode: str):
     )
     time.sleep(0.5)
     out = {name: "".join(o.get("text", "") for o in execution.records[i].outputs) for i, (name, _) in enumerate(PROBES)}
-    leftovers = [
+    return execution, out, _daemons(before)
+
+
+def _daemons(before: set[int]) -> list:
+    """Processes started since ``before`` whose command line ends with the daemon probe's ``sleep 317``."""
+    return [
         p
         for p in psutil.process_iter(["pid", "cmdline"])
-        if p.pid not in before and "sleep" in " ".join(p.info["cmdline"] or [])
+        if p.pid not in before and (p.info["cmdline"] or [])[-2:] == ["sleep", DAEMON_SECONDS]
     ]
-    return execution, out, leftovers
 
 
 def test_a_submission_sees_only_its_folder_and_leaves_nothing_behind(tmp_path):
@@ -170,3 +177,18 @@ def test_the_private_tmp_is_mounted_before_the_environment_so_a_checkout_in_tmp_
     )
     first_bind = min(i for i, a in enumerate(argv) if a == "--ro-bind")
     assert tmpfs < first_bind, "the private /tmp must be mounted before anything is bound into the sandbox"
+
+
+def test_the_daemon_finder_finds_a_surviving_daemon():
+    """What the leftovers check looks for: a detached ``sleep 317`` started after ``before``, and nothing else."""
+    import subprocess
+
+    before = {p.pid for p in psutil.process_iter()}
+    other = subprocess.Popen(["sleep", "10"], start_new_session=True)  # another `sleep` on the machine: not ours
+    daemon = subprocess.Popen(["sleep", DAEMON_SECONDS], start_new_session=True)
+    try:
+        assert [p.pid for p in _daemons(before)] == [daemon.pid]
+    finally:
+        for proc in (other, daemon):
+            proc.kill()
+            proc.wait()
