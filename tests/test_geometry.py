@@ -104,8 +104,29 @@ def test_flow_pairs_and_the_flow_network_step():
     if 0 <= y + dy < 32 and 0 <= x + dx < 32:
         assert (pairs[b, :3, y, x] - pairs[b, 3:, y + dy, x + dx]).abs().max() < 0.25  # same colour up to noise
     model = create_model("tiny_flownet", width=4)
-    out = flow_step(model, (pairs, flow))
-    torch.testing.assert_close(out.loss, (model(pairs) - flow).norm(dim=1).mean())
+    torch.testing.assert_close(
+        flow_step(model, (pairs, flow), balanced=False).loss, (model(pairs) - flow).norm(dim=1).mean()
+    )
+
+
+def test_the_balanced_flow_loss_weights_moving_and_still_pixels_equally():
+    from cvkit.geometry import flow_step
+
+    class Constant(torch.nn.Module):  # predicts (dx, dy) = (1, 0) at every pixel
+        def forward(self, pairs):
+            return torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(len(pairs), 2, *pairs.shape[-2:])
+
+    truth = torch.zeros(1, 2, 4, 4)
+    truth[0, :, 0, 0] = torch.tensor([3.0, 4.0])  # one moving pixel of 16: its error is |(1, 0) - (3, 4)| = sqrt(20)
+    pairs = torch.zeros(1, 6, 4, 4)
+    balanced = flow_step(Constant(), (pairs, truth)).loss.item()
+    plain = flow_step(Constant(), (pairs, truth), balanced=False).loss.item()
+    assert balanced == pytest.approx(20**0.5 + 1.0)  # the moving mean plus the still mean (every still error is 1)
+    assert plain == pytest.approx((20**0.5 + 15 * 1.0) / 16)
+    # a batch with still pixels only: their mean
+    assert flow_step(Constant(), (pairs, torch.zeros(1, 2, 4, 4))).loss.item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        flow_step(Constant(), (pairs, torch.zeros(1, 3, 4, 4)))
 
 
 def test_stereo_pair_matches_its_ground_truth_and_calibration_scales():

@@ -178,8 +178,38 @@ def endpoint_error(flow: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor |
     return float(err.mean())
 
 
-def flow_step(model: torch.nn.Module, batch) -> StepOutput:
-    """``fit`` step for ``(pairs (B, 6, H, W), flow (B, 2, H, W))`` batches: the mean end-point error is the loss."""
+def flow_step(model: torch.nn.Module, batch, *, balanced: bool = True) -> StepOutput:
+    """``fit`` step for a flow network: the end-point error against the true flow is the loss.
+
+    With ``balanced`` (the default) the loss is the mean end-point error over moving pixels (true flow non-zero) plus
+    the mean over still ones, so a background that covers most of the image cannot dominate: with the plain mean
+    (``balanced=False``, FlowNet's loss, Dosovitskiy et al. 2015) a short run on moving shapes learns to predict no
+    motion (lecture 00 measures both). A batch with only moving or only still pixels uses the mean it has.
+
+    Args:
+        model: maps ``pairs`` to a flow of the same size.
+        batch: ``(pairs, truth)``: pairs (B, 6, H, W) float32, frame 1 and frame 2 stacked on channels; truth
+            (B, 2, H, W) float32, (dx, dy) in pixels.
+        balanced: weight moving and still pixels equally (default) or every pixel equally.
+
+    Returns:
+        a :class:`cvkit.train.StepOutput` with the loss and B.
+
+    Raises:
+        ValueError: ``truth`` is not (B, 2, H, W), or the model's output has another shape.
+    """
     pairs, truth = batch
-    loss = (model(pairs) - truth).norm(dim=1).mean()
-    return StepOutput(loss, pairs.shape[0])
+    if truth.dim() != 4 or truth.shape[1] != 2:
+        raise ValueError(f"the true flow must be (B, 2, H, W), got {tuple(truth.shape)}")
+    predicted = model(pairs)
+    if predicted.shape != truth.shape:
+        raise ValueError(
+            f"the model's flow is {tuple(predicted.shape)} but the true flow is {tuple(truth.shape)}: "
+            "the network must return (B, 2, H, W) at the input's resolution"
+        )
+    err = (predicted - truth).norm(dim=1)  # (B, H, W) pixels
+    if not balanced:
+        return StepOutput(err.mean(), pairs.shape[0])
+    still = truth.norm(dim=1) == 0
+    parts = [err[m].mean() for m in (~still, still) if bool(m.any())]
+    return StepOutput(sum(parts[1:], parts[0]), pairs.shape[0])
