@@ -17,7 +17,9 @@ from cvkit.vl import (
     caption_metrics,
     captioned_shapes,
     dense_similarity,
+    dense_zero_shot_accuracy,
     greedy_decode,
+    pointing_game,
     zero_shot_classifier,
     zero_shot_predict,
 )
@@ -210,6 +212,41 @@ def test_clip_image_embedding_is_the_mean_of_its_dense_features():
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
     assert model.scale().item() == 100.0  # clamped as in CLIP
+
+
+def test_pointing_game_and_dense_zero_shot_accuracy_on_a_hand_built_case():
+    from types import SimpleNamespace
+
+    class HalfAndHalf(nn.Module):  # region features (1, 0) on columns 0-3 and (0, 1) on columns 4-7 of a 4 x 8 image
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(1))  # gives the model a device
+
+        def forward_dense(self, images):
+            dense = torch.zeros(len(images), 2, 4, 8)
+            dense[:, 0, :, :4] = 1.0
+            dense[:, 1, :, 4:] = 1.0
+            return dense
+
+    classes = ["red circle", "blue square"]
+    masks = torch.zeros(2, 4, 8, dtype=torch.bool)
+    masks[0, :, 2:6] = True  # the red circle: columns 2-5, half of them where class 0 wins
+    masks[1, :, 4:7] = True  # the blue square: columns 4-6, all where class 1 wins
+    data = SimpleNamespace(
+        images=torch.zeros(1, 3, 4, 8), objects=[[("red", "circle"), ("blue", "square")]], masks=[masks]
+    )
+    model, embeddings = nn.Module(), torch.eye(2)
+    model.image_encoder = HalfAndHalf()
+    # class 0's map peaks first at (0, 0), off the circle; class 1's at (0, 4), on the square
+    assert pointing_game(model, data, embeddings, classes) == (0.5, (4 / 8 + 3 / 8) / 2)
+    assert dense_zero_shot_accuracy(model, data, embeddings, classes) == ((0.5 + 1.0) / 2, 0.5)
+    with pytest.raises(ValueError, match="'green circle' is not among the classes"):
+        dense_zero_shot_accuracy(
+            model,
+            SimpleNamespace(images=data.images, objects=[[("green", "circle")]], masks=[masks[:1]]),
+            embeddings,
+            classes,
+        )
 
 
 def test_transformer_captioner_reports_cross_attention_per_word():

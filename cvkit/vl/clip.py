@@ -294,6 +294,28 @@ def region_embeddings(model: CLIP, images: torch.Tensor, boxes: Sequence[torch.T
 
 
 @torch.no_grad()
+def _object_heat_maps(model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str], batch_size: int):
+    """Yield ``(heat (K, H, W), class index, mask (H, W) bool)`` for every object of ``data``: the dense similarity of
+    every pixel to every class prompt, upsampled to the image, with the object's own class and visible pixels."""
+    device = next(model.parameters()).device
+    index = {name: i for i, name in enumerate(classes)}
+    images = data.images
+    size = tuple(images.shape[-2:])
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size].to(device)
+        chunk = chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk
+        heat = dense_similarity(model, chunk, class_embeddings.to(device), size=size).cpu()  # (B, K, H, W)
+        for b in range(heat.shape[0]):
+            for (colour, shape), mask in zip(data.objects[start + b], data.masks[start + b]):
+                name = f"{colour} {shape}"
+                if name not in index:
+                    raise ValueError(
+                        f"object {name!r} is not among the classes {list(classes)[:6]}...: pass every "
+                        "'colour shape' class the data can contain"
+                    )
+                yield heat[b], index[name], mask
+
+
 def pointing_game(
     model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str], batch_size: int = 256
 ) -> tuple[float, float]:
@@ -314,22 +336,41 @@ def pointing_game(
     Raises:
         ValueError: an object whose ``"colour shape"`` is not in ``classes``.
     """
-    device = next(model.parameters()).device
-    index = {name: i for i, name in enumerate(classes)}
-    images = data.images
-    size = tuple(images.shape[-2:])
     hits, total, area = 0, 0, 0.0
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size].to(device)
-        chunk = chunk.float() / 255 if chunk.dtype == torch.uint8 else chunk
-        heat = dense_similarity(model, chunk, class_embeddings.to(device), size=size).cpu()  # (B, K, H, W)
-        for b in range(heat.shape[0]):
-            i = start + b
-            for (colour, shape), mask in zip(data.objects[i], data.masks[i]):
-                name = f"{colour} {shape}"
-                if name not in index:
-                    raise ValueError(f"object {name!r} is not among the classes {list(classes)[:6]}...")
-                hits += bool(mask.flatten()[heat[b, index[name]].argmax()])
-                area += mask.float().mean().item()
-                total += 1
+    for heat, k, mask in _object_heat_maps(model, data, class_embeddings, classes, batch_size):
+        hits += bool(mask.flatten()[heat[k].argmax()])
+        area += mask.float().mean().item()
+        total += 1
     return hits / max(total, 1), area / max(total, 1)
+
+
+def dense_zero_shot_accuracy(
+    model: CLIP, data, class_embeddings: torch.Tensor, classes: Sequence[str], batch_size: int = 256
+) -> tuple[float, float]:
+    """Zero-shot classification of every pixel (MaskCLIP, Zhou et al. ECCV 2022): on an object's pixels, is its own
+    class the most similar of all class prompts?
+
+    The pointing game asks where one prompt's map peaks in the image; this asks, at each pixel of an object, which
+    prompt wins. A model can fail the first (its maps are highest somewhere in the background for every prompt) and
+    still pass the second (on the object, the right prompt is highest *relative to the others*).
+
+    Args:
+        model: a trained :class:`CLIP`.
+        data: a :class:`cvkit.vl.CaptionedImages` (``images``; per image ``objects`` as (colour, shape) names and
+            ``masks`` (K, H, W) bool in the same order).
+        class_embeddings: (len(classes), E) unit rows, e.g. :func:`zero_shot_classifier` of ``classes``.
+        classes: the class names, ``"colour shape"``.
+
+    Returns:
+        ``(accuracy, chance)``: the share of an object's visible pixels classified as its class, averaged over
+        objects, and ``1 / len(classes)``.
+
+    Raises:
+        ValueError: an object whose ``"colour shape"`` is not in ``classes``.
+    """
+    scores = [
+        (heat[:, mask].argmax(0) == k).float().mean().item()
+        for heat, k, mask in _object_heat_maps(model, data, class_embeddings, classes, batch_size)
+        if bool(mask.any())
+    ]
+    return sum(scores) / max(len(scores), 1), 1 / len(classes)
