@@ -148,3 +148,17 @@ def test_private_kernel_sockets_live_in_a_folder_removed_afterwards():
         assert settings["transport"] == "ipc" and folder.is_dir()
         assert len(settings["ip"]) + len("-65535") < 100  # room for jupyter's "-<port>" suffix in a socket name
     assert not folder.exists()
+
+
+def test_injected_tuples_arrive_as_lists_not_as_strings(tmp_path):
+    """papermill writes a tuple parameter as the string of its repr; ci/full_smoke.py injects FULL dicts with tuples."""
+    from cvkit.course.lectures.notebooks import run_notebook
+
+    nb = make_notebook(
+        tmp_path / "widths.ipynb",
+        "assert FULL['widths'] == [16, 32] and FULL['nested'] == {'k': [1, [2, 3]]}, FULL",
+    )
+    result = run_notebook(
+        nb, tmp_path / "out", "fast", parameters={"FULL": {"widths": (16, 32), "nested": {"k": (1, (2, 3))}}}
+    )
+    assert result.status == "passed", result.message

@@ -183,6 +183,16 @@ def collect_notebooks(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return list(unique)
 
 
+def _as_papermill_values(value):
+    """``value`` with every tuple turned into a list, recursively: papermill writes a tuple as the string of its
+    repr (``"(16, 32)"``), which a notebook would then use as a string."""
+    if isinstance(value, dict):
+        return {k: _as_papermill_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_papermill_values(v) for v in value]
+    return value
+
+
 def run_notebook(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -198,7 +208,8 @@ def run_notebook(
         path: the ``.ipynb`` file (must have a ``parameters`` cell).
         out_dir: where the executed copy is written (same file name).
         profile: ``"auto"``, ``"fast"`` or ``"full"``; resolved here and injected as ``PROFILE``.
-        parameters: further parameters to inject.
+        parameters: further parameters to inject (numbers, strings, bools, None, and lists, tuples and dicts of them;
+            tuples arrive as lists, since papermill would write them as strings).
         cell_timeout: seconds any single cell may run (``None``: no limit).
         threads: CPU threads for the kernel (sets ``OMP_NUM_THREADS``); ``None`` leaves the default.
 
@@ -230,7 +241,7 @@ def run_notebook(
             papermill.execute_notebook(
                 str(source),
                 str(out),
-                parameters={"PROFILE": resolved, **(parameters or {})},
+                parameters={"PROFILE": resolved, **_as_papermill_values(parameters or {})},
                 kernel_name="python3",
                 language="python",
                 cwd=str(source.parent),
