@@ -128,6 +128,17 @@ TINY = {
         visual_tokens=256,
         embedding="tsne",
     ),
+    "11_4_ssl_cpc_dae_tracking": dict(
+        pretrain_images=512,
+        probe_train=500,
+        probe_test=200,
+        widths=(16, 32, 64),
+        epochs=1,
+        batch_size=256,
+        lr=2e-3,
+        videos=4,
+        frames=12,
+    ),
     "12_autoencoders_gans": dict(
         train_images=1000,
         batch_size=128,

@@ -54,3 +54,59 @@ def test_association_by_hand():
     assert ids[1].tolist() == [1, 0]
     assert identity_accuracy(ids, [torch.tensor([0, 1]), torch.tensor([1, 0])]) == 1.0
     assert identity_accuracy(ids, [torch.tensor([0, 1]), torch.tensor([0, 1])]) == 0.0
+
+
+def _two_squares(vx: int) -> "object":
+    """A hand-built sample: a red 8 x 8 square at (8, 8) and a blue one at (28, 24) on a 48 x 48 image."""
+    from cvkit.data.shapes import ShapesSample
+
+    masks = torch.zeros(2, 48, 48, dtype=torch.bool)
+    masks[0, 8:16, 8:16] = True
+    masks[1, 24:32, 28:36] = True
+    image = torch.full((3, 48, 48), 0.5)
+    image[:, masks[0]] = torch.tensor([1.0, 0.0, 0.0])[:, None]
+    image[:, masks[1]] = torch.tensor([0.0, 0.0, 1.0])[:, None]
+    boxes = torch.tensor([[8.0, 8.0, 16.0, 16.0], [28.0, 24.0, 36.0, 32.0]])
+    sample = ShapesSample(
+        image, boxes, torch.tensor([1, 1]), torch.tensor([0, 2]), masks, masks.long().argmax(0), "", 0, 0
+    )
+    return moving_shapes(sample, frames=4, velocities=[(vx, 0), (0, vx)], noise=0.0)
+
+
+def test_unitrack_lesson_scores_on_hand_built_videos():
+    from cvkit.layers import ConvEncoder
+    from cvkit.lessons.tracking import (
+        association_accuracy,
+        frame_features,
+        propagated_masks,
+        propagation_j,
+        static_mask_j,
+    )
+    from cvkit.ssl import PatchGridEncoder
+
+    still, moving = _two_squares(0), _two_squares(4)  # 4 pixels per frame: one feature cell
+    assert static_mask_j([still]) == 1.0
+    # frame 0's mask kept: IoU 32/96 after one step (8x8 squares shifted by half their width), 0 after two and three
+    assert static_mask_j([moving]) == pytest.approx((32 / 96 + 0 + 0) / 3)
+    # pixels as the appearance model: still objects stay put, moving ones are followed, identities are kept
+    # still objects stay put: each square is 2 x 2 feature cells; bilinear upsampling rounds off one pixel at each of
+    # its 4 corners (0.625 x 0.625 < 0.5), so J = 60 / 64
+    assert propagation_j([still], None) == pytest.approx(60 / 64)
+    predicted = propagated_masks(moving, None)
+    # frame 3: the red square has moved 12 pixels right, to columns 20-27 (inside, away from the rounded corners)
+    assert predicted.shape == (4, 2, 48, 48) and predicted[3, 0, 9:15, 20:28].all()
+    assert not predicted[3, 0, :, :16].any()
+    assert propagation_j([moving], None) > 0.9
+    assert association_accuracy([moving], None) == 1.0
+    # every appearance model has one cell per 4 x 4 pixels (CPC's grid: 8-pixel patches every 4 pixels)
+    torch.manual_seed(0)
+    assert frame_features(None, moving.frames)[0].shape == (4, 48, 12, 12)
+    assert frame_features(ConvEncoder(1, (8, 16, 16)), moving.frames)[0].shape == (4, 16, 12, 12)
+    assert frame_features(PatchGridEncoder(ConvEncoder(1, (8, 16, 16)), 8, 4), moving.frames)[0].shape == (
+        4,
+        16,
+        11,
+        11,
+    )
+    with pytest.raises(TypeError, match="neither forward_map nor grid"):
+        frame_features(torch.nn.Linear(2, 2), moving.frames)

@@ -1,7 +1,7 @@
 """Lesson 11 (self-supervised learning): every method as the notebooks build and train it, and the checkpoints.
 
-The three notebooks 11_1 (pretext tasks), 11_2 (contrastive, self-distillation) and 11_3 (masked image modelling)
-build each method with :func:`ssl_method` and its augmentation with :func:`ssl_augment`, and pre-train it with
+The notebooks 11_1 (pretext tasks), 11_2 (contrastive, self-distillation), 11_3 (masked image modelling) and 11_4
+(CPC, the denoising autoencoder) build each method with :func:`ssl_method` and its augmentation with :func:`ssl_augment`, and pre-train it with
 :func:`cvkit.ssl.pretrain`; :func:`train_ssl` does the same from scratch, which is what ``cvkit checkpoints retrain
 ssl_NAME`` runs with more images and epochs. The checkpoints keep the fast profile's architectures (ConvEncoder
 16-32-64; ViT with D=48 and 2 blocks), so a notebook compares them with its own random-init encoder of that shape.
@@ -19,13 +19,16 @@ from cvkit.data.augment import BatchTransform
 from cvkit.lessons.checkpoints import CourseCheckpoint, register_checkpoint
 from cvkit.models import create_model
 from cvkit.ssl import (
+    CPC,
     BEiT,
     BYOL,
     DINO,
+    DenoisingAutoencoder,
     DensePretext,
     JigsawPuzzle,
     MaskedAutoencoder,
     MoCo,
+    PatchGridEncoder,
     PatchKMeansTokenizer,
     ProbeBench,
     RelativePosition,
@@ -39,7 +42,7 @@ from cvkit.ssl import (
 from cvkit.train import History
 
 PATCH = 4  # the ViT methods cut 28 x 28 images into a 7 x 7 grid of 4 x 4 patches
-CONV_METHODS = ("rotation", "relative_position", "jigsaw", "inpainting", "simclr", "moco", "byol", "dino")
+CONV_METHODS = ("rotation", "relative_position", "jigsaw", "inpainting", "simclr", "moco", "byol", "dino", "cpc", "dae")
 VIT_METHODS = ("mae", "beit")
 METHOD_NAMES = {
     "rotation": "rotation",
@@ -52,6 +55,8 @@ METHOD_NAMES = {
     "dino": "DINO",
     "mae": "MAE",
     "beit": "BEiT (k-means tokens)",
+    "cpc": "CPC",
+    "dae": "DAE",
 }
 LESSONS = {
     "rotation": "11_1_ssl_pretext_tasks",
@@ -64,6 +69,8 @@ LESSONS = {
     "dino": "11_2_ssl_contrastive",
     "mae": "11_3_ssl_masked_modeling",
     "beit": "11_3_ssl_masked_modeling",
+    "cpc": "11_4_ssl_cpc_dae_tracking",
+    "dae": "11_4_ssl_cpc_dae_tracking",
 }
 SSL_CHECKPOINT = dict(
     pretrain_images=20000,
@@ -116,7 +123,8 @@ def ssl_method(
 
     Args:
         method: one of :data:`METHOD_NAMES`, or ``"colorization"`` (11_1 trains it on photo crops; no checkpoint).
-        encoder: a ``conv_encoder`` of the registry (pretext and contrastive methods) or :func:`vit_encoder` (``"mae"``, ``"beit"``).
+        encoder: a ``conv_encoder`` of the registry (pretext and contrastive methods, the DAE, and CPC's patch
+            encoder) or :func:`vit_encoder` (``"mae"``, ``"beit"``).
         images: (N, 1, 28, 28) uint8 images BEiT's k-means tokenizer is fitted on (``None`` for BEiT: an empty codebook
             of ``visual_tokens`` entries, to load weights into).
         queue_size: MoCo's queue of negatives.
@@ -151,6 +159,10 @@ def ssl_method(
         else:
             tokenizer = PatchKMeansTokenizer.fit(images.float().div(255), PATCH, num_tokens=visual_tokens)
         return BEiT(encoder, tokenizer, mask_ratio=0.4)
+    if method == "cpc":  # 8 x 8 patches every 4 pixels: a 6 x 6 grid on 28 x 28 images; predict 1 and 2 rows ahead
+        return CPC(encoder, patch=8, stride=4, steps=2, temperature=0.1)
+    if method == "dae":  # noise levels from faint to strong, one per image, as a diffusion model sees them
+        return DenoisingAutoencoder(encoder, noise_range=(0.1, 0.8))
     raise ValueError(f"unknown method {method!r}; choose one of {list(METHOD_NAMES)}")
 
 
@@ -242,7 +254,7 @@ def evaluate_ssl(model: nn.Module) -> dict[str, float]:
     args = (bench.train_images, bench.train_labels, bench.test_images, bench.test_labels)
     probe = linear_probe(model.encoder, *args)
     torch.manual_seed(0)
-    random_init = type(model.encoder)(**_encoder_kwargs(model.encoder)).to(device)
+    random_init = _random_encoder_like(model.encoder).to(device)
     return {
         "probe_accuracy": probe.test_accuracy,
         "random_init_probe_accuracy": linear_probe(random_init, *args).test_accuracy,
@@ -276,6 +288,15 @@ def probe_course_checkpoints(
             model.encoder, bench.train_images, bench.train_labels, bench.test_images, bench.test_labels
         )
     return out
+
+
+def _random_encoder_like(encoder: nn.Module) -> nn.Module:
+    """A freshly initialised encoder of ``encoder``'s architecture (seed it first)."""
+    if isinstance(encoder, PatchGridEncoder):  # CPC: the patch encoder applied on its grid
+        return PatchGridEncoder(
+            create_model("conv_encoder", widths=encoder.patch_encoder.widths), encoder.patch, encoder.stride
+        )
+    return type(encoder)(**_encoder_kwargs(encoder))
 
 
 def _encoder_kwargs(encoder: nn.Module) -> dict:
