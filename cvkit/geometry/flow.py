@@ -211,5 +211,5 @@ def flow_step(model: torch.nn.Module, batch, *, balanced: bool = True) -> StepOu
     if not balanced:
         return StepOutput(err.mean(), pairs.shape[0])
     still = truth.norm(dim=1) == 0
-    parts = [err[m].mean() for m in (~still, still) if bool(m.any())]
-    return StepOutput(sum(parts[1:], parts[0]), pairs.shape[0])
+    parts = [err[m].mean() for m in (~still, still) if bool(m.any())]  # moving, then still
+    return StepOutput(torch.stack(parts).sum(), pairs.shape[0])

@@ -1,8 +1,8 @@
 """Lesson 11 (self-supervised learning): every method as the notebooks build and train it, and the checkpoints.
 
 The notebooks 11_1 (pretext tasks), 11_2 (contrastive, self-distillation), 11_3 (masked image modelling) and 11_4
-(CPC, the denoising autoencoder) build each method with :func:`ssl_method` and its augmentation with :func:`ssl_augment`, and pre-train it with
-:func:`cvkit.ssl.pretrain`; :func:`train_ssl` does the same from scratch, which is what ``cvkit checkpoints retrain
+(CPC, the denoising autoencoder) build each method with :func:`ssl_method` and its augmentation with
+:func:`ssl_augment`, and pre-train it with :func:`cvkit.ssl.pretrain`; :func:`train_ssl` does the same from scratch, which is what ``cvkit checkpoints retrain
 ssl_NAME`` runs with more images and epochs. The checkpoints keep the fast profile's architectures (ConvEncoder
 16-32-64; ViT with D=48 and 2 blocks), so a notebook compares them with its own random-init encoder of that shape.
 """

@@ -34,6 +34,10 @@ CELL = 4  # image pixels per feature cell, for every appearance model
 def tracking_videos(n: int, frames: int = 8, image_size: int = 48, seed: int = 0) -> list[ShapesVideo]:
     """``n`` moving-shapes videos of two or three objects (:func:`cvkit.data.video.moving_shapes`), seeded.
 
+    Returns:
+        ``n`` :class:`cvkit.data.video.ShapesVideo`: frames (T, 3, image_size, image_size) float32 in [0, 1], masks
+        (T, K, H, W) bool, boxes (T, K, 4) xyxy pixels; velocities drawn per object in [-3, 3] pixels per frame.
+
     Raises:
         ValueError: ``n`` < 1 or ``frames`` < 2.
     """
@@ -113,35 +117,57 @@ def propagated_masks(
     return torch.stack(out, dim=1)
 
 
-def propagation_j(videos: Sequence[ShapesVideo], encoder: nn.Module | None, **options) -> float:
-    """Mean region similarity J (IoU, DAVIS) of :func:`propagated_masks` over frames 1..T-1 where the object is
-    visible, over every object of every video. ``options`` go to :func:`propagated_masks`."""
+def _mean_j(videos: Sequence[ShapesVideo], predict) -> float:
+    """Mean IoU of ``predict(video)`` ((T, K, H, W) bool) with the true masks over frames 1..T-1 where the object is
+    visible, over every object of every video."""
     scores = []
     for video in videos:
-        predicted = propagated_masks(video, encoder, **options)
+        predicted = predict(video)
         for k in range(video.masks.shape[1]):
             for t in range(1, len(video)):
                 if video.visible[t, k]:
                     p, truth = predicted[t, k], video.masks[t, k]
                     scores.append(((p & truth).sum() / (p | truth).sum()).item())
+    if not scores:
+        raise ValueError("no object is visible after frame 0 in these videos: nothing to score")
     return sum(scores) / len(scores)
+
+
+def propagation_j(videos: Sequence[ShapesVideo], encoder: nn.Module | None, **options) -> float:
+    """Region similarity J (IoU, as in DAVIS) of :func:`propagated_masks`.
+
+    Args:
+        videos: :class:`cvkit.data.video.ShapesVideo` clips (e.g. :func:`tracking_videos`).
+        encoder: as in :func:`frame_features` (``None``: pixels).
+        **options: ``context``, ``temperature``, ``topk`` of :func:`propagated_masks`.
+
+    Returns:
+        the mean IoU in [0, 1] over frames 1..T-1 where the object is visible, over every object of every video.
+
+    Raises:
+        ValueError: no object is visible after frame 0.
+    """
+    return _mean_j(videos, lambda video: propagated_masks(video, encoder, **options))
 
 
 def static_mask_j(videos: Sequence[ShapesVideo]) -> float:
-    """J of the "nothing moves" baseline: frame 0's mask kept for every frame."""
-    scores = []
-    for video in videos:
-        for k in range(video.masks.shape[1]):
-            for t in range(1, len(video)):
-                if video.visible[t, k]:
-                    a, b = video.masks[0, k], video.masks[t, k]
-                    scores.append(((a & b).sum() / (a | b).sum()).item())
-    return sum(scores) / len(scores)
+    """J of the "nothing moves" baseline: frame 0's true mask kept for every frame (same averaging and errors as
+    :func:`propagation_j`)."""
+    return _mean_j(videos, lambda video: video.masks[:1].expand_as(video.masks))
 
 
 def association_accuracy(videos: Sequence[ShapesVideo], encoder: nn.Module | None, max_cost: float = 0.5) -> float:
-    """Share of detections after frame 0 that keep their identity when the true boxes are matched by appearance,
-    pooled over the videos (each video tracked on its own)."""
+    """Share of detections after frame 0 that keep their identity when the true boxes are matched by appearance.
+
+    Args:
+        videos: :class:`cvkit.data.video.ShapesVideo` clips, each tracked on its own.
+        encoder: as in :func:`frame_features` (``None``: pixels); boxes (xyxy, pixels) are embedded by
+            :func:`cvkit.tracking.embed_boxes` on its feature map.
+        max_cost: see :func:`cvkit.tracking.associate`.
+
+    Returns:
+        a float in [0, 1], pooled over the detections of all videos (1.0 when there is none after frame 0).
+    """
     hits = total = 0
     for video in videos:
         feats, stride = frame_features(encoder, video.frames)
@@ -153,12 +179,4 @@ def association_accuracy(videos: Sequence[ShapesVideo], encoder: nn.Module | Non
         n = sum(len(ids) for ids in truth[1:])
         hits += identity_accuracy(track_by_appearance(embeddings, max_cost), truth) * n
         total += n
-    return hits / max(total, 1)
-
-
-def unitrack_scores(videos: Sequence[ShapesVideo], encoder: nn.Module | None) -> dict[str, float]:
-    """Both tasks with one frozen appearance model: ``{"propagation_j": ..., "association_accuracy": ...}``."""
-    return {
-        "propagation_j": propagation_j(videos, encoder),
-        "association_accuracy": association_accuracy(videos, encoder),
-    }
+    return hits / total if total else 1.0
