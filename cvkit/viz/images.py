@@ -75,8 +75,9 @@ def show_images(
     ncols = ncols or min(len(items), 8)
     nrows = math.ceil(len(items) / ncols)
     if axes is None:
+        title_room = 0.3 * nrows if titles is not None else 0.0  # inches per row for the titles above the images
         fig, axes = plt.subplots(
-            nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+            nrows, ncols, figsize=(size * ncols, size * nrows + title_room + (0.4 if suptitle else 0)), squeeze=False
         )
     else:
         fig = np.asarray(axes).flat[0].figure
