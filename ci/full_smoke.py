@@ -195,6 +195,15 @@ TINY = {
         lr=2e-3,
         videos=4,
     ),
+    "13_segment_anything_2_unified_models": dict(
+        train_images=300,
+        test_images=50,
+        bins=16,
+        epochs=1,
+        batch_size=128,
+        region_images=200,
+        region_epochs=1,
+    ),
 }
 
 

@@ -60,3 +60,68 @@ def test_loss_is_on_the_answer_only_and_generation_runs():
     )
     out = unified_generate(model, data.images[:3], data.prompts[:3], tok, max_new=4)
     assert len(out) == 3 and all(isinstance(o, str) for o in out)
+
+
+def test_score_tasks_by_hand():
+    from cvkit.vl.unified import score_tasks
+
+    shapes = ShapesDataset(n=12, image_size=48, seed=0)
+    data = unified_dataset(shapes, bins=16, seed=0)
+    # the references themselves: every caption and grounding right; detection only loses what 3-pixel bins lose
+    perfect = score_tasks(data.answers, data, shapes, bins=16)
+    assert perfect["caption_exact"] == 1.0 and perfect["grounding_hits"] == 1.0
+    assert perfect["detection_ap50"] > 0.95
+    # silence: nothing right
+    empty = score_tasks([""] * len(data), data, shapes, bins=16)
+    assert {k: v for k, v in empty.items() if k != "grounding_leftmost_hits"} == dict.fromkeys(
+        ["caption_exact", "detection_ap50", "detection_ap", "grounding_hits"], 0.0
+    )
+    assert (
+        0.3 < empty["grounding_leftmost_hits"] < 1.0
+    )  # the phrase-blind answer is right where the phrase names the left-most object
+    # each answer moved to another prompt of its task: wrong captions, boxes of other images
+    moved = list(data.answers)
+    for task in range(3):
+        idx = [i for i in range(len(data)) if int(data.tasks[i]) == task]
+        for a, b in zip(idx, idx[1:] + idx[:1]):
+            moved[a] = data.answers[b]
+    shifted = score_tasks(moved, data, shapes, bins=16)
+    assert shifted["caption_exact"] < 0.5 and shifted["detection_ap50"] < 0.5
+    # a grounding answer with one box 6 bins to the right: IoU 0 with its reference
+    g = next(i for i in range(len(data)) if int(data.tasks[i]) == 2)
+    one_off = list(data.answers)
+    one_off[g] = " ".join(
+        f"<loc_{min(int(w[5:-1]) + 6, 15)}>" if k % 2 == 0 else w for k, w in enumerate(data.answers[g].split())
+    )
+    grounds = sum(int(t) == 2 for t in data.tasks)
+    assert score_tasks(one_off, data, shapes, bins=16)["grounding_hits"] == (grounds - 1) / grounds
+
+
+def test_score_tasks_refuses_mismatched_inputs():
+    import pytest
+
+    from cvkit.vl.unified import score_tasks
+
+    shapes = ShapesDataset(n=3, image_size=48, seed=0)
+    data = unified_dataset(shapes, bins=16)
+    with pytest.raises(ValueError, match="predictions"):
+        score_tasks(data.answers[:-1], data, shapes, bins=16)
+    with pytest.raises(ValueError, match="images"):
+        score_tasks(data.answers, data, ShapesDataset(n=4, image_size=48, seed=0), bins=16)
+
+
+def test_score_tasks_counts_inverted_generated_boxes_as_misses():
+    # a model can emit x2 < x1: such a box is a false positive and a grounding miss, not a crash
+    from cvkit.vl.unified import score_tasks
+
+    shapes = ShapesDataset(n=6, image_size=48, seed=0)
+    data = unified_dataset(shapes, bins=16, seed=0)
+    answers = list(data.answers)
+    g = next(i for i in range(len(data)) if int(data.tasks[i]) == 2)
+    answers[g] = "<loc_9> <loc_9> <loc_2> <loc_2>"  # inverted
+    od = next(i for i in range(len(data)) if int(data.tasks[i]) == 1)
+    answers[od] += " circle <loc_12> <loc_12> <loc_3> <loc_3>"  # one extra, inverted detection
+    s = score_tasks(answers, data, shapes, bins=16)
+    grounds = sum(int(t) == 2 for t in data.tasks)
+    assert s["grounding_hits"] == (grounds - 1) / grounds
+    assert s["detection_ap50"] <= score_tasks(data.answers, data, shapes, bins=16)["detection_ap50"]

@@ -28,6 +28,7 @@ from cvkit.lessons import detr  # noqa: F401,E402
 from cvkit.lessons import diffusion  # noqa: F401,E402
 from cvkit.lessons import sam  # noqa: F401,E402
 from cvkit.lessons import ssl  # noqa: F401,E402
+from cvkit.lessons import unified  # noqa: F401,E402
 from cvkit.lessons import vit  # noqa: F401,E402
 
 __all__ = [

@@ -80,7 +80,7 @@ class UnifiedData:
     Attributes:
         images: (N, 3, H, W) float in [0, 1]. tokens: (N, T) int64 ``<bos> prompt <sep> answer <eos>`` padded.
         answer_start: (N,) int64, the index of the first answer token in ``tokens``. tasks: (N,) int64 into :data:`TASK_TOKENS`.
-        prompts, answers: the N strings.
+        prompts, answers: the N strings. image_index: (N,) int64, the index of each pair's image in the dataset.
     """
 
     images: torch.Tensor
@@ -89,6 +89,7 @@ class UnifiedData:
     tasks: torch.Tensor
     prompts: list[str]
     answers: list[str]
+    image_index: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -98,7 +99,7 @@ def unified_dataset(dataset, bins: int = 32, seed: int = 0, tokenizer: CaptionTo
     """Every task of every image of a shapes dataset (:func:`task_examples`), tokenised."""
     tok = tokenizer or CaptionTokenizer(unified_vocab(bins))
     g = torch.Generator().manual_seed(seed)
-    images, texts, starts, tasks, prompts, answers = [], [], [], [], [], []
+    images, texts, starts, tasks, prompts, answers, index = [], [], [], [], [], [], []
     for i in range(len(dataset)):
         s = dataset[i]
         for prompt, answer in task_examples(s, bins, g):
@@ -108,8 +109,15 @@ def unified_dataset(dataset, bins: int = 32, seed: int = 0, tokenizer: CaptionTo
             tasks.append(TASK_TOKENS.index(prompt.split()[0]))
             prompts.append(prompt)
             answers.append(answer)
+            index.append(i)
     return UnifiedData(
-        torch.stack(images), tok.encode(texts), torch.tensor(starts), torch.tensor(tasks), prompts, answers
+        torch.stack(images),
+        tok.encode(texts),
+        torch.tensor(starts),
+        torch.tensor(tasks),
+        prompts,
+        answers,
+        torch.tensor(index),
     )
 
 
@@ -207,3 +215,72 @@ def parse_locations(answer: str, image_size: int, bins: int) -> tuple[list[str],
         else:
             current, locs = word, []
     return names, torch.stack(boxes) if boxes else torch.zeros(0, 4)
+
+
+def _collapse_inverted(boxes: torch.Tensor) -> torch.Tensor:
+    """Generated boxes with x2 < x1 or y2 < y1 become empty boxes at (x1, y1): they still count, and match nothing."""
+    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    return torch.where(bad[:, None], boxes[:, :2].repeat(1, 2), boxes)
+
+
+def score_tasks(predictions: Sequence[str], data: UnifiedData, shapes, bins: int) -> dict[str, float]:
+    """Score generated answers to every prompt of ``data`` on its three tasks.
+
+    * ``<caption>``: exact match with the reference caption (``caption_exact``);
+    * ``<od>``: COCO AP50 and AP (:func:`cvkit.detection.mean_average_precision`) of the boxes and names parsed back
+      from the tokens against the image's objects, every parsed box scored 1 (a sequence carries no confidence;
+      names that are not shape classes are dropped; a generated box with x2 < x1 or y2 < y1 counts as an empty box
+      that matches nothing) (``detection_ap50``, ``detection_ap``);
+    * ``<ground>``: the share of answers whose first box has IoU >= 0.5 with the reference answer's box (the object's
+      box at bin centres) (``grounding_hits``); an answer without a box misses. ``grounding_leftmost_hits`` is the
+      same share for a phrase-blind answer, the box of the image's left-most object: what finding *an* object,
+      without reading the phrase, scores.
+
+    Args:
+        predictions: one answer string per entry of ``data`` (as :func:`unified_generate` returns them).
+        data: made by :func:`unified_dataset` from ``shapes`` with the same ``bins``: its ``<od>`` entries are in the
+            images' order, one per image.
+        shapes: the :class:`cvkit.data.ShapesDataset` the data was made from. bins: location bins per axis.
+
+    Returns:
+        ``{"caption_exact", "detection_ap50", "detection_ap", "grounding_hits", "grounding_leftmost_hits"}``, floats
+        in [0, 1].
+
+    Raises:
+        ValueError: a different number of predictions and entries, or ``data`` that is not ``shapes``'s.
+    """
+    from cvkit.detection import box_iou, mean_average_precision
+
+    if len(predictions) != len(data):
+        raise ValueError(f"got {len(predictions)} predictions for {len(data)} prompts; answer every prompt of data")
+    by_task: dict[str, list[tuple[str, str, int]]] = {t: [] for t in TASK_TOKENS}
+    for p, a, t, i in zip(predictions, data.answers, data.tasks.tolist(), data.image_index.tolist()):
+        by_task[TASK_TOKENS[t]].append((p, a, i))
+    if [i for _, _, i in by_task["<od>"]] != list(range(len(shapes))):
+        raise ValueError(f"data has {len(by_task['<od>'])} detection prompts but shapes has {len(shapes)} images")
+    size = data.images.shape[-1]
+    captions = by_task["<caption>"]
+    detections, targets = [], []
+    for answer, _, i in by_task["<od>"]:
+        names, boxes = parse_locations(answer, size, bins)
+        boxes = _collapse_inverted(boxes)
+        keep = [j for j, n in enumerate(names) if n in SHAPE_CLASSES]
+        labels = torch.tensor([SHAPE_CLASSES.index(names[j]) for j in keep], dtype=torch.int64)
+        detections.append({"boxes": boxes[keep], "scores": torch.ones(len(keep)), "labels": labels})
+        targets.append({"boxes": shapes[i].boxes, "labels": shapes[i].labels})
+    ap = mean_average_precision(detections, targets)
+    hits, leftmost = [], []
+    for p, a, i in by_task["<ground>"]:
+        _, predicted = parse_locations(p, size, bins)
+        predicted = _collapse_inverted(predicted)
+        _, truth = parse_locations(a, size, bins)
+        hits.append(len(predicted) > 0 and float(box_iou(predicted[:1], truth[:1])[0, 0]) >= 0.5)
+        left = shapes[i].boxes[shapes[i].boxes[:, 0].argmin()][None]
+        leftmost.append(float(box_iou(left, truth[:1])[0, 0]) >= 0.5)
+    return {
+        "caption_exact": sum(p == a for p, a, _ in captions) / max(len(captions), 1),
+        "detection_ap50": float(ap["map_50"]),
+        "detection_ap": float(ap["map"]),
+        "grounding_hits": sum(hits) / max(len(hits), 1),
+        "grounding_leftmost_hits": sum(leftmost) / max(len(leftmost), 1),
+    }
