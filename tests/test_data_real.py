@@ -263,3 +263,22 @@ def test_coco_to_voc_maps_torchvision_coco_names():
     assert sorted(every[every >= 0].tolist()) == list(range(20))  # each VOC class exactly once
     with pytest.raises(ValueError, match="lack the VOC classes"):
         coco_to_voc(torch.tensor([0]), ["cat", "dog"])
+
+
+def test_voc_download_asks_torchvision_for_the_right_archive(tmp_path, monkeypatch):
+    """The download itself needs internet; everything up to it runs in torchvision's real VOCDetection, whose archive
+    fetch is replaced by writing the fixture. VOC 2007's test set is a separate archive that torchvision chooses from
+    year "2007" and image_set "test" (asking for year "2007-test", as the kit once did, is refused before any download)."""
+    import torchvision.datasets.voc as tv_voc
+
+    fetched = []
+
+    def fetch(url, download_root, filename=None, md5=None, **_kwargs):
+        fetched.append(filename)
+        if not (Path(download_root) / "VOCdevkit").exists():
+            write_voc(Path(download_root))
+
+    monkeypatch.setattr(tv_voc, "download_and_extract_archive", fetch)
+    voc._download(tmp_path, "2007", "test")
+    voc._download(tmp_path, "2007", "trainval")
+    assert fetched == ["VOCtest_06-Nov-2007.tar", "VOCtrainval_06-Nov-2007.tar"]

@@ -250,5 +250,5 @@ def coco_to_voc(labels: torch.Tensor, categories: Sequence[str]) -> torch.Tensor
 def _download(folder: Path, year: str, image_set: str) -> None:
     from torchvision.datasets import VOCDetection
 
-    key = "2007-test" if (year, image_set) == ("2007", "test") else year
-    VOCDetection(root=str(folder), year=key, image_set=image_set, download=True)
+    # torchvision picks VOC 2007's separate test archive itself from (year "2007", image_set "test")
+    VOCDetection(root=str(folder), year=year, image_set=image_set, download=True)
