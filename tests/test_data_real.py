@@ -282,3 +282,26 @@ def test_voc_download_asks_torchvision_for_the_right_archive(tmp_path, monkeypat
     voc._download(tmp_path, "2007", "test")
     voc._download(tmp_path, "2007", "trainval")
     assert fetched == ["VOCtest_06-Nov-2007.tar", "VOCtrainval_06-Nov-2007.tar"]
+
+
+def test_downloads_land_where_the_loaders_look(tmp_path, monkeypatch):
+    """End to end with downloads allowed: torchvision's real OxfordIIITPet and VOCDetection run, only their archive
+    fetch writes the fixture instead of the network; the loaders then find the files in the cache and read them."""
+    import torchvision.datasets.oxford_iiit_pet as tv_pets
+    import torchvision.datasets.voc as tv_voc
+
+    monkeypatch.delenv("CVKIT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def fetch_pets(url, download_root, md5=None, **_kwargs):  # download_root is <root>/oxford-iiit-pet
+        if not (Path(download_root) / "annotations").exists():
+            write_pets(Path(download_root).parent)
+
+    def fetch_voc(url, download_root, filename=None, md5=None, **_kwargs):
+        if not (Path(download_root) / "VOCdevkit").exists():
+            write_voc(Path(download_root))
+
+    monkeypatch.setattr(tv_pets, "download_and_extract_archive", fetch_pets)
+    monkeypatch.setattr(tv_voc, "download_and_extract_archive", fetch_voc)
+    assert load_oxford_pets("test", image_size=16)["names"] == ["Bengal_3"]
+    assert [s.name for s in load_voc_detection("test", image_size=20)] == ["000005"]
