@@ -40,8 +40,16 @@ def build_unified(bins: int = 16, widths: Sequence[int] = (32, 64, 96), dim: int
 
 
 def unified_shapes(images: int, bins: int = 16, seed: int = 0) -> tuple[ShapesDataset, UnifiedData]:
-    """``images`` shapes images (48 x 48, 1 to 3 objects, ``seed``) and their three tasks, tokenised
-    (:func:`cvkit.vl.unified.unified_dataset`)."""
+    """``images`` shapes images and their three tasks, tokenised (:func:`cvkit.vl.unified.unified_dataset`).
+
+    Args:
+        images: how many images (48 x 48, 1 to 3 objects each). bins: location bins per axis. seed: of the images and of
+            the grounding questions (0 trains, 1 is held out).
+
+    Returns:
+        ``(shapes, data)``: the :class:`cvkit.data.ShapesDataset` (boxes xyxy pixels) and its
+        :class:`cvkit.vl.unified.UnifiedData` (images (N, 3, 48, 48) float32 in [0, 1], one row per (image, task)).
+    """
     shapes = ShapesDataset(images, image_size=UNIFIED_IMAGE_SIZE, seed=seed)
     return shapes, unified_dataset(shapes, bins=bins, seed=seed, tokenizer=CaptionTokenizer(unified_vocab(bins)))
 
@@ -106,15 +114,28 @@ def train_unified(
 
 
 def answer_tasks(model: nn.Module, data: UnifiedData, bins: int = 16) -> list[str]:
-    """The model's greedy answer to every prompt of ``data`` (in ``data``'s order)."""
+    """The model's greedy answer to every prompt of ``data``.
+
+    Args:
+        model: a model from :func:`build_unified` (eval mode is set and restored by the generation).
+        data: prompts and their images (N, 3, 48, 48) float32 in [0, 1] (:func:`unified_shapes`).
+        bins: the location bins the model was trained with (its vocabulary).
+
+    Returns:
+        N answer strings in ``data``'s order, for :func:`cvkit.vl.unified.score_tasks`.
+    """
     tok = CaptionTokenizer(unified_vocab(bins))
     device = next(model.parameters()).device
     return unified_generate(model, data.images.to(device), data.prompts, tok, max_new=UNIFIED_MAX_LEN)
 
 
 def evaluate_unified(model: nn.Module, images: int = 300, bins: int = 16) -> dict[str, float]:
-    """Caption exact match, detection AP50 and grounding hits (IoU >= 0.5) on ``images`` held-out images (seed 1),
-    every answer read from generated tokens (:func:`cvkit.vl.unified.score_tasks`)."""
+    """Score ``model`` on ``images`` held-out images (seed 1), every answer read from generated tokens.
+
+    Returns:
+        :func:`cvkit.vl.unified.score_tasks`'s dict: caption exact match, detection AP50 and AP, grounding hits
+        (IoU >= 0.5) and the phrase-blind grounding baseline, floats in [0, 1].
+    """
     shapes, data = unified_shapes(images, bins, seed=1)
     return score_tasks(answer_tasks(model, data, bins), data, shapes, bins)
 

@@ -240,7 +240,8 @@ def score_tasks(predictions: Sequence[str], data: UnifiedData, shapes, bins: int
         predictions: one answer string per entry of ``data`` (as :func:`unified_generate` returns them).
         data: made by :func:`unified_dataset` from ``shapes`` with the same ``bins``: its ``<od>`` entries are in the
             images' order, one per image.
-        shapes: the :class:`cvkit.data.ShapesDataset` the data was made from. bins: location bins per axis.
+        shapes: the :class:`cvkit.data.ShapesDataset` the data was made from (its boxes: xyxy pixels).
+        bins: location bins per axis.
 
     Returns:
         ``{"caption_exact", "detection_ap50", "detection_ap", "grounding_hits", "grounding_leftmost_hits"}``, floats
@@ -275,7 +276,8 @@ def score_tasks(predictions: Sequence[str], data: UnifiedData, shapes, bins: int
         predicted = _collapse_inverted(predicted)
         _, truth = parse_locations(a, size, bins)
         hits.append(len(predicted) > 0 and float(box_iou(predicted[:1], truth[:1])[0, 0]) >= 0.5)
-        left = shapes[i].boxes[shapes[i].boxes[:, 0].argmin()][None]
+        objects = shapes[i].boxes  # (K, 4) xyxy pixels; a ShapesDataset renders the image on every access
+        left = objects[objects[:, 0].argmin()][None]
         leftmost.append(float(box_iou(left, truth[:1])[0, 0]) >= 0.5)
     return {
         "caption_exact": sum(p == a for p, a, _ in captions) / max(len(captions), 1),
