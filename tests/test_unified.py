@@ -125,3 +125,21 @@ def test_score_tasks_counts_inverted_generated_boxes_as_misses():
     grounds = sum(int(t) == 2 for t in data.tasks)
     assert s["grounding_hits"] == (grounds - 1) / grounds
     assert s["detection_ap50"] <= score_tasks(data.answers, data, shapes, bins=16)["detection_ap50"]
+
+
+def test_each_image_is_stored_once_and_pairs_read_the_same_batches():
+    shapes = ShapesDataset(n=10, image_size=48, seed=0)
+    data = unified_dataset(shapes, bins=16, seed=0)
+    assert data.source_images.shape == (10, 3, 48, 48) and len(data) > 20  # 2-3 pairs per image, one copy each
+    for k in (0, 5, len(data) - 1):
+        torch.testing.assert_close(data.images[k], shapes[int(data.image_index[k])].image, rtol=0, atol=0)
+    # the pair dataset gives exactly the batches a TensorDataset of per-pair copies gives, in the same shuffled order
+    copies = torch.utils.data.TensorDataset(data.images, data.tokens, data.answer_start)
+    batches = [
+        list(torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(3)))
+        for ds in (copies, data.pair_dataset())
+    ]
+    assert len(batches[0]) == len(batches[1])
+    for a, b in zip(*batches):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -48,7 +48,7 @@ def unified_shapes(images: int, bins: int = 16, seed: int = 0) -> tuple[ShapesDa
 
     Returns:
         ``(shapes, data)``: the :class:`cvkit.data.ShapesDataset` (boxes xyxy pixels) and its
-        :class:`cvkit.vl.unified.UnifiedData` (images (N, 3, 48, 48) float32 in [0, 1], one row per (image, task)).
+        :class:`cvkit.vl.unified.UnifiedData` (``source_images`` (M, 3, 48, 48) float32 in [0, 1], one per image; tokens per (image, task) pair).
     """
     shapes = ShapesDataset(images, image_size=UNIFIED_IMAGE_SIZE, seed=seed)
     return shapes, unified_dataset(shapes, bins=bins, seed=seed, tokenizer=CaptionTokenizer(unified_vocab(bins)))
@@ -92,7 +92,7 @@ def train_unified(
         torch.manual_seed(seed)
         model = build_unified(bins, widths, dim)
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(train.images, train.tokens, train.answer_start),
+        train.pair_dataset(),  # each image stored once, looked up per (image, task) pair
         batch_size=batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),

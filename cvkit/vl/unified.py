@@ -75,15 +75,21 @@ def task_examples(sample, bins: int = 32, generator: torch.Generator | None = No
 
 @dataclass
 class UnifiedData:
-    """Images and token sequences for every (image, task) pair.
+    """Token sequences for every (image, task) pair, with each image stored once.
+
+    An image gives two or three pairs (caption, detection, grounding), so the pairs index into ``source_images`` through
+    ``image_index`` rather than holding a copy each (the full profile's 16,000 images make about 47,500 pairs).
 
     Attributes:
-        images: (N, 3, H, W) float in [0, 1]. tokens: (N, T) int64 ``<bos> prompt <sep> answer <eos>`` padded.
-        answer_start: (N,) int64, the index of the first answer token in ``tokens``. tasks: (N,) int64 into :data:`TASK_TOKENS`.
-        prompts, answers: the N strings. image_index: (N,) int64, the index of each pair's image in the dataset.
+        source_images: (M, 3, H, W) float32 in [0, 1], the dataset's images, each once.
+        tokens: (N, T) int64 ``<bos> prompt <sep> answer <eos>`` padded.
+        answer_start: (N,) int64, the index of the first answer token in ``tokens``.
+        tasks: (N,) int64 into :data:`TASK_TOKENS`.
+        prompts, answers: the N strings.
+        image_index: (N,) int64, the index of each pair's image in ``source_images`` (and in the dataset).
     """
 
-    images: torch.Tensor
+    source_images: torch.Tensor
     tokens: torch.Tensor
     answer_start: torch.Tensor
     tasks: torch.Tensor
@@ -94,16 +100,41 @@ class UnifiedData:
     def __len__(self) -> int:
         return len(self.tasks)
 
+    @property
+    def images(self) -> torch.Tensor:
+        """(N, 3, H, W) float32: each pair's image, a new tensor with one copy per pair (fine for a test set; training
+        reads pairs through :meth:`pair_dataset` instead)."""
+        return self.source_images[self.image_index]
+
+    def pair_dataset(self) -> torch.utils.data.Dataset:
+        """A map-style dataset of ``(image (3, H, W), tokens (T,), answer_start ())`` per pair, reading each image from
+        ``source_images`` (no copy per pair)."""
+        return _PairDataset(self)
+
+
+class _PairDataset(torch.utils.data.Dataset):
+    """Item k of a :class:`UnifiedData`: its image (looked up by ``image_index``), tokens and answer start."""
+
+    def __init__(self, data: UnifiedData) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d = self.data
+        return d.source_images[d.image_index[k]], d.tokens[k], d.answer_start[k]
+
 
 def unified_dataset(dataset, bins: int = 32, seed: int = 0, tokenizer: CaptionTokenizer | None = None) -> UnifiedData:
-    """Every task of every image of a shapes dataset (:func:`task_examples`), tokenised."""
+    """Every task of every image of a shapes dataset (:func:`task_examples`), tokenised; each image stored once."""
     tok = tokenizer or CaptionTokenizer(unified_vocab(bins))
     g = torch.Generator().manual_seed(seed)
     images, texts, starts, tasks, prompts, answers, index = [], [], [], [], [], [], []
     for i in range(len(dataset)):
         s = dataset[i]
+        images.append(s.image)
         for prompt, answer in task_examples(s, bins, g):
-            images.append(s.image)
             texts.append(f"{prompt} <sep> {answer}")
             starts.append(len(prompt.split()) + 2)  # <bos>, the prompt words, <sep>
             tasks.append(TASK_TOKENS.index(prompt.split()[0]))
@@ -259,7 +290,7 @@ def score_tasks(predictions: Sequence[str], data: UnifiedData, shapes, bins: int
         by_task[TASK_TOKENS[t]].append((p, a, i))
     if [i for _, _, i in by_task["<od>"]] != list(range(len(shapes))):
         raise ValueError(f"data has {len(by_task['<od>'])} detection prompts but shapes has {len(shapes)} images")
-    size = data.images.shape[-1]
+    size = data.source_images.shape[-1]
     captions = by_task["<caption>"]
     detections, targets = [], []
     for answer, _, i in by_task["<od>"]:
