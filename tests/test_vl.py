@@ -10,8 +10,10 @@ import torch.nn as nn
 from cvkit.vl import (
     CLIP,
     CaptionTokenizer,
+    CaptionedImages,
     ShowAttendTell,
     TransformerCaptioner,
+    attention_on_named_objects,
     beam_search,
     caption_loss,
     caption_metrics,
@@ -256,3 +258,45 @@ def test_transformer_captioner_reports_cross_attention_per_word():
     assert out.attention.shape == (2, out.tokens.shape[1], 16)
     torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, out.tokens.shape[1]))
     assert not model.decoder[-1].cross_attn.keep_attention  # recording is switched off again
+
+
+def _two_object_image():
+    """A 4x4 image whose 2x2 grid of regions holds a red circle top-left and a blue square bottom-right."""
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[0, :2, :2] = True
+    masks[1, 2:, 2:] = True
+    return CaptionedImages(
+        images=torch.zeros(1, 3, 4, 4, dtype=torch.uint8),
+        tokens=torch.zeros(1, 9, dtype=torch.long),
+        captions=["a red circle left of a blue square"],
+        objects=[[("red", "circle"), ("blue", "square")]],
+        boxes=[torch.tensor([[0.0, 0.0, 2.0, 2.0], [2.0, 2.0, 4.0, 4.0]])],
+        masks=[masks],
+    )
+
+
+def test_attention_on_named_objects_hand_computed():
+    data = _two_object_image()
+    attention = torch.full((1, 9, 4), 0.25)  # regions: top-left, top-right, bottom-left, bottom-right
+    attention[0, 2] = torch.tensor([0.5, 0.3, 0.2, 0.0])  # "circle": half on the circle, none on the square
+    attention[0, 7] = torch.tensor([0.1, 0.1, 0.1, 0.7])  # "square": 0.7 on the square, 0.1 on the circle
+    out = attention_on_named_objects(attention, data.captions, data)
+    assert out["words"] == 2 and out["hit_rate"] == 1.0
+    assert out["named"] == pytest.approx((0.5 + 0.7) / 2)
+    assert out["other"] == pytest.approx((0.0 + 0.1) / 2)
+    assert out["area"] == pytest.approx(0.25)
+    # a wrong noun is not scored: "square" for the circle is skipped, the second noun still names object 1
+    wrong = attention_on_named_objects(attention, ["a red square left of a blue square"], data)
+    assert wrong["words"] == 1 and wrong["named"] == pytest.approx(0.7) and wrong["other"] == pytest.approx(0.1)
+
+
+def test_attention_on_named_objects_rejects_bad_input():
+    data = _two_object_image()
+    with pytest.raises(TypeError, match="attention"):
+        attention_on_named_objects(None, data.captions, data)
+    with pytest.raises(ValueError, match="square grid"):
+        attention_on_named_objects(torch.full((1, 9, 3), 1 / 3), data.captions, data)
+    with pytest.raises(ValueError, match="2 captions"):
+        attention_on_named_objects(torch.full((1, 9, 4), 0.25), data.captions * 2, data)
+    with pytest.raises(ValueError, match="nothing to score"):
+        attention_on_named_objects(torch.full((1, 9, 4), 0.25), ["a red triangle left of a blue circle"], data)

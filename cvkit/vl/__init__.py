@@ -4,7 +4,7 @@
 * :mod:`~cvkit.vl.data`: synthetic shapes as (image, caption) pairs.
 * :mod:`~cvkit.vl.captioning`: encoder-decoder, Show-Attend-Tell and transformer captioners.
 * :mod:`~cvkit.vl.decoding`: greedy decoding and beam search.
-* :mod:`~cvkit.vl.metrics`: BLEU (torchmetrics) and exact match.
+* :mod:`~cvkit.vl.metrics`: BLEU (torchmetrics), exact match, and attention on the named objects.
 * :mod:`~cvkit.vl.clip`: CLIP's encoders, loss, zero-shot classification and dense similarity.
 * :mod:`~cvkit.vl.vqa`: visual question answering on shapes (questions from the ground truth, a VQA network).
 """
@@ -25,7 +25,7 @@ from cvkit.vl.clip import (
 )
 from cvkit.vl.data import CaptionedImages, captioned_shapes
 from cvkit.vl.decoding import Decoded, beam_search, greedy_decode
-from cvkit.vl.metrics import caption_metrics
+from cvkit.vl.metrics import attention_on_named_objects, caption_metrics
 from cvkit.vl.tokenizer import CaptionTokenizer
 from cvkit.vl.vqa import ANSWERS, QUESTION_VOCAB, VQAData, VQANet, questions_for, vqa_accuracy, vqa_shapes, vqa_step
 
@@ -38,6 +38,7 @@ __all__ = [
     "ShowAttendTell",
     "TextEncoder",
     "TransformerCaptioner",
+    "attention_on_named_objects",
     "beam_search",
     "caption_loss",
     "caption_metrics",
