@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 import torch
-import torch.nn.functional as F
+
+from cvkit.inspect.attention import attention_inside_mask
 
 if TYPE_CHECKING:
     from cvkit.vl.data import CaptionedImages
@@ -66,7 +67,8 @@ def attention_on_named_objects(
 
     Args:
         attention: (N, T, L) float attention weights per generated word over L = h * h square-grid regions (each row
-            sums to 1), as :func:`cvkit.vl.greedy_decode` returns them; word t is word t of the decoded caption.
+            sums to 1), as :func:`cvkit.vl.greedy_decode` returns them; word t is word t of the decoded caption. The
+            images' sides must be multiples of h (the mass per object is :func:`cvkit.inspect.attention_inside_mask`).
         captions: N decoded captions (``CaptionTokenizer.decode``), words separated by spaces.
         data: the :class:`cvkit.vl.CaptionedImages` the captions describe (its ``objects`` and ``masks``).
         nouns: the words that name an object (default: the shapes dataset's shape names).
@@ -76,7 +78,8 @@ def attention_on_named_objects(
 
     Raises:
         TypeError: ``attention`` is not a tensor (a model without attention decodes to ``attention=None``).
-        ValueError: shapes that do not match (N captions and images; L not a square), or no noun to score.
+        ValueError: shapes that do not match (N captions and images; L not a square; image sides not multiples of
+            h), or no noun to score.
     """
     from cvkit.data.shapes import SHAPE_CLASSES
 
@@ -98,7 +101,7 @@ def attention_on_named_objects(
         objects = data.objects[i]
         if len(objects) < 2:
             continue
-        cover = F.adaptive_avg_pool2d(data.masks[i].float()[None], side)[0].flatten(1)  # (K, L): share of each region
+        masks = data.masks[i]  # (K, H, W): object k's pixels
         k = -1
         for t, word in enumerate(caption.split()):
             if word not in nouns:
@@ -106,10 +109,11 @@ def attention_on_named_objects(
             k += 1
             if k >= len(objects) or t >= steps or word != objects[k][1]:
                 continue
-            mass = cover @ attention[i, t].float().cpu()  # (K,) attention on each object's pixels
+            word_map = attention[i, t].reshape(1, side, side).expand(len(masks), side, side)
+            mass, covered = attention_inside_mask(word_map, masks)  # (K,) each: mass on object k, its area
             named += mass[k].item()
             other += (mass.sum() - mass[k]).item() / (len(objects) - 1)
-            area += cover[k].mean().item()
+            area += covered[k].item()
             hits += int(mass.argmax().item() == k)
             count += 1
     if count == 0:
