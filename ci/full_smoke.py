@@ -9,7 +9,8 @@ a check of the Checks cell that asserts a full-profile accuracy bar is expected 
 test* when it runs to its Checks cell (``report.json`` records where each one stopped). The numbers mean nothing.
 
 ``--data DIR`` sets ``$CVKIT_DATA`` for the kernels (e.g. a folder of small stand-ins for CIFAR-10, Oxford-IIIT Pet
-and VOC in their own formats), so the real-data sections run too.
+and VOC in their own formats), so the real-data sections run too. Checkpoints and other outputs go to ``outputs/``
+under ``--out`` (as ``$CVKIT_OUTPUT``, unless that is set), so a smoke run leaves nothing beside real full runs.
 """
 
 from __future__ import annotations
@@ -222,6 +223,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.data:
         os.environ["CVKIT_DATA"] = str(Path(args.data).resolve())
+    # the tiny runs' checkpoints go under --out, not into notebooks/checkpoints/ beside real full-profile runs
+    os.environ.setdefault("CVKIT_OUTPUT", str((Path(args.out) / "outputs").resolve()))
     rows = []
     for name in args.names or list(TINY):
         path = ROOT / "notebooks" / f"{name}.ipynb"
