@@ -300,3 +300,5 @@ def test_attention_on_named_objects_rejects_bad_input():
         attention_on_named_objects(torch.full((1, 9, 4), 0.25), data.captions * 2, data)
     with pytest.raises(ValueError, match="nothing to score"):
         attention_on_named_objects(torch.full((1, 9, 4), 0.25), ["a red triangle left of a blue circle"], data)
+    with pytest.raises(ValueError, match="does not tile"):  # a 3x3 grid of regions on a 4x4 image
+        attention_on_named_objects(torch.full((1, 9, 9), 1 / 9), data.captions, data)
