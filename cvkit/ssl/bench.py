@@ -115,7 +115,9 @@ class ProbeBench:
             augment: one batched transform per training batch of the supervised baseline.
             suffix: appended to the row names (e.g. ``" (ViT)"``).
             seed: seeds both encoders' initialisation.
-            **budget: ``epochs``, ``batch_size``, ``lr``, ... of :func:`cvkit.ssl.train_supervised`.
+            **budget: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_dir``, ... of
+                :func:`cvkit.ssl.train_supervised`; with ``checkpoint_dir`` the supervised baseline saves a
+                checkpoint every epoch and resumes from it when run again (a Colab disconnect loses one epoch).
 
         Returns:
             (random-init encoder, supervised encoder).
