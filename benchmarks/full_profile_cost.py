@@ -54,8 +54,12 @@ def full_params(notebook: str) -> dict:
 def seconds_per_step(train: Callable[[], object], steps: int) -> float:
     """Run ``train`` (which takes ``steps`` optimiser steps) twice and return the second run's seconds per step."""
     train()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     tic = time.perf_counter()
     train()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # kernels still queued belong to this run
     return (time.perf_counter() - tic) / steps
 
 
