@@ -518,6 +518,8 @@ def test_main_job_ends_with_the_website(tmp_path):
             "execution_count": None,
         },
     ]
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"  # nbformat 4.5 requires cell ids
     nb = {
         "cells": cells,
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
