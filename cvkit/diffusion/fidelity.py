@@ -29,7 +29,8 @@ def guidance_class_share(
 
     Every scale starts from the same noise (``seed``), so the columns of a grid differ only in the scale. Scale 0 is
     the unconditional model: its share is about 1 / ``num_classes`` (chance); a model that learned its classes scores
-    higher at scale 1, and guidance (scale > 1) raises the share further.
+    higher at scale 1. Guidance (scale > 1) can raise the share further, until over-guided samples stop looking like
+    any class: 12_diffusion measures both (its full-profile model falls from about 80% at scale 1 to 30% at scale 3).
 
     Args:
         model: a class-conditional noise predictor ``model(x_t, t, labels)`` (label -1: no class).
