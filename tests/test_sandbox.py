@@ -192,3 +192,42 @@ def test_the_daemon_finder_finds_a_surviving_daemon():
         for proc in (other, daemon):
             proc.kill()
             proc.wait()
+
+
+# A child forked from the kernel shares all its pages with it until it writes to them (copy-on-write). Summing the
+# processes' resident set sizes counts those pages twice; the watchdog must count them once (matplotlib forks
+# `fc-list` from a 1 GiB kernel, and an honest a4_detection submission was stopped at 2 GiB for that in CI).
+FORK_CELLS = [
+    "import os, time\nprint(open('/proc/self/statm').read().split()[1])",  # the runner alone (B; pages), 0.70 GiB here
+    "blob = bytearray(b'\\x01') * (2**30)",
+    # the child only reads: its pages stay shared (RSS sum 2B + 2 GiB ~ 3.4 GiB, PSS sum B + 1 GiB ~ 1.7 GiB)
+    "pid = os.fork()\nif pid == 0:\n    time.sleep(2.0)\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('shared fork ended')",
+    # the child writes every page of its copy: now the two really use B + 2 GiB ~ 2.7 GiB together
+    "pid = os.fork()\nif pid == 0:\n    for i in range(0, len(blob), 4096):\n        blob[i] = 2\n    time.sleep(3.0)\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('private fork ended')",
+]
+
+
+def test_the_memory_limit_counts_pages_a_forked_child_shares_once(tmp_path):
+    works, _ = sandbox_status()
+    box = tmp_path / "box"
+    prepare_box(box, {"cells": []}, None)
+    execution = execute_submission(
+        [(i, "", src) for i, src in enumerate(FORK_CELLS)],
+        {},
+        [],
+        box,
+        Limits(memory_gb=2.25, time_limit=120, cell_timeout=30),
+        "bwrap" if works else "none",
+        [ROOT],
+        tmp_path / "log.txt",
+    )
+    records = [execution.records.get(i) for i in range(len(FORK_CELLS))]
+    text = ["".join(o.get("text", "") for o in r.outputs) if r else "" for r in records]
+    baseline = int(text[0]) * os.sysconf("SC_PAGE_SIZE")
+    # the 2.25 GiB limit sits between B + 1 and B + 2 GiB with a margin of 0.25 GiB or more for B in [0.5, 1.0]
+    assert 0.5 * 2**30 <= baseline <= 2**30, (
+        f"the runner alone uses {baseline / 2**30:.2f} GiB; the limit assumes 0.5-1"
+    )
+    assert "shared fork ended" in text[2], f"stopped although the child shared its pages: {execution.message}"
+    assert execution.stopped == "memory" and execution.stopped_at == 3, (execution.stopped, execution.message)
+    assert "2.25 GiB" in execution.message

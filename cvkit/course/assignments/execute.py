@@ -6,7 +6,8 @@ each test cell, that test's sandbox half, and reads back per cell the (capped) o
 per test, the answers (JSON + safetensors, read the moment the test ends, with ``O_NOFOLLOW`` and size
 limits, before any further student code runs).
 
-From outside, a watchdog thread stops the sandbox when its processes together pass the memory limit,
+From outside, a watchdog thread stops the sandbox when its processes together pass the memory limit
+(their proportional set size, so pages a forked child shares with its parent count once),
 start too many processes, or the notebook passes its time limit; a cell that ignores the per-cell
 interrupt is stopped when it overstays by half the per-cell limit (2 to :data:`GRACE` seconds). Whatever stops the sandbox, every
 process in it is killed and the cells after that point are recorded as not run.
@@ -107,6 +108,37 @@ class Execution:
     log: str = ""
 
 
+def _used(procs: list, limit: int) -> int:
+    """Bytes of memory the processes use together, exact wherever it is near ``limit``.
+
+    First the sum of their resident set sizes (RSS), which is cheap (microseconds a process). RSS counts a
+    page shared by several processes once per process: a child forked from a 1 GiB kernel shares all its
+    pages until it calls exec, so for those milliseconds the RSS sum is 2 GiB. matplotlib forks ``fc-list``
+    when it builds its font cache, and the honest a4_detection submission was stopped at its 2 GiB limit
+    when the watchdog sampled inside that window (CI, stop 34). So when the RSS sum passes the limit, the
+    sum of their proportional set sizes (PSS, which divides each shared page among the processes mapping
+    it) decides; it takes milliseconds a process to read, too slow for every tick. Where PSS cannot be read
+    (not Linux), RSS. A process that has just ended counts 0.
+    """
+
+    def each(read) -> int:
+        total = 0
+        for p in procs:
+            try:
+                total += read(p)
+            except Exception:  # noqa: BLE001, S112 - a process that just ended, or one we may not inspect
+                continue
+        return total
+
+    rss = each(lambda p: p.memory_info().rss)
+    if rss <= limit or not _HAS_PSS:
+        return rss
+    return each(lambda p: p.memory_full_info().pss)
+
+
+_HAS_PSS = os.path.exists("/proc/self/smaps_rollup") or os.path.exists("/proc/self/smaps")
+
+
 class _Sandbox:
     """A running sandbox: its process, the reader of its messages and the watchdog."""
 
@@ -169,13 +201,7 @@ class _Sandbox:
             if len(procs) > self.limits.max_processes + 3:  # bwrap, its init, the runner
                 self.stop("processes")
                 return
-            rss = 0
-            for p in procs:
-                try:
-                    rss += p.memory_info().rss
-                except Exception:  # noqa: BLE001, S110 - a process that just ended
-                    pass
-            if rss > limit:
+            if _used(procs, limit) > limit:
                 self.stop("memory")
                 return
 

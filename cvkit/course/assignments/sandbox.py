@@ -45,7 +45,8 @@ class Limits:
     """What one submission may use.
 
     Attributes:
-        memory_gb: resident memory of all its processes together (GiB); then it is stopped.
+        memory_gb: memory of all its processes together (GiB; their proportional set size, so a page
+            two of them share counts once); then it is stopped.
         time_limit: seconds the whole notebook may run; then it is stopped.
         cell_timeout: seconds one cell may run before it is interrupted.
         file_size_mb: largest file it may write (MiB).
