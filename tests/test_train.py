@@ -106,6 +106,34 @@ def test_resume_equals_uninterrupted(fmnist, tmp_path, loader_kind):
     assert _weights_equal(resumed, reference)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: fit loads the checkpoint onto it")
+def test_a_run_checkpointed_on_cuda_resumes_on_cuda(fmnist, tmp_path):
+    """The path of a Colab student whose runtime disconnected: fit on the GPU, interrupted, the same call again.
+
+    On an H200 (2026-12-04) every such resume raised "RNG state must be a torch.ByteTensor": loading the checkpoint
+    onto the GPU had moved the saved generator states there too.
+    """
+    train, _ = fmnist
+    config = TrainConfig(epochs=3, lr=2e-3, progress=False, verbose=False, device="cuda")
+
+    def stop_after_one(epoch, history):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(
+            small_cnn(),
+            DeviceLoader.from_dataset(train.subset(512), 64),
+            config=config,
+            checkpoint_dir=str(tmp_path),
+            callbacks=[stop_after_one],
+        )
+    history = fit(
+        small_cnn(seed=1), DeviceLoader.from_dataset(train.subset(512), 64), config=config, checkpoint_dir=str(tmp_path)
+    )
+    assert history["epoch"] == [1, 2, 3]
+
+
 def test_nan_loss_stops_and_names_the_step():
     data = [(torch.randn(4, 3), torch.zeros(4, dtype=torch.long)) for _ in range(10)]
     model = nn.Linear(3, 2)

@@ -69,7 +69,19 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`."""
-    torch.set_rng_state(state["torch"])
+    """Inverse of :func:`rng_state`, whatever device the checkpoint was loaded to.
+
+    Generator states are CPU byte tensors (``uint8``), and ``torch.set_rng_state`` refuses any other ("RNG state
+    must be a torch.ByteTensor"). :func:`load_checkpoint` with ``map_location="cuda"``, as ``fit`` loads on a GPU,
+    moves every tensor of the file to the GPU, these too: before this was handled, every run resumed on a GPU
+    stopped there (11_4's full profile on an H200, 2026-12-04). A checkpoint written on a machine with more GPUs
+    than this one restores the generators of the GPUs this one has; one written without CUDA leaves them alone.
+
+    Args:
+        state: ``{"torch": (N,) uint8, "cuda": [(M,) uint8, ...] (optional)}`` on any device, as :func:`rng_state`
+            returned it.
+    """
+    torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = [s.to("cpu", torch.uint8) for s in state["cuda"]][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda)
