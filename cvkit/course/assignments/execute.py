@@ -7,7 +7,7 @@ per test, the answers (JSON + safetensors, read the moment the test ends, with `
 limits, before any further student code runs).
 
 From outside, a watchdog thread stops the sandbox when its processes together pass the memory limit
-(their proportional set size, so pages a forked child shares with its parent count once),
+(counting a page that several of them share once, see :func:`_used`),
 start too many processes, or the notebook passes its time limit; a cell that ignores the per-cell
 interrupt is stopped when it overstays by half the per-cell limit (2 to :data:`GRACE` seconds). Whatever stops the sandbox, every
 process in it is killed and the cells after that point are recorded as not run.
@@ -108,6 +108,9 @@ class Execution:
     log: str = ""
 
 
+_HAS_PSS = os.path.exists("/proc/self/smaps_rollup") or os.path.exists("/proc/self/smaps")
+
+
 def _used(procs: list, limit: int) -> int:
     """Bytes of memory the processes use together, exact wherever it is near ``limit``.
 
@@ -134,9 +137,6 @@ def _used(procs: list, limit: int) -> int:
     if rss <= limit or not _HAS_PSS:
         return rss
     return each(lambda p: p.memory_full_info().pss)
-
-
-_HAS_PSS = os.path.exists("/proc/self/smaps_rollup") or os.path.exists("/proc/self/smaps")
 
 
 class _Sandbox:
