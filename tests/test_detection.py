@@ -310,6 +310,54 @@ def test_set_prediction_loss_perfect_predictions_and_gradients(gen):
     torch.testing.assert_close(got["loss_cls"], expected)
 
 
+def _detr_batch(gen, sizes, queries=6, classes=3):
+    """Random DETR outputs for len(sizes) images and targets with sizes[b] objects each."""
+    logits = torch.randn(len(sizes), queries, classes + 1, generator=gen)
+    boxes = random_boxes(len(sizes) * queries, gen).reshape(len(sizes), queries, 4)
+    targets = [{"boxes": random_boxes(m, gen), "labels": torch.randint(0, classes, (m,), generator=gen)} for m in sizes]
+    return logits, boxes, targets
+
+
+def test_match_batch_equals_matching_each_image(gen):
+    sizes = [3, 0, 6, 1, 4]
+    logits, boxes, targets = _detr_batch(gen, sizes)
+    got = D.match_batch(logits, boxes, targets, (100, 100))
+    assert len(got) == len(sizes)
+    for b, t in enumerate(targets):
+        rows, cols = D.match_predictions(logits[b], boxes[b], t["labels"], t["boxes"], (100, 100))
+        assert torch.equal(got[b][0], rows) and torch.equal(got[b][1], cols), f"image {b}"
+        assert len(got[b][0]) == min(6, sizes[b])
+    with pytest.raises(ValueError, match="2 targets for a batch of 5"):
+        D.match_batch(logits, boxes, targets[:2], (100, 100))
+    targets[2]["labels"][0] = 3  # the "no object" index is not a class
+    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
+        D.match_batch(logits, boxes, targets, (100, 100))
+
+
+def test_set_prediction_loss_matches_the_batch_like_each_image(gen):
+    logits, boxes, targets = _detr_batch(gen, [2, 0, 5])
+    logits.requires_grad_(True)
+    got = D.set_prediction_loss(logits, boxes, targets, (100, 100))
+    per_image = [
+        D.match_predictions(logits[b].detach(), boxes[b], t["labels"], t["boxes"], (100, 100))
+        for b, t in enumerate(targets)
+    ]
+    expected = D.set_prediction_loss(logits, boxes, targets, (100, 100), matches=per_image)
+    for key in ("loss", "loss_cls", "loss_l1", "loss_giou"):
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    # the box terms by hand: L1 of normalised cxcywh and 1 - GIoU over the 7 matched pairs
+    pred = torch.cat([boxes[b, p] for b, (p, _) in enumerate(per_image)])
+    gt = torch.cat([t["boxes"][g] for (_, g), t in zip(per_image, targets)])
+    l1 = (ops.box_convert(pred / 100, "xyxy", "cxcywh") - ops.box_convert(gt / 100, "xyxy", "cxcywh")).abs().sum() / 7
+    giou = (1 - ops.generalized_box_iou(pred, gt).diagonal()).sum() / 7
+    torch.testing.assert_close(got["loss_l1"], l1)
+    torch.testing.assert_close(got["loss_giou"], giou)
+    got["loss"].backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="2 matches for a batch of 3"):
+        D.set_prediction_loss(logits, boxes, targets, (100, 100), matches=per_image[:2])
+
+
 # -- RoI pooling and RoIAlign ----------------------------------------------------------------------
 
 

@@ -86,6 +86,20 @@ def test_detr_step_prediction_format_and_position_encoding(shapes):
     model = create_model("detr_small", dim=32, ffn=64, widths=(8, 16, 32), num_queries=5)
     images, targets = next(iter(D.DetectionBatches(shapes, batch_size=3, label_offset=0)))
     out = D.detr_step(model, (images, targets))
+    # the loss is the set loss of every decoder layer, each matched image by image (what detr_step batches)
+    with torch.no_grad():
+        raw = model(images)
+        expected = 0.0
+        for layer in [raw, *raw["aux"]]:
+            matches = [
+                D.match_predictions(layer["logits"][b], layer["boxes"][b], t["labels"], t["boxes"], (64, 64))
+                for b, t in enumerate(targets)
+            ]
+            expected += D.set_prediction_loss(layer["logits"], layer["boxes"], targets, (64, 64), matches=matches)[
+                "loss"
+            ]
+    assert len(raw["aux"]) > 0 and tuple(images.shape[-2:]) == (64, 64)
+    torch.testing.assert_close(out.loss.detach(), expected)
     out.loss.backward()
     assert torch.isfinite(out.loss) and model.query_pos.grad is not None
     preds = model.predict(images)
@@ -98,6 +112,32 @@ def test_detr_step_prediction_format_and_position_encoding(shapes):
     torch.testing.assert_close(pos.reshape(4, 6, 16)[:, 0, 0], torch.sin(2 * math.pi * torch.arange(1, 5) / 4))
     with pytest.raises(ValueError, match="divisible by 4"):
         sine_position_encoding(2, 2, 6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.set_sync_debug_mode)")
+def test_detr_step_syncs_do_not_grow_with_the_batch():
+    """Matching image by image copied each image's cost to the CPU after every decoder layer: B x layers waits for the
+    GPU per step (DETR's full profile ran slower on a shared H200 than on 2 CPU cores). detr_step matches the batch
+    and all layers in one call, so its syncs per step are a constant."""
+    import warnings
+
+    data = ShapesDataset(n=16, image_size=64, seed=5)
+    model = create_model("detr_small", dim=32, ffn=64, widths=(8, 16, 32), num_queries=5).cuda()
+    syncs = {}
+    for batch_size in (2, 8):
+        images, targets = next(iter(D.DetectionBatches(data, batch_size=batch_size, label_offset=0)))
+        images = images.cuda()
+        targets = [{k: v.cuda() for k, v in t.items()} for t in targets]
+        D.detr_step(model, (images, targets)).loss.backward()  # warm-up
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                D.detr_step(model, (images, targets)).loss.backward()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs[batch_size] = sum("synchroniz" in str(w.message) for w in caught)
+    assert syncs[2] == syncs[8], syncs
 
 
 def test_region_targets_follow_rcnn_thresholds():

@@ -38,6 +38,7 @@ from cvkit.detection.matching import (
     MatchCostWeights,
     hungarian_match,
     match_anchors,
+    match_batch,
     match_predictions,
     matching_cost,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "grid_anchors",
     "hungarian_match",
     "match_anchors",
+    "match_batch",
     "match_predictions",
     "matching_cost",
     "mean_average_precision",

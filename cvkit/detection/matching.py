@@ -28,7 +28,7 @@ assignment itself is the linear sum assignment problem, solved by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -186,3 +186,50 @@ def match_predictions(
     """
     with torch.no_grad():
         return hungarian_match(matching_cost(logits, pred_boxes, gt_labels, gt_boxes, image_size, weights))
+
+
+def match_batch(
+    logits: torch.Tensor,
+    pred_boxes: torch.Tensor,
+    targets: Sequence[Mapping[str, torch.Tensor]],
+    image_size: Sequence[int],
+    weights: MatchCostWeights = MatchCostWeights(),
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """DETR's bipartite matching for every image of a batch, with one copy to the CPU instead of one per image.
+
+    The result is :func:`match_predictions` applied image by image. The work is arranged as in DETR's reference
+    ``HungarianMatcher``: one :func:`matching_cost` of all B x N predictions against all objects of the batch, one
+    copy of that matrix to the CPU, then :func:`hungarian_match` on each image's own block (its N rows and its
+    objects' columns). On a GPU every copy to the CPU waits for the queued work to finish, so matching image by image
+    stalls the GPU B times per decoder layer; stack the decoder layers into the batch to match them all in one call.
+
+    Args:
+        logits: (B, N, K + 1) float class logits; index K is "no object".
+        pred_boxes: (B, N, 4) float predicted boxes, xyxy pixels.
+        targets: B dicts with ``boxes`` (M_b, 4) float xyxy pixels and ``labels`` (M_b,) int64 in [0, K).
+        image_size: ``(height, width)`` in pixels (normalises the L1 term).
+        weights: :class:`MatchCostWeights` (DETR's 1, 5, 2 by default).
+
+    Returns:
+        B pairs ``(pred_idx, gt_idx)`` of (min(N, M_b),) int64 tensors on the CPU, as :func:`hungarian_match` gives
+        them for image b.
+
+    Raises:
+        ValueError: inconsistent shapes, a target list of the wrong length, labels outside [0, K), unordered boxes,
+            or a cost with NaN or inf entries.
+    """
+    if logits.dim() != 3 or pred_boxes.shape != (*logits.shape[:2], 4):
+        raise ValueError(
+            f"need logits (B, N, K + 1) and pred_boxes (B, N, 4), got {tuple(logits.shape)} and "
+            f"{tuple(pred_boxes.shape)}"
+        )
+    if len(targets) != logits.shape[0]:
+        raise ValueError(f"got {len(targets)} targets for a batch of {logits.shape[0]} images")
+    batch, queries = logits.shape[:2]
+    with torch.no_grad():
+        labels = torch.cat([t["labels"] for t in targets]).to(logits.device)  # (M,) all objects of the batch
+        boxes = torch.cat([t["boxes"] for t in targets]).to(pred_boxes)  # (M, 4)
+        cost = matching_cost(logits.flatten(0, 1), pred_boxes.flatten(0, 1), labels, boxes, image_size, weights)
+        cost = cost.view(batch, queries, labels.shape[0]).cpu()  # (B, N, M): the one copy to the CPU
+    sizes = [t["boxes"].shape[0] for t in targets]
+    return [hungarian_match(block[b]) for b, block in enumerate(cost.split(sizes, dim=-1))]

@@ -2,8 +2,8 @@ r"""DETR's set prediction loss: match predictions to objects, then score the mat
 
 DETR (Carion et al., "End-to-End Object Detection with Transformers", ECCV 2020) predicts a
 fixed set of N boxes per image with no anchors and no NMS. Training first finds the optimal
-one-to-one assignment :math:`\hat\sigma` (:func:`cvkit.detection.matching.match_predictions`),
-then computes the Hungarian loss (eq. 2)
+one-to-one assignment :math:`\hat\sigma` of each image (:func:`cvkit.detection.matching.match_predictions`; for a
+batch, :func:`cvkit.detection.matching.match_batch`), then computes the Hungarian loss (eq. 2)
 
 .. math::
     \mathcal{L}_{\text{Hungarian}}(y, \hat y) = \sum_{i=1}^{N} \Big[ -\log \hat p_{\hat\sigma(i)}(c_i)
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cvkit.detection.boxes import box_convert, elementwise_box_iou, normalize_boxes
-from cvkit.detection.matching import MatchCostWeights, match_predictions
+from cvkit.detection.matching import MatchCostWeights, match_batch
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,15 @@ def set_prediction_loss(
         targets: B dicts with ``boxes`` (M_b, 4) float xyxy pixels and ``labels`` (M_b,) int64 in [0, K).
         image_size: ``(height, width)`` in pixels (normalises the L1 term).
         weights: :class:`SetLossWeights`.
-        matches: precomputed ``(pred_idx, gt_idx)`` per image (default: computed here with
-            DETR's matching cost, whose weights mirror ``weights``).
+        matches: precomputed ``(pred_idx, gt_idx)`` per image, on any device (default: computed here by
+            :func:`~cvkit.detection.matching.match_batch` with DETR's matching cost, whose weights mirror ``weights``).
 
     Returns:
         dict of scalar tensors: ``loss`` (the weighted total), ``loss_cls``, ``loss_l1``, ``loss_giou``
         (unweighted, detached, for logging); the box terms are 0 when the batch has no objects.
 
     Raises:
-        ValueError: inconsistent shapes or a target list of the wrong length.
+        ValueError: inconsistent shapes, or a target or match list of the wrong length.
     """
     if logits.dim() != 3 or boxes.shape != (*logits.shape[:2], 4):
         raise ValueError(
@@ -74,22 +74,31 @@ def set_prediction_loss(
     num_classes = logits.shape[-1] - 1
     if matches is None:
         cost = MatchCostWeights(weights.cls, weights.l1, weights.giou)
-        matches = [
-            match_predictions(logits[b].detach(), boxes[b].detach(), t["labels"], t["boxes"], image_size, cost)
-            for b, t in enumerate(targets)
-        ]
+        matches = match_batch(logits.detach(), boxes.detach(), targets, image_size, cost)
+    if len(matches) != len(targets):
+        raise ValueError(f"got {len(matches)} matches for a batch of {len(targets)} images")
+
+    # the matched pairs of the whole batch as three index vectors, built on the CPU and sent to the device at once
+    offsets = [0]
+    for t in targets:
+        offsets.append(offsets[-1] + t["labels"].shape[0])
+    batch_idx = torch.cat([torch.full_like(p.cpu(), b) for b, (p, _) in enumerate(matches)])  # (M,) image
+    pred_idx = torch.cat([p.cpu() for p, _ in matches])  # (M,) its query
+    gt_idx = torch.cat([g.cpu() + offsets[b] for b, (_, g) in enumerate(matches)])  # (M,) its object in the batch
+    batch_idx, pred_idx, gt_idx = torch.stack([batch_idx, pred_idx, gt_idx]).to(logits.device, non_blocking=True)
+    gt_labels = torch.cat([t["labels"] for t in targets]).to(logits.device)  # (sum M_b,)
+    gt_boxes = torch.cat([t["boxes"] for t in targets]).to(boxes)  # (sum M_b, 4)
 
     # classification: matched queries learn their object's class, all others "no object"
     target_classes = torch.full(logits.shape[:2], num_classes, dtype=torch.int64, device=logits.device)  # (B, N)
-    for b, ((pred_idx, gt_idx), t) in enumerate(zip(matches, targets)):
-        target_classes[b, pred_idx] = t["labels"][gt_idx].to(logits.device)
+    target_classes[batch_idx, pred_idx] = gt_labels[gt_idx]
     class_weight = torch.ones(num_classes + 1, device=logits.device, dtype=logits.dtype)
     class_weight[num_classes] = weights.no_object
     loss_cls = F.cross_entropy(logits.transpose(1, 2), target_classes, weight=class_weight)  # (B, K+1, N) vs (B, N)
 
     # boxes: only matched pairs, averaged over the objects in the batch
-    pred = torch.cat([boxes[b, pred_idx] for b, (pred_idx, _) in enumerate(matches)])  # (M, 4)
-    gt = torch.cat([t["boxes"][gt_idx].to(boxes) for (_, gt_idx), t in zip(matches, targets)])  # (M, 4)
+    pred = boxes[batch_idx, pred_idx]  # (M, 4)
+    gt = gt_boxes[gt_idx]  # (M, 4)
     num_objects = max(gt.shape[0], 1)
     if gt.shape[0]:
         pred_c = box_convert(normalize_boxes(pred, image_size), "xyxy", "cxcywh")

@@ -17,6 +17,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from cvkit.detection.matching import MatchCostWeights, match_batch
 from cvkit.detection.metrics import mean_average_precision
 from cvkit.detection.set_loss import SetLossWeights, set_prediction_loss
 from cvkit.train.loop import StepOutput
@@ -118,14 +119,30 @@ def torchvision_detection_step(model: nn.Module, batch) -> StepOutput:
 
 
 def detr_step(model: nn.Module, batch, weights: SetLossWeights = SetLossWeights()) -> StepOutput:
-    """One training step of :class:`cvkit.models.detr.DETR`: the set loss after the last and every auxiliary decoder layer."""
+    """One training step of :class:`cvkit.models.detr.DETR`: the set loss after the last and every auxiliary decoder layer.
+
+    The outputs of all decoder layers are matched in one :func:`~cvkit.detection.matching.match_batch` call (one copy
+    to the CPU per step), then each layer's loss uses its own matches.
+    """
     images, targets = batch
     out = model(images)
     size = tuple(images.shape[-2:])
-    loss = set_prediction_loss(out["logits"], out["boxes"], targets, size, weights)["loss"]
-    for aux in out["aux"]:
-        loss = loss + set_prediction_loss(aux["logits"], aux["boxes"], targets, size, weights)["loss"]
-    return StepOutput(loss=loss, count=len(targets))
+    layers = [out, *out["aux"]]  # the last decoder layer, then the auxiliary ones
+    matches = match_batch(
+        torch.cat([layer["logits"] for layer in layers]).detach(),
+        torch.cat([layer["boxes"] for layer in layers]).detach(),
+        list(targets) * len(layers),
+        size,
+        MatchCostWeights(weights.cls, weights.l1, weights.giou),
+    )
+    n = len(targets)
+    loss = sum(
+        set_prediction_loss(layer["logits"], layer["boxes"], targets, size, weights, matches[i * n : (i + 1) * n])[
+            "loss"
+        ]
+        for i, layer in enumerate(layers)
+    )
+    return StepOutput(loss=loss, count=n)
 
 
 @torch.no_grad()
