@@ -5,7 +5,11 @@ notebook; its log in ``WORK/logs/NAME.log``, and ``WORK/logs/NAME.killed`` (its 
 Order: the longest notebooks first (to see their first epochs), then the rest by their full run on 2 CPU cores,
 shortest first (benchmarks/README.md), so that the most notebooks finish before the deadline.
 
-Usage: ``python ci/gpu_check/pool.py --deadline EPOCH_SECONDS --work DIR [--jobs 16] [--only NAME,NAME]``
+With ``--smoke`` each notebook runs ``ci/full_smoke.py NAME`` instead: the full profile's code paths with tiny
+sizes, so that every cell runs on the GPU in about a minute (its ``smoke.json`` says whether it reached the Checks
+cell; the full-profile accuracy bars are expected to fail there).
+
+Usage: ``python ci/gpu_check/pool.py --deadline EPOCH_SECONDS --work DIR [--jobs 16] [--only NAME,NAME] [--smoke]``
 """
 
 import argparse
@@ -77,6 +81,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--work", required=True)
     ap.add_argument("--only", default="", help="comma-separated notebook names (default: all)")
+    ap.add_argument(
+        "--smoke", action="store_true", help="run ci/full_smoke.py (tiny sizes) instead of the full profile"
+    )
     a = ap.parse_args()
     work = Path(a.work)
     (work / "logs").mkdir(parents=True, exist_ok=True)
@@ -89,8 +96,11 @@ def main() -> None:
     while (queue or running) and time.time() < a.deadline:
         while queue and len(running) < a.jobs:
             name = queue.pop(0)
-            command = [sys.executable, "-m", "cvkit", "run", "--profile", "full", f"notebooks/{name}.ipynb"]
-            command += ["--out", str(work / "runs" / name), "--timeout", "3000"]
+            if a.smoke:
+                command = [sys.executable, "ci/full_smoke.py", name, "--out", str(work / "runs" / name)]
+            else:
+                command = [sys.executable, "-m", "cvkit", "run", "--profile", "full", f"notebooks/{name}.ipynb"]
+                command += ["--out", str(work / "runs" / name), "--timeout", "3000"]
             with open(work / "logs" / f"{name}.log", "w") as log:
                 proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             running[name] = (proc, time.time())

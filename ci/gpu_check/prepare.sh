@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare the folder .gpu/ that one `device` call carries (see run.sh): Python 3.12 wheels of what the GPU machine's
-# image lacks (the Jupyter stack papermill needs, and pycocotools), at the versions this checkout's .venv has, and
-# Fashion-MNIST's four files. Run from the repository root, after ci/install.sh. About 45 MiB; the limit of what
-# travels is 64 MiB together with the tracked tree (11 MiB).
+# image lacks (the Jupyter stack papermill needs, pycocotools, and pytest for TESTS=1), at the versions this
+# checkout's .venv has, and Fashion-MNIST's four files. Run from the repository root, after ci/install.sh. About 45
+# MiB; the limit of what travels is 64 MiB together with the tracked tree (11 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo "/.gpu/" >>.git/info/exclude; }
@@ -13,7 +13,7 @@ mkdir -p .gpu/whl .gpu/data
 NAMES="papermill nbclient nbformat jupyter_client jupyter_core ipykernel ipython traitlets tornado pyzmq comm
 matplotlib-inline prompt_toolkit jedi parso pexpect ptyprocess stack-data executing asttokens
 pure_eval wcwidth ipython_pygments_lexers fastjsonschema jsonschema jsonschema-specifications referencing rpds-py
-platformdirs tenacity entrypoints ipywidgets jupyterlab_widgets pycocotools"
+platformdirs tenacity entrypoints ipywidgets jupyterlab_widgets pycocotools pytest pluggy iniconfig"
 for name in $NAMES; do
     version=$(.venv/bin/python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name")
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

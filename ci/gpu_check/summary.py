@@ -71,6 +71,9 @@ def summarise(work: Path) -> list[dict]:
             notebooks = json.loads(report.read_text()).get("notebooks") or []
             row.update(notebooks[0] if notebooks else {})
             row["name"] = name
+        smoke = work / "runs" / name / "smoke.json"  # pool.py --smoke: ci/full_smoke.py's row
+        if smoke.exists():
+            row.update(json.loads(smoke.read_text())[0])
         killed = work / "logs" / f"{name}.killed"
         if killed.exists():
             row["status"], row["seconds"] = "killed at deadline", float(killed.read_text())
@@ -90,6 +93,8 @@ def markdown(rows: list[dict], ckpt: dict) -> str:
     for r in rows:
         p = r.get("progress", {})
         what = json.dumps(r["results"])[:300] if r.get("results") else (r.get("message") or "")[:200]
+        if "reached_checks" in r:
+            what = f"reached Checks: {r['reached_checks']}; {what}"
         if r.get("status") == "killed at deadline":
             what = f"running: {p.get('running_cell', '?')[:150]}"
         if p.get("errors"):
