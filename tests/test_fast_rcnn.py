@@ -54,3 +54,21 @@ def test_detect_runs_the_backbone_once():
     det = fast_rcnn_detect(model, torch.rand(3, 64, 64), proposals, score_threshold=0.0, nms_threshold=1.0)
     assert len(calls) == 1 and det["boxes"].shape == (9, 4)  # 3 proposals x 3 classes, nothing suppressed
     assert (det["boxes"] >= 0).all() and (det["boxes"] <= 64).all()
+
+
+def test_rois_are_pooled_at_their_float32_coordinates_under_bf16_autocast():
+    """GPU training runs under bf16 autocast: the RoIs must not be rounded to bf16 (37.3 -> 37.25) before pooling."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = create_model("fast_rcnn", widths=(8, 16), hidden=32, pooling="align").eval()
+    images = torch.rand(1, 3, 64, 64)
+    rois = torch.tensor([[0.0, 5.3, 9.7, 37.3, 50.9]])  # none of the coordinates is a bf16 number
+    seen = {}
+    model.fc.register_forward_pre_hook(lambda m, args: seen.update(pooled=args[0]))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fmap = model.features(images)
+        model.head(fmap, rois)
+        expected = torchvision.ops.roi_align(fmap.float(), rois, model.pool, 1.0 / model.stride, 2, True)
+    assert fmap.dtype == torch.bfloat16 and seen["pooled"].dtype == torch.bfloat16
+    torch.testing.assert_close(seen["pooled"].float(), expected.to(torch.bfloat16).float(), rtol=0, atol=0)

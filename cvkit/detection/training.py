@@ -127,7 +127,9 @@ def detr_step(model: nn.Module, batch, weights: SetLossWeights = SetLossWeights(
     images, targets = batch
     out = model(images)
     size = tuple(images.shape[-2:])
-    layers = [out, *out["aux"]]  # the last decoder layer, then the auxiliary ones
+    # the last decoder layer, then the auxiliary ones; matched and scored in float32 (under bf16 autocast the boxes
+    # would be rounded to 0.25 px steps above 32 px, ground truth included)
+    layers = [{k: out_l[k].float() for k in ("logits", "boxes")} for out_l in (out, *out["aux"])]
     matches = match_batch(
         torch.cat([layer["logits"] for layer in layers]).detach(),
         torch.cat([layer["boxes"] for layer in layers]).detach(),

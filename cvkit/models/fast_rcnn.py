@@ -71,10 +71,13 @@ class FastRCNN(nn.Module):
         if rois.dim() != 2 or rois.shape[1] != 5:
             raise ValueError(f"rois must be (R, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}")
         scale = 1.0 / self.stride
+        # pool in float32: under bf16 autocast (GPU training) bf16 box coordinates would be off by up to 0.25 px
+        fmap32, rois32 = fmap.float(), rois.to(device=fmap.device, dtype=torch.float32)
         if self.pooling == "pool":
-            pooled = torchvision.ops.roi_pool(fmap, rois.to(fmap), self.pool, scale)  # (R, C, pool, pool)
+            pooled = torchvision.ops.roi_pool(fmap32, rois32, self.pool, scale)  # (R, C, pool, pool)
         else:
-            pooled = torchvision.ops.roi_align(fmap, rois.to(fmap), self.pool, scale, 2, True)
+            pooled = torchvision.ops.roi_align(fmap32, rois32, self.pool, scale, 2, True)
+        pooled = pooled.to(fmap.dtype)
         h = self.fc(pooled)  # (R, hidden)
         return {"logits": self.cls_head(h), "deltas": self.box_head(h).view(-1, self.num_classes + 1, 4)}
 

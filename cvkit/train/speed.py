@@ -79,7 +79,8 @@ def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int) -> Spee
       small images; measured in ``benchmarks/README.md``).
     * compile ``"auto"``: on CUDA when Triton is installed and the run has at least
       :data:`COMPILE_MIN_STEPS` steps; never on CPU, where compiling would take longer than the
-      short runs CPUs are used for.
+      short runs CPUs are used for. Pass ``compile=False`` for a model whose shapes change from batch
+      to batch (detectors: the number of proposals or RoIs), which would recompile for each new shape.
     * fused optimizer and cudnn.benchmark: on CUDA.
 
     Raises:
