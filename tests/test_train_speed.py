@@ -99,6 +99,21 @@ def test_plan_compiles_only_long_runs_and_only_with_triton(monkeypatch):
     assert not plan_speed(TrainConfig(), CUDA, 10 * COMPILE_MIN_STEPS).compile
 
 
+def test_plan_does_not_compile_models_whose_shapes_change_unless_asked(monkeypatch):
+    from cvkit.models import create_model
+    from cvkit.train.speed import has_dynamic_shapes
+
+    fake_gpu(monkeypatch, (8, 0))
+    assert not plan_speed(TrainConfig(), CUDA, 10 * COMPILE_MIN_STEPS, dynamic_shapes=True).compile
+    assert plan_speed(TrainConfig(compile=True), CUDA, 10, dynamic_shapes=True).compile  # asked for: compiled
+    assert has_dynamic_shapes(create_model("faster_rcnn_small", widths=(8, 16, 32), representation=32))
+    assert has_dynamic_shapes(create_model("mask_rcnn_small", widths=(8, 16, 32), representation=32, mask_channels=8))
+    assert not has_dynamic_shapes(tiny_model())
+    flagged = tiny_model()
+    flagged.dynamic_shapes = True
+    assert has_dynamic_shapes(flagged)
+
+
 def test_plan_on_cpu_is_plain_unless_asked():
     cpu = torch.device("cpu")
     plan = plan_speed(TrainConfig(), cpu, total_steps=100 * COMPILE_MIN_STEPS)

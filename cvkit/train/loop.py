@@ -47,7 +47,7 @@ from cvkit.train.checkpoint import load_checkpoint, restore_rng_state, rng_state
 from cvkit.train.config import TrainConfig
 from cvkit.train.history import History
 from cvkit.train.precision import choose_precision
-from cvkit.train.speed import SpeedPlan, cudnn_benchmark, plan_speed
+from cvkit.train.speed import SpeedPlan, cudnn_benchmark, has_dynamic_shapes, plan_speed
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -148,7 +148,7 @@ def fit(
     device = pick_device(cfg.device)
     proc = distributed.setup(device)  # under torchrun: join the process group (before len(), so a DeviceLoader shards)
     steps_per_epoch = _length(train_loader)
-    plan = plan_speed(cfg, device, cfg.epochs * steps_per_epoch)
+    plan = plan_speed(cfg, device, cfg.epochs * steps_per_epoch, dynamic_shapes=has_dynamic_shapes(model))
     verbose = cfg.verbose and proc.is_main
 
     seed_everything((cfg.seed + proc.rank) % 2**32)  # process 0 (or the only one): cfg.seed; others: own dropout masks

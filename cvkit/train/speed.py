@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -71,7 +72,7 @@ class SpeedPlan:
         return f"{self.device.type}: " + ", ".join(parts)
 
 
-def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int) -> SpeedPlan:
+def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int, *, dynamic_shapes: bool = False) -> SpeedPlan:
     """Resolve the ``"auto"`` options of ``cfg`` for ``device`` and a run of ``total_steps`` optimizer steps.
 
     * precision ``"auto"``: see :func:`cvkit.train.choose_precision` (bf16, fp16 + GradScaler, fp32 on CPU).
@@ -79,8 +80,8 @@ def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int) -> Spee
       small images; measured in ``benchmarks/README.md``).
     * compile ``"auto"``: on CUDA when Triton is installed and the run has at least
       :data:`COMPILE_MIN_STEPS` steps; never on CPU, where compiling would take longer than the
-      short runs CPUs are used for. Pass ``compile=False`` for a model whose shapes change from batch
-      to batch (detectors: the number of proposals or RoIs), which would recompile for each new shape.
+      short runs CPUs are used for; never for a model with ``dynamic_shapes`` (see
+      :func:`has_dynamic_shapes`), which would recompile for each new shape.
     * fused optimizer and cudnn.benchmark: on CUDA.
 
     Raises:
@@ -89,7 +90,7 @@ def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int) -> Spee
     cuda = device.type == "cuda"
     channels_last = cuda if cfg.channels_last == "auto" else bool(cfg.channels_last)
     if cfg.compile == "auto":
-        compile_model = cuda and triton_available() and total_steps >= COMPILE_MIN_STEPS
+        compile_model = cuda and triton_available() and total_steps >= COMPILE_MIN_STEPS and not dynamic_shapes
     else:
         compile_model = bool(cfg.compile)
     return SpeedPlan(
@@ -100,6 +101,21 @@ def plan_speed(cfg: TrainConfig, device: torch.device, total_steps: int) -> Spee
         fused_optimizer=cuda,
         cudnn_benchmark=cuda,
     )
+
+
+def has_dynamic_shapes(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s tensor shapes change from batch to batch, so that ``torch.compile`` would recompile again
+    and again: torchvision's two-stage detectors (``GeneralizedRCNN``: Faster and Mask R-CNN, whose proposals and
+    positive RoIs vary in number), or any model with a true ``dynamic_shapes`` attribute.
+
+    Compiled on an H200, 08_2's Faster R-CNN and 09_2's Mask R-CNN had not finished one epoch after 6 minutes; 2 CPU
+    cores train 08_2's in about 100 s (``benchmarks/README.md``).
+    """
+    if getattr(model, "dynamic_shapes", False):
+        return True
+    # a GeneralizedRCNN exists only if its module was imported: importing it here would cost every fit a second
+    rcnn = sys.modules.get("torchvision.models.detection.generalized_rcnn")
+    return rcnn is not None and isinstance(model, rcnn.GeneralizedRCNN)
 
 
 def triton_available() -> bool:
